@@ -1,0 +1,202 @@
+//! Batches on a device. A split is uploaded once (columns as tensors, tokens
+//! padded to the plan's max length); each batch is then a handful of
+//! `index_select`s plus a narrow to the batch's longest row, so padding is
+//! per batch and no per-row work happens on the host beyond ordering.
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::types::{Column, DatasetMeta, Split, TokenColumn};
+
+/// Model inputs for one batch; field order is: every `Single` field, then
+/// every `Multi` field, then every `Number` field, each in `DatasetMeta::fields` order.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub rows: usize,
+    /// (B, n_single) u32 field-local ids, or None when no single-valued field feeds the CTR side.
+    pub single: Option<Tensor>,
+    /// One (B, width) u32 tensor of field-local ids (PAD = 0) per multi-valued field.
+    pub multi: Vec<Tensor>,
+    /// (B, n_number) f32, or None.
+    pub numbers: Option<Tensor>,
+    /// (B,) f32 labels 0/1.
+    pub labels: Tensor,
+    pub text: Option<TextBatch>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TextBatch {
+    /// (B, T) u32 token ids, T = longest row in this batch; padded with the pad id.
+    pub ids: Tensor,
+    /// (B, T) f32, 1 on real tokens, 0 on padding.
+    pub mask: Tensor,
+    /// Real length of each row (host copy, for bucketing statistics).
+    pub lengths: Vec<usize>,
+}
+
+/// A split resident on a device.
+pub struct DeviceSplit {
+    pub rows: usize,
+    single: Option<Tensor>,
+    multi: Vec<Tensor>,
+    numbers: Option<Tensor>,
+    labels: Tensor,
+    tokens: Option<(Tensor, Vec<usize>)>,
+    device: Device,
+}
+
+impl DeviceSplit {
+    pub fn new(split: &Split, meta: &DatasetMeta, device: &Device) -> Result<Self> {
+        let n = split.rows;
+        let mut single_cols: Vec<&[u32]> = Vec::new();
+        let mut multi = Vec::new();
+        let mut number_cols: Vec<&[f32]> = Vec::new();
+        for col in &split.columns {
+            match col {
+                Column::Single(ids) => single_cols.push(ids),
+                Column::Multi { width, ids } => {
+                    multi.push(Tensor::from_slice(ids, (n, *width), device)?)
+                }
+                Column::Number(v) => number_cols.push(v),
+            }
+        }
+        let single = if single_cols.is_empty() {
+            None
+        } else {
+            Some(interleave_u32(&single_cols, n, device)?)
+        };
+        let numbers = if number_cols.is_empty() {
+            None
+        } else {
+            let mut flat = vec![0f32; n * number_cols.len()];
+            let w = number_cols.len();
+            for (f, col) in number_cols.iter().enumerate() {
+                for (r, v) in col.iter().enumerate() {
+                    flat[r * w + f] = *v;
+                }
+            }
+            Some(Tensor::from_vec(flat, (n, w), device)?)
+        };
+        let labels = Tensor::from_slice(&split.labels, n, device)?;
+        let tokens = match (&split.tokens, &meta.text) {
+            (Some(tok), Some(text)) => Some(pad_tokens(tok, n, text.max_len, text.pad_id, device)?),
+            _ => None,
+        };
+        Ok(Self {
+            rows: n,
+            single,
+            multi,
+            numbers,
+            labels,
+            tokens,
+            device: device.clone(),
+        })
+    }
+
+    /// Token length of every row (empty when the split has no text).
+    pub fn token_lengths(&self) -> &[usize] {
+        self.tokens.as_ref().map(|(_, l)| l.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let idx = Tensor::from_vec(idx, rows.len(), &self.device)?;
+        let take = |t: &Tensor| t.index_select(&idx, 0);
+        let text = match &self.tokens {
+            Some((ids, lengths)) => {
+                let lens: Vec<usize> = rows.iter().map(|&r| lengths[r]).collect();
+                let t = lens.iter().copied().max().unwrap_or(1).max(1);
+                let ids = take(ids)?.narrow(1, 0, t)?;
+                let len_t = Tensor::from_vec(
+                    lens.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+                    (rows.len(), 1),
+                    &self.device,
+                )?;
+                let pos = Tensor::arange(0u32, t as u32, &self.device)?.unsqueeze(0)?;
+                let mask = pos.broadcast_lt(&len_t)?.to_dtype(DType::F32)?;
+                Some(TextBatch {
+                    ids,
+                    mask,
+                    lengths: lens,
+                })
+            }
+            None => None,
+        };
+        Ok(Batch {
+            rows: rows.len(),
+            single: self.single.as_ref().map(take).transpose()?,
+            multi: self.multi.iter().map(take).collect::<candle_core::Result<_>>()?,
+            numbers: self.numbers.as_ref().map(take).transpose()?,
+            labels: take(&self.labels)?,
+            text,
+        })
+    }
+}
+
+fn interleave_u32(cols: &[&[u32]], n: usize, device: &Device) -> Result<Tensor> {
+    // Stacking (F, N) then transposing keeps this a tensor op instead of a row loop.
+    let flat: Vec<u32> = cols.iter().flat_map(|c| c.iter().copied()).collect();
+    Ok(Tensor::from_vec(flat, (cols.len(), n), device)?
+        .t()?
+        .contiguous()?)
+}
+
+fn pad_tokens(
+    tok: &TokenColumn,
+    n: usize,
+    max_len: usize,
+    pad: u32,
+    device: &Device,
+) -> Result<(Tensor, Vec<usize>)> {
+    let width = (0..n).map(|r| tok.len_of(r)).max().unwrap_or(1).clamp(1, max_len.max(1));
+    let mut flat = vec![pad; n * width];
+    let mut lengths = Vec::with_capacity(n);
+    for r in 0..n {
+        let row = tok.row(r);
+        let l = row.len().min(width);
+        flat[r * width..r * width + l].copy_from_slice(&row[..l]);
+        lengths.push(l);
+    }
+    let t = Tensor::from_vec(flat, (n, width), device).context("uploading token ids")?;
+    Ok((t, lengths))
+}
+
+/// Batch orders for one epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderSpec {
+    pub batch: usize,
+    pub shuffle: bool,
+    /// Sort by token length inside windows of `batch * 50` rows, then shuffle batches.
+    pub bucket_by_length: bool,
+    pub seed: u64,
+    pub epoch: usize,
+    /// Use at most this many rows (after shuffling).
+    pub max_rows: Option<usize>,
+}
+
+/// Row indices grouped into batches. Deterministic for (seed, epoch).
+pub fn epoch_batches(rows: usize, token_lengths: &[usize], spec: OrderSpec) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        spec.seed ^ (spec.epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    if spec.shuffle {
+        order.shuffle(&mut rng);
+    }
+    if let Some(m) = spec.max_rows {
+        order.truncate(m);
+    }
+    let batch = spec.batch.max(1);
+    if spec.bucket_by_length && token_lengths.len() == rows {
+        for window in order.chunks_mut(batch * 50) {
+            window.sort_by_key(|&r| token_lengths[r]);
+        }
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch).map(|c| c.to_vec()).collect();
+    if spec.bucket_by_length && spec.shuffle {
+        batches.shuffle(&mut rng);
+    }
+    batches
+}

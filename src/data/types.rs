@@ -1,0 +1,90 @@
+//! The processed dataset: columnar, encoded, aligned row by row across the
+//! CTR side (field ids) and the text side (token ids).
+
+use serde::{Deserialize, Serialize};
+
+/// Id 0 of every field vocabulary is padding, id 1 is out-of-vocabulary;
+/// real values start at 2.
+pub const PAD_ID: u32 = 0;
+pub const OOV_ID: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    pub meta: DatasetMeta,
+    pub train: Split,
+    pub valid: Split,
+    pub test: Split,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetMeta {
+    /// The CTR-side fields (those with `ctr = true`), in plan order.
+    pub fields: Vec<FieldMeta>,
+    /// Present when the plan has a PLM (text was rendered and tokenized).
+    pub text: Option<TextMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldMeta {
+    pub name: String,
+    pub layout: ColumnLayout,
+    /// Vocabulary size including PAD and OOV (for `Number`: 1).
+    pub vocab_size: usize,
+    /// Index → value string (index 0 = "<pad>", 1 = "<oov>"); empty for numbers.
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnLayout {
+    /// One id per row.
+    Single,
+    /// Up to `width` ids per row, PAD-filled.
+    Multi { width: usize },
+    /// One standardised real value per row.
+    Number,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextMeta {
+    pub vocab_size: usize,
+    pub pad_id: u32,
+    pub mask_id: u32,
+    /// Ids of special tokens ([CLS], [SEP], <s>, </s>, …) never masked by PA-MLM.
+    pub special_ids: Vec<u32>,
+    pub max_len: usize,
+}
+
+/// One split, columnar. All columns have `rows` entries (Multi: `rows * width`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Split {
+    pub rows: usize,
+    /// 0.0 / 1.0.
+    pub labels: Vec<f32>,
+    /// One column per `DatasetMeta::fields` entry, same order.
+    pub columns: Vec<Column>,
+    pub tokens: Option<TokenColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Column {
+    Single(Vec<u32>),
+    Multi { width: usize, ids: Vec<u32> },
+    Number(Vec<f32>),
+}
+
+/// Ragged token ids: row `i` is `ids[offsets[i]..offsets[i+1]]`, special
+/// tokens included, already truncated to `max_len`; no padding stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenColumn {
+    pub offsets: Vec<u32>,
+    pub ids: Vec<u32>,
+}
+
+impl TokenColumn {
+    pub fn len_of(&self, row: usize) -> usize {
+        (self.offsets[row + 1] - self.offsets[row]) as usize
+    }
+    pub fn row(&self, row: usize) -> &[u32] {
+        &self.ids[self.offsets[row] as usize..self.offsets[row + 1] as usize]
+    }
+}

@@ -1,0 +1,1 @@
+//! The experiment language: pest grammar (`grammar/clickprompt.pest`) → AST with spans.

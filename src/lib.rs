@@ -1,0 +1,15 @@
+//! clickprompt: ClickPrompt experiments (CTR models generating soft prompts
+//! for a pretrained language model), from an experiment file to stored runs.
+//!
+//! The pipeline, with dependencies flowing one way:
+//! `dsl` (parse) → `plan` (validate, resolve) → `data` → `model` → `train`
+//! → `store`; `cli` wires them together and feeds the `clickprompt-tui` dashboard.
+
+pub mod cli;
+pub mod data;
+pub mod dsl;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod store;
+pub mod train;

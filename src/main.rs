@@ -1,0 +1,18 @@
+use clap::Parser;
+
+fn main() {
+    let cli = clickprompt::cli::Cli::parse();
+    match clickprompt::cli::dispatch(cli) {
+        Ok(()) => {}
+        Err(err) => {
+            let code = clickprompt::error::exit_code(&err);
+            if code == 2 {
+                // Invalid input carries a message already rendered for people.
+                eprintln!("{err}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            std::process::exit(code);
+        }
+    }
+}

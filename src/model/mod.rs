@@ -1,0 +1,1 @@
+//! candle models: field embeddings, CTR backbones, the prompted PLM encoder, heads.

@@ -1,0 +1,1 @@
+//! Run history in SQLite (sqlx): runs, params, metrics, evaluations, artifacts.

@@ -1,0 +1,3 @@
+//! Training: optimiser, schedules, metrics, the stage loop, checkpoints, events.
+
+pub mod events;
