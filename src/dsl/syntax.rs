@@ -70,10 +70,12 @@ fn describe(rule: Rule) -> Option<String> {
     Some(s.to_string())
 }
 
-/// Literal tokens worth naming: punctuation, not whitespace or comment starts.
+/// Literal tokens worth naming: punctuation and keywords, not whitespace,
+/// comment starts or pieces of numbers and escapes.
 fn describe_token(token: &str) -> Option<String> {
-    const NAMED: [&str; 12] = ["{", "}", "(", ")", "[", "]", "=", ":", ",", ">", "<", "!="];
-    NAMED.contains(&token).then(|| format!("`{token}`"))
+    const PUNCT: [&str; 12] = ["{", "}", "(", ")", "[", "]", "=", ":", ",", ">", "<", "!="];
+    let keyword = token.len() > 1 && token.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    (PUNCT.contains(&token) || keyword).then(|| format!("`{token}`"))
 }
 
 fn found_at(source: &str, pos: usize) -> (String, Span, Option<String>) {
@@ -117,6 +119,11 @@ pub fn to_diagnostic(err: &Error<Rule>, source: &str) -> Diagnostic {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
+    // pest positions errors at the last *rule* attempt; a literal (`:`, `)`)
+    // that failed further on is the better place to point at.
+    let attempts = err.parse_attempts();
+    let further = attempts.as_ref().filter(|a| a.max_position > pos);
+    let pos = further.map(|a| a.max_position).unwrap_or(pos);
     let (found, span, word) = found_at(source, pos);
     match &err.variant {
         ErrorVariant::CustomError { message } => Diagnostic::new(span, message.clone()),
@@ -127,12 +134,16 @@ pub fn to_diagnostic(err: &Error<Rule>, source: &str) -> Diagnostic {
                     expected.push(s);
                 }
             };
-            for r in positives {
-                if let Some(d) = describe(*r) {
-                    push(d);
+            let mut rules = positives.clone();
+            rules.sort();
+            if further.is_none() {
+                for r in &rules {
+                    if let Some(d) = describe(*r) {
+                        push(d);
+                    }
                 }
             }
-            if let Some(attempts) = err.parse_attempts() {
+            if let Some(attempts) = &attempts {
                 if attempts.max_position == pos {
                     for t in attempts.expected_tokens() {
                         if let Some(d) = describe_token(&t.to_string()) {

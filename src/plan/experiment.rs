@@ -266,14 +266,21 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
         }
         names.push(name);
     }
-    let uses_plm = spec
+    // With an unknown stage kind, "unused" would be a misleading follow-on error.
+    let kinds_known = spec
         .stages
         .iter()
-        .any(|s| matches!(s.kind.name.as_str(), "pa_mlm" | "joint" | "plm_only"));
-    let uses_ctr = spec
-        .stages
-        .iter()
-        .any(|s| matches!(s.kind.name.as_str(), "pa_mlm" | "joint" | "ctr_only"));
+        .all(|s| STAGE_KINDS.contains(&s.kind.name.as_str()));
+    let uses_plm = !kinds_known
+        || spec
+            .stages
+            .iter()
+            .any(|s| matches!(s.kind.name.as_str(), "pa_mlm" | "joint" | "plm_only"));
+    let uses_ctr = !kinds_known
+        || spec
+            .stages
+            .iter()
+            .any(|s| matches!(s.kind.name.as_str(), "pa_mlm" | "joint" | "ctr_only"));
     let uses_prompts = spec
         .stages
         .iter()
