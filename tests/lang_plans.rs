@@ -452,6 +452,6 @@ experiment grandchild extends child { plm m { max_len 16 } }
     assert_eq!(c.stages[1].train.lr, 3e-4, "overridden parameter");
     let g = by_name(&plans, "grandchild");
     assert_eq!(g.plm.as_ref().unwrap().max_len, 16);
-    assert_eq!(g.stages, c.stages.iter().cloned().collect::<Vec<_>>());
+    assert_eq!(g.stages, c.stages.to_vec());
     assert_eq!(by_name(&plans, "base").plm.as_ref().unwrap().max_len, 128);
 }
