@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub mod batch;
 pub mod cache;
 pub mod encode;
+pub mod inspect;
 pub mod label;
 pub mod raw;
 pub mod render;
