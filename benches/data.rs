@@ -63,8 +63,6 @@ fn main() -> anyhow::Result<()> {
     let mode = std::env::args()
         .nth(1)
         .filter(|a| ["cold", "warm", "check"].contains(&a.as_str()));
-    let cache =
-        std::env::temp_dir().join(format!("clickprompt-data-bench-{}", std::process::id() / 1));
     let Some(mode) = mode else {
         // Parent: one child per mode, sharing one cache folder.
         let cache =
@@ -81,7 +79,9 @@ fn main() -> anyhow::Result<()> {
     };
     let cache = std::env::var_os("DATA_BENCH_CACHE")
         .map(PathBuf::from)
-        .unwrap_or(cache);
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("clickprompt-data-bench-{}", std::process::id()))
+        });
     let opts = |rebuild| LoadOptions {
         cache_dir: cache.clone(),
         rebuild,

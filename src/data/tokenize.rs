@@ -356,6 +356,11 @@ impl TextTokenizer {
     }
 }
 
+/// `[CLS]`, `<s>` and the like.
+fn is_bracketed(t: &str) -> bool {
+    (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('<') && t.ends_with('>'))
+}
+
 /// `do_lower_case` from `tokenizer_config.json`, else lowercase unless the
 /// vocabulary has upper-case word pieces (a cased model).
 fn lowercase_setting(dir: &Path, vocab: &Path) -> Result<bool> {
@@ -371,9 +376,7 @@ fn lowercase_setting(dir: &Path, vocab: &Path) -> Result<bool> {
         .map_err(|e| invalid(format!("cannot read {}: {e}", vocab.display())))?;
     let cased = text
         .lines()
-        .filter(|t| {
-            !(t.starts_with('[') && t.ends_with(']')) && !(t.starts_with('<') && t.ends_with('>'))
-        })
+        .filter(|t| !is_bracketed(t))
         .any(|t| t.chars().any(char::is_uppercase));
     Ok(!cased)
 }
