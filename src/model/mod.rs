@@ -1,1 +1,3 @@
 //! candle models: field embeddings, CTR backbones, the prompted PLM encoder, heads.
+
+pub mod nn;
