@@ -39,13 +39,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
 }
 
 fn load_plans(file: &Path, experiment: Option<&str>) -> Result<Vec<ExperimentPlan>> {
-    // PENDING-LANG: becomes `crate::plan::select(crate::plan::load_file(file)?, experiment)`
-    // once the language lands on main.
-    let _ = experiment;
-    anyhow::bail!(
-        "{}: experiment files cannot be read until the language lands",
-        file.display()
-    )
+    crate::plan::select(crate::plan::load_file(file)?, experiment)
 }
 
 fn inspect(a: &InspectArgs) -> Result<()> {
