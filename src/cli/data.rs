@@ -34,7 +34,10 @@ pub struct InspectArgs {
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
-        DataCommand::Inspect(a) => inspect(&a),
+        DataCommand::Inspect(a) => {
+            print!("{}", inspect(&a)?);
+            Ok(())
+        }
     }
 }
 
@@ -42,7 +45,11 @@ fn load_plans(file: &Path, experiment: Option<&str>) -> Result<Vec<ExperimentPla
     crate::plan::select(crate::plan::load_file(file)?, experiment)
 }
 
-fn inspect(a: &InspectArgs) -> Result<()> {
+/// The inspect report for every selected experiment (one per distinct
+/// dataset/template/tokenizer combination).
+pub fn inspect(a: &InspectArgs) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let plans = load_plans(&a.file, a.experiment.as_deref())?;
     // Sweep points and experiments often share one dataset declaration: inspect each once.
     let mut seen: Vec<(
@@ -69,17 +76,13 @@ fn inspect(a: &InspectArgs) -> Result<()> {
             },
         };
         let loaded = data::load(plan, &opts)?;
-        println!("== experiment {}", plan.name);
-        print!(
-            "{}",
-            Report {
-                dataset_name: &plan.dataset.name,
-                loaded: &loaded
-            }
-        );
-        println!();
+        let report = Report {
+            dataset_name: &plan.dataset.name,
+            loaded: &loaded,
+        };
+        let _ = writeln!(out, "== experiment {}\n{report}", plan.name);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The local folder of a PLM: a local path as given; a hub id from
