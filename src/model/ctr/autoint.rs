@@ -9,8 +9,9 @@ use crate::model::nn::{softmax_last_dim, xavier_normal};
 
 #[derive(Debug, Clone)]
 struct AttLayer {
-    /// (d_in, 4·A): query, key, value and residual projections in one matmul.
-    qkvr: Tensor,
+    /// (d_in, A) query, key, value and residual projections; concatenated per
+    /// forward (never cached: the optimiser updates the variables in place).
+    parts: [Tensor; 4],
 }
 
 #[derive(Debug, Clone)]
@@ -32,8 +33,7 @@ impl SelfAttention {
         for l in 0..layers {
             let vb = vb.pp(l.to_string());
             let get = |name: &str| vb.get_with_hints((d_in, att_dim), name, xavier_normal(d_in, att_dim));
-            let w = Tensor::cat(&[get("query")?, get("key")?, get("value")?, get("residual")?], 1)?;
-            out.push(AttLayer { qkvr: w });
+            out.push(AttLayer { parts: [get("query")?, get("key")?, get("value")?, get("residual")?] });
             d_in = att_dim;
         }
         Ok(Self { layers: out, heads, att_dim })
@@ -58,7 +58,9 @@ impl SelfAttention {
         let mut x = emb.clone();
         for layer in &self.layers {
             let d_in = x.dim(2)?;
-            let p = x.reshape((b * f, d_in))?.matmul(&layer.qkvr)?.reshape((b, f, 4 * a))?;
+            // One matmul for all four projections.
+            let w = Tensor::cat(&layer.parts, 1)?;
+            let p = x.reshape((b * f, d_in))?.matmul(&w)?.reshape((b, f, 4 * a))?;
             let heads = |i: usize| -> Result<Tensor> {
                 Ok(p.narrow(2, i * a, a)?.reshape((b, f, h, dh))?.transpose(1, 2)?.contiguous()?)
             };
