@@ -3,3 +3,6 @@
 pub mod events;
 pub mod metrics;
 pub mod optim;
+pub mod checkpoint;
+pub mod ctr_stage;
+pub mod trainer;
