@@ -8,7 +8,7 @@ use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 /// Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * w + b.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -46,15 +46,14 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
         // Threshold on raw u32s: no float conversion per draw.
         let threshold = (p * u32::MAX as f64) as u32;
         let mut mask = vec![0f32; n];
-        {
-            let mut guard = DROPOUT_RNG.lock().map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
-            let rng = guard.get_or_insert_with(|| SmallRng::seed_from_u64(0));
+        DROPOUT_RNG.with(|cell| {
+            let mut rng = cell.borrow_mut();
             for m in mask.iter_mut() {
                 if rng.next_u32() >= threshold {
                     *m = scale as f32;
                 }
             }
-        }
+        });
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         return x * mask;
     }
@@ -64,13 +63,15 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     (x * keep)? * scale
 }
 
-static DROPOUT_RNG: Mutex<Option<SmallRng>> = Mutex::new(None);
+thread_local! {
+    // Per thread: a stage trains on one thread, and concurrent stages (tests)
+    // must not consume each other's draws.
+    static DROPOUT_RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(0));
+}
 
-/// Re-seeds the CPU dropout generator (the trainer calls this at the start of each stage).
+/// Re-seeds this thread's CPU dropout generator (the trainer calls this at the start of each stage).
 pub fn seed_dropout(seed: u64) {
-    if let Ok(mut g) = DROPOUT_RNG.lock() {
-        *g = Some(SmallRng::seed_from_u64(seed));
-    }
+    DROPOUT_RNG.with(|cell| *cell.borrow_mut() = SmallRng::seed_from_u64(seed));
 }
 
 /// Xavier-normal initialisation for a (fan_out, fan_in) weight, as the reference code uses.
