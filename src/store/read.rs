@@ -544,7 +544,7 @@ impl Store {
         let pid = std::process::id();
         let note = format!("resumed by process {pid} on {}", super::process::hostname());
         let pool = self.pool().clone();
-        let next_ord = self.block_on(async {
+        let reopened = self.block_on(async {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             let res = sqlx::query(
                 "UPDATE runs SET status = 'RUNNING', ended_at = NULL, error = NULL, pid = ?, proc_start = ?,
@@ -558,7 +558,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if res.rows_affected() != 1 {
-                return Ok::<Option<i64>, sqlx::Error>(None);
+                return Ok::<bool, sqlx::Error>(false);
             }
             sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES (?, ?, 'info', ?)")
                 .bind(run_id)
@@ -566,17 +566,13 @@ impl Store {
                 .bind(&note)
                 .execute(&mut *tx)
                 .await?;
-            let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(ord) + 1, 0) FROM stages WHERE run_id = ?")
-                .bind(run_id)
-                .fetch_one(&mut *tx)
-                .await?;
             tx.commit().await?;
-            Ok(Some(next))
+            Ok(true)
         });
-        let next_ord = next_ord
-            .context("reopening a run")?
-            .ok_or_else(|| invalid(format!("run {run_id} changed status while being resumed; try again")))?;
-        let recorder = self.spawn_writer(run_id, next_ord);
+        if !reopened.context("reopening a run")? {
+            return Err(invalid(format!("run {run_id} changed status while being resumed; try again")));
+        }
+        let recorder = self.spawn_writer(run_id);
         let info = self.resume_info(run_id)?;
         Ok((recorder, info))
     }

@@ -215,13 +215,13 @@ impl Store {
         let run_id = self
             .block_on(insert_run(&pool, &info, &plan_yaml))
             .with_context(|| format!("recording a new run in {}", self.path().display()))?;
-        Ok(self.spawn_writer(run_id, 0))
+        Ok(self.spawn_writer(run_id))
     }
 
-    pub(crate) fn spawn_writer(&self, run_id: i64, next_ord: i64) -> RunRecorder {
+    pub(crate) fn spawn_writer(&self, run_id: i64) -> RunRecorder {
         let (tx, rx) = mpsc::unbounded_channel();
         let error = Arc::new(Mutex::new(None));
-        let writer = Writer { pool: self.pool().clone(), run_id, next_ord, error: error.clone(), final_set: false };
+        let writer = Writer { pool: self.pool().clone(), run_id, error: error.clone(), final_set: false };
         self.inner.rt.spawn(writer.run(rx));
         RunRecorder { run_id, tx, _inner: self.inner.clone(), error, finished: false }
     }
@@ -283,7 +283,6 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
 struct Writer {
     pool: SqlitePool,
     run_id: i64,
-    next_ord: i64,
     error: Arc<Mutex<Option<String>>>,
     /// A final status was recorded (by an interrupt); later ones don't override it.
     final_set: bool,
@@ -358,31 +357,24 @@ impl Writer {
         batch.clear();
     }
 
-    async fn write_once(&mut self, batch: &[(Event, chrono::DateTime<chrono::Utc>)]) -> sqlx::Result<()> {
+    async fn write_once(&self, batch: &[(Event, chrono::DateTime<chrono::Utc>)]) -> sqlx::Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let ord_before = self.next_ord;
         for (event, ts) in batch {
             let ts = ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            if let Err(e) = self.write_event(&mut tx, event, &ts).await {
-                self.next_ord = ord_before;
-                return Err(e);
-            }
+            self.write_event(&mut tx, event, &ts).await?;
         }
-        if let Err(e) = tx.commit().await {
-            self.next_ord = ord_before;
-            return Err(e);
-        }
-        Ok(())
+        tx.commit().await
     }
 
-    async fn write_event(&mut self, tx: &mut Transaction<'static, Sqlite>, event: &Event, ts: &str) -> sqlx::Result<()> {
+    async fn write_event(&self, tx: &mut Transaction<'static, Sqlite>, event: &Event, ts: &str) -> sqlx::Result<()> {
         let run_id = self.run_id;
         match event {
             Event::StageStarted { stage, kind, epochs, steps_per_epoch, rows } => {
                 // A resumed stage keeps its place in the order.
                 sqlx::query(
                     "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, started_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?)
+                     VALUES (?1, ?2, (SELECT COALESCE(MAX(ord) + 1, 0) FROM stages WHERE run_id = ?1),
+                             ?3, ?4, ?5, ?6, 'RUNNING', ?7)
                      ON CONFLICT (run_id, stage) DO UPDATE SET
                         kind = excluded.kind, epochs = excluded.epochs,
                         steps_per_epoch = excluded.steps_per_epoch, rows = excluded.rows,
@@ -390,7 +382,6 @@ impl Writer {
                 )
                 .bind(run_id)
                 .bind(stage)
-                .bind(self.next_ord)
                 .bind(kind)
                 .bind(*epochs as i64)
                 .bind(*steps_per_epoch as i64)
@@ -398,7 +389,6 @@ impl Writer {
                 .bind(ts)
                 .execute(&mut **tx)
                 .await?;
-                self.next_ord += 1;
             }
             Event::Step { stage, epoch, step, loss, lr, samples_per_s } => {
                 sqlx::query(
