@@ -4,14 +4,23 @@ use std::path::PathBuf;
 
 use crate::plan::{self, ExperimentPlan};
 
-/// Check experiment files: print one line per runnable experiment (sweeps
-/// expanded), or every error with file:line:col, the source line and a hint.
-///
-/// Exit codes: 0 when every file is valid, 2 when any has errors.
+const AFTER_HELP: &str = "\
+Prints `FILE: ok, N runs` and one summary line per run (sweeps expanded) when
+valid. Otherwise prints every error as `file:line:col: error: message`, the
+source line, a caret under the problem and a hint where one exists.
+
+Exit codes: 0 all files valid, 2 any file invalid or unreadable.
+
+Examples:
+  clickprompt check experiments/*.cp
+  clickprompt check --quiet experiments/quickstart.cp
+
+The language is described in docs/language.md.";
+
+/// Check experiment files: one summary line per runnable experiment, or
+/// every error with file:line:col, the source line and a hint.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  clickprompt check experiments/*.cp\n  clickprompt check --quiet experiments/quickstart.cp"
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct CheckArgs {
     /// Experiment file(s) to check.
     #[arg(required = true, value_name = "FILE")]

@@ -10,13 +10,22 @@ pub enum PlanFormat {
     Json,
 }
 
-/// Print the fully resolved plan(s) of an experiment file: every default
-/// filled in, `extends` applied, sweeps expanded into named runs. The YAML
-/// is what `run` stores with each run.
+const AFTER_HELP: &str = "\
+The plan is what `run` executes and stores with each run: dataset (source,
+label, split, fields), template, PLM, CTR backbone, prompts, fusion, device,
+seed, metrics and every stage's training parameters, with defaults filled in,
+`extends` applied and sweeps expanded into runs named like
+`prompt_count[prompts=5,ctr=dcnv2]`.
+
+Exit codes: 0 ok, 2 invalid file or unknown --experiment.
+
+Examples:
+  clickprompt plan experiments/quickstart.cp
+  clickprompt plan experiments/ml100k_prompt_sweep.cp --experiment prompt_count --format json";
+
+/// Print the fully resolved plan(s) of an experiment file.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  clickprompt plan experiments/quickstart.cp\n  clickprompt plan experiments/ml100k_prompt_sweep.cp --experiment prompt_count --format json"
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct PlanArgs {
     /// Experiment file.
     #[arg(value_name = "FILE")]
