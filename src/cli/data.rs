@@ -75,7 +75,8 @@ pub fn inspect(a: &InspectArgs) -> Result<String> {
                 None => None,
             },
         };
-        let loaded = data::load(plan, &opts)?;
+        let loaded =
+            data::load(plan, &opts).map_err(|e| data::with_declaration(e, &a.file, plan))?;
         let report = Report {
             dataset_name: &plan.dataset.name,
             loaded: &loaded,

@@ -44,8 +44,7 @@ pub fn split(table: &RawTable, plan: &SplitPlan, dataset: &str) -> Result<[Vec<u
             (order, ratios)
         }
     };
-    let [a, b, c] = cut_points(n, ratios)?;
-    let _ = c;
+    let [a, b, _] = cut_points(n, ratios)?;
     Ok([
         order[..a].to_vec(),
         order[a..b].to_vec(),

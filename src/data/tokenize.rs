@@ -328,8 +328,9 @@ impl TextTokenizer {
                         if room == 0 {
                             break;
                         }
-                        // Every word of every text is in the table by construction.
-                        let (s, l) = table[w];
+                        let &(s, l) = table.get(w).ok_or_else(|| {
+                            anyhow!("internal: word {w:?} missing from the word table")
+                        })?;
                         let take = (l as usize).min(room);
                         ids.extend_from_slice(&flat[s as usize..s as usize + take]);
                         room -= take;
@@ -337,9 +338,9 @@ impl TextTokenizer {
                     ids.extend_from_slice(&self.suffix);
                     lens.push((ids.len() - start) as u32);
                 }
-                (lens, ids)
+                Ok((lens, ids))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let total: usize = parts.iter().map(|(_, i)| i.len()).sum();
         let mut offsets = Vec::with_capacity(texts.len() + 1);
         offsets.push(0u32);
