@@ -57,7 +57,7 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
         ctr: Some(CtrPlan { embed: 16, backbone }),
         prompts: PromptPlan { count: prompts, mode: PromptMode::Deep },
         fusion: FusionPlan::None,
-        stages: vec![StagePlan { name: "ctr_only".into(), kind: StageKind::CtrOnly { from: None }, train }],
+        stages: vec![StagePlan { name: "ctr_only".into(), kind: StageKind::CtrOnly { from: None }, train, pool: None }],
         device: DeviceSpec::Cpu,
         seed: 42,
         metrics: vec![MetricKind::Auc, MetricKind::Logloss],
