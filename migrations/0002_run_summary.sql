@@ -24,7 +24,7 @@ FROM (
         r.status        AS status,
         r.started_at    AS started_at,
         r.ended_at      AS ended_at,
-        (julianday(COALESCE(r.ended_at, 'now')) - julianday(r.started_at)) * 86400.0 AS duration_s,
+        ROUND((julianday(COALESCE(r.ended_at, 'now')) - julianday(r.started_at)) * 86400.0, 3) AS duration_s,
         r.device        AS device,
         r.host          AS host,
         r.seed          AS seed,

@@ -49,7 +49,7 @@ fn a_full_run_is_recorded_in_every_table() {
     assert_eq!(param("ctr.backbone.name").as_deref(), Some("dcnv2"));
     assert_eq!(param("ctr.backbone.mlp").as_deref(), Some("[256,128]"));
     assert_eq!(param("prompts.count").as_deref(), Some("5"));
-    assert_eq!(param("stages.ctr_only.train.lr").as_deref(), Some("0.001"));
+    assert_eq!(param("stages.ctr_only.lr").as_deref(), Some("0.001"));
 
     // The stored plan is the plan.
     let back: clickprompt::plan::ExperimentPlan = serde_yaml::from_str(&d.plan_yaml).expect("plan yaml");

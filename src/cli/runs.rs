@@ -177,12 +177,14 @@ pub(crate) fn fmt_duration(secs: Option<f64>) -> String {
     let Some(s) = secs.filter(|s| s.is_finite() && *s >= 0.0) else {
         return "-".into();
     };
-    if s < 60.0 {
+    if s < 59.95 {
         format!("{s:.1}s")
-    } else if s < 3600.0 {
+    } else if s < 3599.5 {
+        let s = s.round();
         let m = (s / 60.0).floor();
         format!("{}m{:02}s", m as u64, (s - m * 60.0).floor() as u64)
     } else {
+        let s = s.round();
         let h = (s / 3600.0).floor();
         format!("{}h{:02}m", h as u64, ((s - h * 3600.0) / 60.0).floor() as u64)
     }
@@ -462,9 +464,11 @@ fn best_index(values: &[Option<f64>], better: Better) -> Option<usize> {
             best = Some((i, v));
         }
     }
-    // A single value is not a comparison.
+    // A single value is not a comparison, and a tie for best has no winner.
     let with_values = values.iter().filter(|v| v.is_some()).count();
-    best.filter(|_| with_values > 1).map(|(i, _)| i)
+    let (i, b) = best.filter(|_| with_values > 1)?;
+    let ties = values.iter().filter(|v| **v == Some(b)).count();
+    (ties == 1).then_some(i)
 }
 
 fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
@@ -662,5 +666,6 @@ mod tests {
         assert_eq!(best_index(&[Some(0.7), Some(0.8), None], Better::Higher), Some(1));
         assert_eq!(best_index(&[Some(0.5), Some(0.4)], Better::Lower), Some(1));
         assert_eq!(best_index(&[Some(0.5), None], Better::Lower), None);
+        assert_eq!(best_index(&[Some(0.5), Some(0.5), Some(0.1)], Better::Higher), None);
     }
 }

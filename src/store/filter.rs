@@ -504,8 +504,8 @@ fn combine(left: Sql, op: &str, right: Sql) -> Sql {
 fn null_test(field: &Field, negate: bool) -> Sql {
     match field {
         Field::Param(key) => {
-            // A param is null when absent or stored as null.
-            let exists = "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND p.value != 'null')";
+            // A param is null when absent or unset (`flatten_params` renders None as "none").
+            let exists = "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND p.value != 'none')";
             Sql {
                 sql: if negate { exists.to_string() } else { format!("NOT {exists}") },
                 binds: vec![Bind::Text(key.clone())],

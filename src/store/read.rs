@@ -351,7 +351,7 @@ impl Store {
             .context("reading stages")
     }
 
-    /// Evaluations in stage order, then epoch, then split (train, valid, test).
+    /// Evaluations in stage order; within a stage by epoch (train, then valid), the test ones last.
     pub fn evaluations(&self, run_id: i64) -> Result<Vec<Evaluation>> {
         let rows = self
             .block_on(
@@ -359,7 +359,7 @@ impl Store {
                     "SELECT e.stage, e.epoch, e.split, e.auc, e.logloss, e.extra_json, e.ts
                      FROM evaluations e LEFT JOIN stages st ON st.run_id = e.run_id AND st.stage = e.stage
                      WHERE e.run_id = ?
-                     ORDER BY st.ord, e.stage, e.epoch,
+                     ORDER BY st.ord, e.stage, e.split = 'test', e.epoch,
                               CASE e.split WHEN 'train' THEN 0 WHEN 'valid' THEN 1 ELSE 2 END",
                 )
                 .bind(run_id)

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::db::{now, Inner, Store};
-use super::params::{flatten_params, numeric};
+use super::params::numeric;
 use super::process;
-use crate::plan::ExperimentPlan;
+use crate::plan::{flatten_params, ExperimentPlan};
 use crate::train::events::{Event, EventSink};
 
 /// A batch is written when it is this old or this large, whichever comes first.
