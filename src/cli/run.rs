@@ -2,23 +2,139 @@
 //! stages (every run of the file, or of one experiment / sweep) with progress
 //! bars, then prints a summary table.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::data::{self, LoadOptions};
+use crate::error::invalid;
+use crate::plan::DeviceSpec;
 use crate::train::events::{Event, EventSink, LogLevel};
-use crate::train::runner::RunSummary;
+use crate::train::runner::{run_experiment, RunOptions, RunSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Experiment file.
-    pub files: Vec<std::path::PathBuf>,
+    /// Experiment file (`.cp`).
+    pub file: PathBuf,
+    /// Only this experiment or sweep (every point of a sweep runs in turn);
+    /// default: every run in the file.
+    #[arg(long, short)]
+    pub experiment: Option<String>,
+    /// Override the plan's device: `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Where processed datasets are cached.
+    #[arg(long, default_value = ".cache/data")]
+    pub cache_dir: PathBuf,
+    /// Checkpoints go to `DIR/<run>/<stage>/`.
+    #[arg(long, default_value = "checkpoints")]
+    pub checkpoints: PathBuf,
+    /// Rebuild the processed dataset even when a cached copy exists.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
-pub fn run(_args: RunArgs) -> Result<()> {
-    anyhow::bail!("`run` is being built")
+pub fn run(args: RunArgs) -> Result<()> {
+    let sink = ProgressSink::new();
+    let (summaries, failures) = run_file(&args, &sink)?;
+    if !summaries.is_empty() {
+        println!("{}", summary_table(&summaries));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let n = failures.len();
+        let mut msg = format!("{n} run(s) failed:");
+        for (run, err) in &failures {
+            msg.push_str(&format!("\n  {run}: {err:#}"));
+        }
+        // Exit code 2 only when every failure is the user's to fix.
+        if failures.iter().all(|(_, e)| crate::error::exit_code(e) == 2) {
+            Err(invalid(msg))
+        } else {
+            Err(anyhow::anyhow!(msg))
+        }
+    }
+}
+
+/// Parses `auto`, `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device(s: &str) -> Result<DeviceSpec> {
+    match s {
+        "auto" => Ok(DeviceSpec::Auto),
+        "cpu" => Ok(DeviceSpec::Cpu),
+        "cuda" => Ok(DeviceSpec::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => Ok(DeviceSpec::Cuda(i)),
+            _ => Err(invalid(format!("--device {s}: expected auto, cpu, cuda or cuda:N"))),
+        },
+    }
+}
+
+/// Ctrl-C sets this; the trainer stops after the current step.
+fn cancel_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        // A second handler cannot be installed (tests, embedding): run without one then.
+        let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
+        flag
+    })
+    .clone()
+}
+
+/// Runs every selected plan of the file; returns the summaries of the runs
+/// that finished and the errors of those that did not (a sweep goes on
+/// after a failed point). Errors before any run starts are returned as such.
+pub fn run_file(args: &RunArgs, sink: &dyn EventSink) -> Result<(Vec<RunSummary>, Vec<(String, anyhow::Error)>)> {
+    let plans = crate::plan::select(crate::plan::load_file(&args.file)?, args.experiment.as_deref())?;
+    let device = args.device.as_deref().map(parse_device).transpose()?;
+    let cancel = cancel_flag();
+    cancel.store(false, Ordering::Relaxed);
+    let opts = RunOptions { checkpoint_root: args.checkpoints.clone(), device, cancel: Some(cancel.clone()) };
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for plan in &plans {
+        if cancel.load(Ordering::Relaxed) {
+            failures.push((plan.name.clone(), anyhow::anyhow!("not started: interrupted")));
+            continue;
+        }
+        let outcome = (|| -> Result<RunSummary> {
+            let load = LoadOptions {
+                cache_dir: args.cache_dir.clone(),
+                rebuild: args.rebuild,
+                tokenizer_dir: match &plan.plm {
+                    Some(p) => Some(crate::cli::data::plm_dir(&p.location)?),
+                    None => None,
+                },
+            };
+            let loaded = data::load(plan, &load).with_context(|| format!("loading dataset {}", plan.dataset.name))?;
+            sink.emit(Event::Log {
+                level: LogLevel::Info,
+                message: format!(
+                    "dataset {}: {} / {} / {} rows ({} {})",
+                    plan.dataset.name,
+                    loaded.dataset.train.rows,
+                    loaded.dataset.valid.rows,
+                    loaded.dataset.test.rows,
+                    if loaded.cache.hit { "cached at" } else { "built, cached at" },
+                    loaded.cache.path.display()
+                ),
+            });
+            run_experiment(plan, &loaded.dataset, &opts, sink)
+        })();
+        match outcome {
+            Ok(s) => summaries.push(s),
+            Err(e) => {
+                sink.emit(Event::Log { level: LogLevel::Error, message: format!("run {} failed: {e:#}", plan.name) });
+                failures.push((plan.name.clone(), e));
+            }
+        }
+    }
+    Ok((summaries, failures))
 }
 
 /// Progress bars (stage, epoch, step, loss, samples/s, ETA) and evaluation
@@ -153,9 +269,4 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
         }
     }
     out
-}
-
-/// Default checkpoint folder: `./checkpoints`.
-pub fn default_checkpoints() -> PathBuf {
-    PathBuf::from("checkpoints")
 }
