@@ -6,3 +6,4 @@ pub mod optim;
 pub mod checkpoint;
 pub mod ctr_stage;
 pub mod trainer;
+pub mod runner;

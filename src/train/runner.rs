@@ -1,0 +1,236 @@
+//! Executes an experiment's stages in order: picks the device, uploads the
+//! splits once, builds each stage's model, trains it and collects a summary.
+//!
+//! `ctr_only` stages run here. Stages that need a PLM (`pa_mlm`, `joint`,
+//! `plm_only`) go through [`run_plm_stage`], the one dispatch point the PLM
+//! pipeline plugs into.
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::data::{Dataset, DeviceSplit};
+use crate::error::invalid;
+use crate::model::ctr::CtrModel;
+use crate::model::vars::seeded_var_builder;
+use crate::plan::{DeviceSpec, ExperimentPlan, StageKind, StagePlan};
+use crate::train::checkpoint::{self, load_by_name_except};
+use crate::train::events::{Event, EventSink, LogLevel};
+use crate::train::trainer::{train_stage, StageData, StageResult, StageSpec};
+
+/// Options of a run that are not part of the plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Checkpoints go to `<checkpoint_root>/<run>/<stage>/`.
+    pub checkpoint_root: PathBuf,
+    /// Overrides the plan's device.
+    pub device: Option<DeviceSpec>,
+    /// Set (e.g. by Ctrl-C) to stop after the current step.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// One stage's outcome, for the summary table and the run store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSummary {
+    pub stage: String,
+    /// `ctr_only`, `pa_mlm`, `joint`, `plm_only`.
+    pub kind: String,
+    pub best_epoch: Option<usize>,
+    pub epochs_run: usize,
+    pub valid_auc: Option<f64>,
+    pub valid_logloss: Option<f64>,
+    pub test_auc: Option<f64>,
+    pub test_logloss: Option<f64>,
+    /// Objective-specific figures (e.g. `mlm_acc`) of the best validation pass.
+    pub metrics: Vec<(String, f64)>,
+    pub seconds: f64,
+    pub train_samples_per_s: f64,
+    pub infer_samples_per_s: Option<f64>,
+    pub best_checkpoint: Option<PathBuf>,
+}
+
+impl StageSummary {
+    pub fn from_result(stage: &StagePlan, r: &StageResult) -> Self {
+        Self {
+            stage: stage.name.clone(),
+            kind: stage_kind_name(&stage.kind).to_string(),
+            best_epoch: r.best_epoch,
+            epochs_run: r.epochs_run,
+            valid_auc: r.best_valid.as_ref().and_then(|e| e.auc),
+            valid_logloss: r.best_valid.as_ref().and_then(|e| e.logloss),
+            test_auc: r.test.as_ref().and_then(|e| e.auc),
+            test_logloss: r.test.as_ref().and_then(|e| e.logloss),
+            metrics: r.best_valid.as_ref().map(|e| e.metrics.clone()).unwrap_or_default(),
+            seconds: r.seconds,
+            train_samples_per_s: r.train_samples_per_s,
+            infer_samples_per_s: r.infer_samples_per_s,
+            best_checkpoint: r.best_checkpoint.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub run: String,
+    pub device: String,
+    pub stages: Vec<StageSummary>,
+}
+
+pub fn stage_kind_name(kind: &StageKind) -> &'static str {
+    match kind {
+        StageKind::PaMlm { .. } => "pa_mlm",
+        StageKind::Joint => "joint",
+        StageKind::CtrOnly { .. } => "ctr_only",
+        StageKind::PlmOnly => "plm_only",
+    }
+}
+
+/// `auto` = CUDA when built with `--features cuda` and a GPU answers, else CPU.
+pub fn select_device(spec: DeviceSpec) -> Result<Device> {
+    match spec {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Auto => {
+            if candle_core::utils::cuda_is_available() {
+                // A CUDA build on a machine without a usable GPU still runs, on CPU.
+                Ok(Device::new_cuda(0).unwrap_or(Device::Cpu))
+            } else {
+                Ok(Device::Cpu)
+            }
+        }
+        DeviceSpec::Cuda(i) => {
+            if !candle_core::utils::cuda_is_available() {
+                return Err(invalid(format!(
+                    "device cuda:{i} was requested but this clickprompt was built without CUDA (rebuild with `--features cuda`)"
+                )));
+            }
+            Device::new_cuda(i).map_err(|e| invalid(format!("cannot open CUDA device {i}: {e}")))
+        }
+    }
+}
+
+pub fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda".into(),
+        Device::Metal(_) => "metal".into(),
+    }
+}
+
+/// Everything a stage runner gets.
+pub struct StageEnv<'a> {
+    pub plan: &'a ExperimentPlan,
+    pub stage: &'a StagePlan,
+    pub dataset: &'a Dataset,
+    pub train: &'a DeviceSplit,
+    pub valid: &'a DeviceSplit,
+    pub test: &'a DeviceSplit,
+    pub device: &'a Device,
+    pub sink: &'a dyn EventSink,
+    pub opts: &'a RunOptions,
+    /// `<checkpoint_root>/<run>/<stage>/`: where this stage writes.
+    pub checkpoint_dir: PathBuf,
+}
+
+impl StageEnv<'_> {
+    /// `best.safetensors` of an earlier stage of this run.
+    pub fn best_of(&self, stage: &str) -> PathBuf {
+        checkpoint::best_path(&self.opts.checkpoint_root, &self.plan.name, stage)
+    }
+
+    fn log(&self, level: LogLevel, message: String) {
+        self.sink.emit(Event::Log { level, message });
+    }
+}
+
+/// Runs every stage of `plan` on `dataset`, in order.
+pub fn run_experiment(plan: &ExperimentPlan, dataset: &Dataset, opts: &RunOptions, sink: &dyn EventSink) -> Result<RunSummary> {
+    let device = select_device(opts.device.unwrap_or(plan.device))?;
+    if !device.is_cpu() {
+        device.set_seed(plan.seed).context("seeding the device RNG")?;
+    }
+    sink.emit(Event::Log {
+        level: LogLevel::Info,
+        message: format!("run {}: {} stage(s) on {}", plan.name, plan.stages.len(), device_name(&device)),
+    });
+    let upload = |s, name: &str| DeviceSplit::new(s, &dataset.meta, &device).with_context(|| format!("uploading the {name} split"));
+    let train = upload(&dataset.train, "train")?;
+    let valid = upload(&dataset.valid, "validation")?;
+    let test = upload(&dataset.test, "test")?;
+    let mut stages = Vec::with_capacity(plan.stages.len());
+    for stage in &plan.stages {
+        let env = StageEnv {
+            plan,
+            stage,
+            dataset,
+            train: &train,
+            valid: &valid,
+            test: &test,
+            device: &device,
+            sink,
+            opts,
+            checkpoint_dir: checkpoint::stage_dir(&opts.checkpoint_root, &plan.name, &stage.name),
+        };
+        let summary = match &stage.kind {
+            StageKind::CtrOnly { from } => run_ctr_only(&env, from.as_deref()),
+            StageKind::PaMlm { .. } | StageKind::Joint | StageKind::PlmOnly => run_plm_stage(&env),
+        }
+        .with_context(|| format!("run {}, stage {}", plan.name, stage.name))?;
+        stages.push(summary);
+    }
+    Ok(RunSummary { run: plan.name.clone(), device: device_name(&device), stages })
+}
+
+/// The CTR backbone alone; with `from`, initialised by name from that
+/// stage's best checkpoint, except `ctr.fc_out.*` which starts fresh.
+pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> {
+    let ctr = env
+        .plan
+        .ctr
+        .as_ref()
+        .ok_or_else(|| invalid(format!("stage {} (ctr_only) needs a CTR backbone in the experiment", env.stage.name)))?;
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, env.plan.seed, DType::F32, env.device);
+    let model = CtrModel::new(ctr, &env.dataset.meta, vb).context("building the CTR model")?;
+    if let Some(from) = from {
+        let path = env.best_of(from);
+        let report = load_ctr_weights(&varmap, &path).with_context(|| format!("initialising from stage {from}"))?;
+        env.log(LogLevel::Info, format!("stage {}: {}", env.stage.name, report.summary(&path)));
+        if report.loaded.is_empty() {
+            env.log(LogLevel::Warn, format!("stage {}: no tensor of {} matched the model", env.stage.name, path.display()));
+        }
+    }
+    let spec = StageSpec {
+        name: env.stage.name.clone(),
+        kind: stage_kind_name(&env.stage.kind).into(),
+        train: env.stage.train.clone(),
+        seed: env.plan.seed,
+        checkpoint_dir: Some(env.checkpoint_dir.clone()),
+        cancel: env.opts.cancel.clone(),
+    };
+    let r = train_stage(
+        &model,
+        &varmap,
+        StageData { train: env.train, valid: env.valid, test: Some(env.test) },
+        &spec,
+        env.sink,
+    )?;
+    Ok(StageSummary::from_result(env.stage, &r))
+}
+
+/// Loads the CTR part (`ctr.*`) of a checkpoint by name, with a fresh `fc_out`.
+pub fn load_ctr_weights(varmap: &VarMap, path: &Path) -> Result<checkpoint::LoadReport> {
+    load_by_name_except(varmap, path, |n| n.starts_with("ctr.fc_out.") || !n.starts_with("ctr."))
+}
+
+/// Dispatch point of the stages that need a PLM (`pa_mlm`, `joint`,
+/// `plm_only`): the PLM pipeline's stage runner is called from here.
+pub fn run_plm_stage(env: &StageEnv) -> Result<StageSummary> {
+    Err(invalid(format!(
+        "stage {} ({}) needs the PLM pipeline, which this build does not include yet",
+        env.stage.name,
+        stage_kind_name(&env.stage.kind)
+    )))
+}
