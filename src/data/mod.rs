@@ -4,5 +4,5 @@
 pub mod batch;
 pub mod types;
 
-pub use types::*;
 pub use batch::{epoch_batches, Batch, DeviceSplit, OrderSpec, TextBatch};
+pub use types::*;

@@ -1,3 +1,7 @@
 //! candle models: field embeddings, CTR backbones, the prompted PLM encoder, heads.
 
+pub mod fused;
+pub mod heads;
 pub mod nn;
+pub mod plm;
+pub mod prompt;

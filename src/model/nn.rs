@@ -8,7 +8,17 @@ use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 /// Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * w + b.
+/// On CPU (f32/f64) this runs the fused kernel in `fused` (one pass each way);
+/// elsewhere the composed version below.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if super::fused::supported(x) {
+        return super::fused::layer_norm(x, weight, bias, eps);
+    }
+    layer_norm_composed(x, weight, bias, eps)
+}
+
+/// `layer_norm` from differentiable candle ops (any device).
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centered = x.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -18,7 +28,16 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 
 /// Softmax over the last dimension. The max is detached: it cancels exactly
 /// in the result, and keeping it out of the graph saves a backward op.
+/// On CPU (f32/f64) this runs the fused kernel in `fused`.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if super::fused::supported(x) {
+        return super::fused::softmax_last_dim(x);
+    }
+    softmax_last_dim_composed(x)
+}
+
+/// `softmax_last_dim` from differentiable candle ops (any device).
+pub fn softmax_last_dim_composed(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let num = x.broadcast_sub(&max)?.exp()?;
     let den = num.sum_keepdim(D::Minus1)?;
@@ -42,7 +61,10 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
 /// Xavier-normal initialisation for a (fan_out, fan_in) weight, as the reference code uses.
 pub fn xavier_normal(fan_in: usize, fan_out: usize) -> Init {
     let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
-    Init::Randn { mean: 0.0, stdev: std }
+    Init::Randn {
+        mean: 0.0,
+        stdev: std,
+    }
 }
 
 /// A linear layer with Xavier-normal weight and zero bias, named `weight`/`bias` under `vb`.
