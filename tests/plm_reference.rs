@@ -39,10 +39,14 @@ fn prefixes(k: usize, l: usize, d: usize) -> Tensor {
     for kk in 0..k {
         for layer in 0..l {
             for j in 0..d {
-                v.push(0.5 * (0.37 * (j as f64 + 1.0) + 1.3 * kk as f64 + 0.7 * layer as f64).sin());
+                v.push(
+                    0.5 * (0.37 * (j as f64 + 1.0) + 1.3 * kk as f64 + 0.7 * layer as f64).sin(),
+                );
             }
             for j in 0..d {
-                v.push(0.5 * (0.23 * (j as f64 + 1.0) + 0.9 * kk as f64 + 0.5 * layer as f64).cos());
+                v.push(
+                    0.5 * (0.23 * (j as f64 + 1.0) + 0.9 * kk as f64 + 0.5 * layer as f64).cos(),
+                );
             }
         }
     }
@@ -82,8 +86,14 @@ fn minilm_matches_numpy_reference() {
         let ids = Tensor::from_vec(ids, (1, n), &Device::Cpu).expect("ids");
         let mask = Tensor::ones((1, n), DType::F32, &Device::Cpu).expect("mask");
         let p = prefixes(k.max(1), cfg.num_hidden_layers, cfg.hidden_size);
-        let prompts = if k == 0 { Prompts::None } else { Prompts::Deep(&p) };
-        let out = enc.forward(&ids, &mask, prompts, false, false).expect("forward");
+        let prompts = if k == 0 {
+            Prompts::None
+        } else {
+            Prompts::Deep(&p)
+        };
+        let out = enc
+            .forward(&ids, &mask, prompts, false, false)
+            .expect("forward");
         let h = out.last.squeeze(0).expect("squeeze");
         let h: Vec<Vec<f32>> = h.to_vec2().expect("hidden");
         for (pos, want) in case["hidden_first8"].as_object().expect("hidden_first8") {
@@ -97,7 +107,12 @@ fn minilm_matches_numpy_reference() {
         let mean: Vec<f64> = (0..cfg.hidden_size)
             .map(|j| h.iter().map(|r| r[j] as f64).sum::<f64>() / n as f64)
             .collect();
-        for (j, w) in case["mean_pool_first8"].as_array().expect("mean").iter().enumerate() {
+        for (j, w) in case["mean_pool_first8"]
+            .as_array()
+            .expect("mean")
+            .iter()
+            .enumerate()
+        {
             let err = (mean[j] - w.as_f64().expect("value")).abs();
             max_err = max_err.max(err);
             assert!(err < tol, "K={k} mean dim {j}: {} vs {w}", mean[j]);
@@ -119,7 +134,8 @@ fn padding_does_not_change_real_tokens() {
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let enc = PlmEncoder::load(vb.pp("plm"), &cfg, PlmFamily::Bert).expect("encoder");
     load_checkpoint(&varmap, &Checkpoint::open(&model).expect("ckpt")).expect("load");
-    let ids = Tensor::new(&[[101u32, 2023, 2003, 1037, 3231, 102, 0, 0]], &Device::Cpu).expect("ids");
+    let ids =
+        Tensor::new(&[[101u32, 2023, 2003, 1037, 3231, 102, 0, 0]], &Device::Cpu).expect("ids");
     let mask = Tensor::new(&[[1f32, 1., 1., 1., 1., 1., 0., 0.]], &Device::Cpu).expect("mask");
     let p = prefixes(3, cfg.num_hidden_layers, cfg.hidden_size);
     let padded = enc
