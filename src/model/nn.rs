@@ -6,6 +6,9 @@
 
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::sync::Mutex;
 
 /// Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * w + b.
 /// On CPU (f32/f64) this runs the fused kernel in `fused` (one pass each way);
@@ -45,6 +48,10 @@ pub fn softmax_last_dim_composed(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Inverted dropout, active only when `train` is set.
+///
+/// On CPU the keep-mask comes from [`seed_dropout`]'s generator so that runs
+/// are reproducible (candle's CPU RNG cannot be seeded); on other devices it
+/// comes from the device RNG (seeded through `Device::set_seed`).
 pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     if !train || p <= 0.0 {
         return Ok(x.clone());
@@ -52,10 +59,37 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     if p >= 1.0 {
         return x.zeros_like();
     }
+    let scale = 1.0 / (1.0 - p);
+    if x.device().is_cpu() {
+        let n = x.elem_count();
+        // Threshold on raw u32s: no float conversion per draw.
+        let threshold = (p * u32::MAX as f64) as u32;
+        let mut mask = vec![0f32; n];
+        {
+            let mut guard = DROPOUT_RNG.lock().map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
+            let rng = guard.get_or_insert_with(|| SmallRng::seed_from_u64(0));
+            for m in mask.iter_mut() {
+                if rng.next_u32() >= threshold {
+                    *m = scale as f32;
+                }
+            }
+        }
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        return x * mask;
+    }
     let keep = Tensor::rand(0f32, 1f32, x.shape(), x.device())?
         .ge(p as f32)?
         .to_dtype(x.dtype())?;
-    (x * keep)? * (1.0 / (1.0 - p))
+    (x * keep)? * scale
+}
+
+static DROPOUT_RNG: Mutex<Option<SmallRng>> = Mutex::new(None);
+
+/// Re-seeds the CPU dropout generator (the trainer calls this at the start of each stage).
+pub fn seed_dropout(seed: u64) {
+    if let Ok(mut g) = DROPOUT_RNG.lock() {
+        *g = Some(SmallRng::seed_from_u64(seed));
+    }
 }
 
 /// Xavier-normal initialisation for a (fan_out, fan_in) weight, as the reference code uses.

@@ -1,3 +1,5 @@
 //! Training: optimiser, schedules, metrics, the stage loop, checkpoints, events.
 
 pub mod events;
+pub mod metrics;
+pub mod optim;
