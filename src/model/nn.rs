@@ -66,7 +66,9 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
         let threshold = (p * u32::MAX as f64) as u32;
         let mut mask = vec![0f32; n];
         {
-            let mut guard = DROPOUT_RNG.lock().map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
+            let mut guard = DROPOUT_RNG
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("dropout rng poisoned".into()))?;
             let rng = guard.get_or_insert_with(|| SmallRng::seed_from_u64(0));
             for m in mask.iter_mut() {
                 if rng.next_u32() >= threshold {

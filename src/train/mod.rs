@@ -1,5 +1,8 @@
 //! Training: optimiser, schedules, metrics, the stage loop, checkpoints, events.
 
 pub mod events;
+pub mod joint;
 pub mod metrics;
 pub mod optim;
+pub mod pa_mlm;
+pub mod plm_stages;
