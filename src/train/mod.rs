@@ -1,8 +1,11 @@
 //! Training: optimiser, schedules, metrics, the stage loop, checkpoints, events.
 
+pub mod checkpoint;
+pub mod ctr_stage;
 pub mod events;
 pub mod joint;
 pub mod metrics;
 pub mod optim;
 pub mod pa_mlm;
 pub mod plm_stages;
+pub mod trainer;

@@ -89,7 +89,7 @@ impl Bilinear {
             BilinearKind::FieldEach => {
                 // (F, B, E) × (F, E, E): one batched matmul over fields.
                 let t = emb.transpose(0, 1)?.contiguous()?.matmul(&self.weight)?;
-                t.transpose(0, 1)?.index_select(&self.left, 1)?
+                t.index_select(&self.left, 0)?.transpose(0, 1)?
             }
             BilinearKind::FieldInteraction => {
                 let l = emb
