@@ -5,12 +5,16 @@ use anyhow::{Context, Result};
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
 
-use crate::data::Batch;
+use std::time::Instant;
+
+use super::trainer::{EvalCtx, Evaluation, StageModel, StepCtx};
+use crate::data::{epoch_batches, Batch, DeviceSplit, OrderSpec};
 use crate::model::ctr::CtrModel;
 use crate::model::heads::{pool, pooling_needs_layers, ClassificationHead};
 use crate::model::plm::{PlmEncoder, Prompts};
 use crate::model::prompt::PromptGenerator;
 use crate::plan::types::{FusionPlan, Pooling};
+use crate::train::metrics::{auc, logloss_from_logits};
 
 /// How the PLM and CTR logits combine.
 #[derive(Debug, Clone)]
@@ -97,5 +101,73 @@ impl PlmClassifier {
             Fusion::Alpha(a) => Some(a),
             _ => None,
         }
+    }
+}
+
+impl StageModel for PlmClassifier {
+    fn loss(&self, batch: &Batch, train: bool, _ctx: &StepCtx) -> Result<Tensor> {
+        let logit = self.forward(batch, train)?;
+        Ok(crate::model::nn::bce_with_logits(&logit, &batch.labels)?)
+    }
+
+    fn predict_logits(&self, batch: &Batch) -> Result<Tensor> {
+        self.forward(batch, false)
+    }
+
+    /// AUC / LogLoss like the CTR objective, but over length-bucketed batches:
+    /// the PLM's cost grows with the padded length. Reports α when learnable.
+    fn evaluate(
+        &self,
+        split: &DeviceSplit,
+        eval_batch: usize,
+        _ctx: &EvalCtx,
+    ) -> Result<Evaluation> {
+        if split.rows == 0 {
+            anyhow::bail!("cannot evaluate an empty split");
+        }
+        let start = Instant::now();
+        let order = epoch_batches(
+            split.rows,
+            split.token_lengths(),
+            OrderSpec {
+                batch: eval_batch.max(1),
+                shuffle: false,
+                bucket_by_length: true,
+                seed: 0,
+                epoch: 0,
+                max_rows: None,
+            },
+        );
+        let (mut logits, mut labels) = (Vec::new(), Vec::new());
+        for rows in order {
+            let b = split.batch(&rows)?;
+            logits.push(self.forward(&b, false)?);
+            labels.push(b.labels);
+        }
+        let logits = Tensor::cat(&logits, 0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        let labels = Tensor::cat(&labels, 0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        let seconds = start.elapsed().as_secs_f64();
+        let a = auc(&logits, &labels)?;
+        let l = logloss_from_logits(&logits, &labels)?;
+        let mut metrics = Vec::new();
+        if let Some(alpha) = self.alpha() {
+            let v = alpha
+                .to_dtype(candle_core::DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            metrics.push(("alpha".to_string(), v[0]));
+        }
+        Ok(Evaluation {
+            auc: Some(a),
+            logloss: Some(l),
+            metrics,
+            score: a,
+            rows: split.rows,
+            seconds,
+        })
     }
 }

@@ -2,12 +2,15 @@
 //! the text, the CTR model's prompts in every layer, cross-entropy on the
 //! masked positions only.
 
+use std::time::Instant;
+
 use anyhow::{Context, Result};
 use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
-use crate::data::{Batch, TextMeta};
+use super::trainer::{EvalCtx, Evaluation, StageModel, StepCtx};
+use crate::data::{epoch_batches, Batch, DeviceSplit, OrderSpec, TextMeta};
 use crate::model::ctr::CtrModel;
 use crate::model::heads::MlmHead;
 use crate::model::plm::{PlmEncoder, Prompts};
@@ -92,6 +95,9 @@ pub struct PaMlmModel {
     pub generator: PromptGenerator,
     pub encoder: PlmEncoder,
     pub mlm: MlmHead,
+    pub text: TextMeta,
+    /// Masking ratio.
+    pub ratio: f64,
 }
 
 impl PaMlmModel {
@@ -130,7 +136,7 @@ impl PaMlmModel {
     }
 
     /// Mean cross-entropy over the masked positions.
-    pub fn loss(&self, batch: &Batch, masked: &MaskedText, train: bool) -> Result<Tensor> {
+    pub fn loss_masked(&self, batch: &Batch, masked: &MaskedText, train: bool) -> Result<Tensor> {
         let logits = self.masked_logits(batch, masked, train, false)?;
         Ok(candle_nn::loss::cross_entropy(&logits, &masked.targets)?)
     }
@@ -153,5 +159,96 @@ impl PaMlmModel {
             .sum_all()?
             .to_scalar::<u32>()? as usize;
         Ok((ce * masked.count as f64, correct))
+    }
+}
+
+/// A masking generator for one micro-batch, derived from (seed, epoch, micro):
+/// reproducible, and independent of evaluation order.
+fn step_rng(seed: u64, epoch: usize, micro: usize) -> StdRng {
+    let mix = seed
+        ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (micro as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    StdRng::seed_from_u64(mix)
+}
+
+impl StageModel for PaMlmModel {
+    fn loss(&self, batch: &Batch, train: bool, ctx: &StepCtx) -> Result<Tensor> {
+        let text = batch
+            .text
+            .as_ref()
+            .context("PA-MLM needs the text side of the batch")?;
+        let mut rng = step_rng(ctx.seed, ctx.epoch, ctx.micro);
+        match mask_tokens(&text.ids, &text.mask, &self.text, self.ratio, &mut rng)? {
+            Some(m) => self.loss_masked(batch, &m, train),
+            // Nothing eligible was drawn: a constant loss leaves every gradient empty.
+            None => Ok(Tensor::zeros((), DType::F32, text.ids.device())?),
+        }
+    }
+
+    fn predict_logits(&self, _batch: &Batch) -> Result<Tensor> {
+        anyhow::bail!("PA-MLM predicts tokens, not clicks")
+    }
+
+    /// Masked-token loss and accuracy with the prompts and with the prompts
+    /// zeroed, on a masking fixed by the seed (comparable across epochs).
+    /// Score: minus the masked-token loss.
+    fn evaluate(
+        &self,
+        split: &DeviceSplit,
+        eval_batch: usize,
+        ctx: &EvalCtx,
+    ) -> Result<Evaluation> {
+        let start = Instant::now();
+        let mut rng = step_rng(ctx.seed ^ 0x5EED_E7A1, 0, 0);
+        let order = epoch_batches(
+            split.rows,
+            split.token_lengths(),
+            OrderSpec {
+                batch: eval_batch.max(1),
+                shuffle: false,
+                bucket_by_length: true,
+                seed: ctx.seed,
+                epoch: 0,
+                max_rows: None,
+            },
+        );
+        let (mut ce, mut ok, mut ce0, mut ok0, mut n) = (0f64, 0usize, 0f64, 0usize, 0usize);
+        for rows in order {
+            let b = split.batch(&rows)?;
+            let text = b
+                .text
+                .as_ref()
+                .context("PA-MLM needs the text side of the batch")?;
+            let Some(m) = mask_tokens(&text.ids, &text.mask, &self.text, self.ratio, &mut rng)?
+            else {
+                continue;
+            };
+            let (c, k) = self.eval_counts(&b, &m, false)?;
+            let (c0, k0) = self.eval_counts(&b, &m, true)?;
+            ce += c;
+            ok += k;
+            ce0 += c0;
+            ok0 += k0;
+            n += m.count;
+        }
+        if n == 0 {
+            anyhow::bail!("no maskable tokens in the {} split", ctx.split.as_str());
+        }
+        let n = n as f64;
+        let loss = ce / n;
+        Ok(Evaluation {
+            auc: None,
+            logloss: None,
+            metrics: vec![
+                ("mlm_loss".into(), loss),
+                ("mlm_acc".into(), ok as f64 / n),
+                ("mlm_loss_no_prompt".into(), ce0 / n),
+                ("mlm_acc_no_prompt".into(), ok0 as f64 / n),
+                ("mlm_tokens".into(), n),
+            ],
+            score: -loss,
+            rows: split.rows,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 }
