@@ -326,3 +326,35 @@ fn one_step_gives_every_trainable_tensor_a_gradient() {
         );
     }
 }
+
+#[test]
+fn fused_gelu_matches_candle_and_finite_differences() {
+    use clickprompt::model::fused;
+    let x = Var::from_tensor(&Tensor::randn(0f64, 2.0, (4, 9), &dev()).unwrap()).unwrap();
+    let w = Tensor::randn(0f64, 1.0, (4, 9), &dev()).unwrap();
+    let ours = fused::gelu_erf(x.as_tensor()).unwrap();
+    let theirs = x.as_tensor().gelu_erf().unwrap();
+    assert!(max_abs(&(&ours - &theirs).unwrap()) < 1e-12);
+    let loss = |t: &Tensor| (t * &w).unwrap().sum_all().unwrap();
+    let g1 = loss(&ours).backward().unwrap();
+    let g2 = loss(&theirs).backward().unwrap();
+    let d = (g1.get(&x).unwrap() - g2.get(&x).unwrap()).unwrap();
+    assert!(max_abs(&d) < 1e-10, "gelu grads differ by {}", max_abs(&d));
+    let an = g1
+        .get(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    for i in [0, 7, 20, 35] {
+        let num = fd(&x, i, &|| {
+            scalar(&loss(&fused::gelu_erf(x.as_tensor()).unwrap()))
+        });
+        assert!(
+            (num - an[i]).abs() < 1e-6,
+            "gelu grad {i}: {num} vs {}",
+            an[i]
+        );
+    }
+}

@@ -239,7 +239,11 @@ fn pa_mlm_then_joint_and_plm_only() {
     let events = sink.0.lock().unwrap().clone();
     assert!(events.iter().any(|e| matches!(e, Event::Log { message, .. } if message.starts_with("initialised") && !message.starts_with("initialised 0 "))));
     eprintln!("joint test AUC {:?}", out.test.as_ref().map(|t| t.auc));
-    assert!(out.test.as_ref().unwrap().auc.unwrap() > 0.75, "joint AUC {:?}", out.test.as_ref().map(|t| t.auc));
+    assert!(
+        out.test.as_ref().unwrap().auc.unwrap() > 0.75,
+        "joint AUC {:?}",
+        out.test.as_ref().map(|t| t.auc)
+    );
     assert!(events.iter().any(
         |e| matches!(e, Event::Eval { metrics, .. } if metrics.iter().any(|(n, _)| n == "alpha"))
     ));

@@ -346,3 +346,97 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
         LayerNorm { eps },
     )
 }
+
+// ------------------------------------------------------------------ GELU (erf)
+
+struct GeluErf;
+
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+fn gelu_rows<T: WithDType>(x: &[T], grad: bool) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let chunk = 16 * 1024;
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(o, xc)| {
+            for (ov, xv) in o.iter_mut().zip(xc) {
+                let v = xv.to_f64();
+                let cdf = 0.5
+                    * (1.0 + candle_core::cpu::erf::erf_f64(v * std::f64::consts::FRAC_1_SQRT_2));
+                *ov = T::from_f64(if grad {
+                    cdf + v * (-0.5 * v * v).exp() * FRAC_1_SQRT_2PI
+                } else {
+                    v * cdf
+                });
+            }
+        });
+    out
+}
+
+impl CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match s.dtype() {
+            DType::F32 => CpuStorage::F32(gelu_rows(contiguous::<f32>(s, l, "gelu")?, false)),
+            DType::F64 => CpuStorage::F64(gelu_rows(contiguous::<f64>(s, l, "gelu")?, false)),
+            dt => candle_core::bail!("fused gelu: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dy = grad_res.contiguous()?;
+        Ok(Some(arg.apply_op2_no_bwd(&dy, &GeluErfBwd)?))
+    }
+}
+
+/// dx = dy · (Φ(x) + x·φ(x)).
+struct GeluErfBwd;
+
+fn gelu_bwd<T: WithDType>(x: &[T], dy: &[T]) -> Vec<T> {
+    let d = gelu_rows(x, true);
+    d.into_par_iter()
+        .zip(dy.par_iter())
+        .map(|(a, b)| T::from_f64(a.to_f64() * b.to_f64()))
+        .collect()
+}
+
+impl CustomOp2 for GeluErfBwd {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(gelu_bwd(
+                contiguous::<f32>(s1, l1, "gelu bwd")?,
+                contiguous::<f32>(s2, l2, "gelu bwd")?,
+            )),
+            DType::F64 => CpuStorage::F64(gelu_bwd(
+                contiguous::<f64>(s1, l1, "gelu bwd")?,
+                contiguous::<f64>(s2, l2, "gelu bwd")?,
+            )),
+            dt => candle_core::bail!("fused gelu bwd: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Exact (erf) GELU, parallel on CPU f32/f64 with a fused backward; candle's
+/// `gelu_erf` (one thread, composed backward) elsewhere.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if supported(x) {
+        x.contiguous()?.apply_op1(GeluErf)
+    } else {
+        x.gelu_erf()
+    }
+}

@@ -49,7 +49,11 @@ impl MlmHead {
 
     /// hidden (N, d) of the positions to predict → logits (N, vocab).
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let x = super::plm::encoder::linear(hidden, &self.dense.0, &self.dense.1)?.gelu_erf()?;
+        let x = super::fused::gelu_erf(&super::plm::encoder::linear(
+            hidden,
+            &self.dense.0,
+            &self.dense.1,
+        )?)?;
         let x = nn::layer_norm(&x, &self.ln.0, &self.ln.1, self.eps)?;
         x.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)
     }

@@ -94,7 +94,7 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 fn activate(x: &Tensor, act: HiddenAct) -> Result<Tensor> {
     match act {
-        HiddenAct::Gelu => x.gelu_erf(),
+        HiddenAct::Gelu => crate::model::fused::gelu_erf(x),
         HiddenAct::GeluApproximate => x.gelu(),
         HiddenAct::Relu => x.relu(),
     }
