@@ -358,3 +358,88 @@ fn fused_gelu_matches_candle_and_finite_differences() {
         );
     }
 }
+
+#[test]
+fn fused_attention_matches_composed_values_and_gradients() {
+    use clickprompt::model::attention::attention;
+    let (b, h, t, s, dh) = (2, 3, 4, 6, 5);
+    let q = Var::from_tensor(&Tensor::randn(0f64, 1.0, (b, h, t, dh), &dev()).unwrap()).unwrap();
+    let k = Var::from_tensor(&Tensor::randn(0f64, 1.0, (b, h, s, dh), &dev()).unwrap()).unwrap();
+    let v = Var::from_tensor(&Tensor::randn(0f64, 1.0, (b, h, s, dh), &dev()).unwrap()).unwrap();
+    let mask = Tensor::new(
+        &[[0f64, 0., 0., 0., 0., -1e9], [0., 0., 0., -1e9, -1e9, -1e9]],
+        &dev(),
+    )
+    .unwrap();
+    let w = Tensor::randn(0f64, 1.0, (b, h, t, dh), &dev()).unwrap();
+    let scale = 0.37;
+    let fused = attention(
+        q.as_tensor(),
+        k.as_tensor(),
+        v.as_tensor(),
+        &mask,
+        scale,
+        0.1,
+        false,
+    )
+    .unwrap();
+    let scores = (q.as_tensor() * scale)
+        .unwrap()
+        .matmul(&k.as_tensor().t().unwrap())
+        .unwrap()
+        .broadcast_add(&mask.unsqueeze(1).unwrap().unsqueeze(1).unwrap())
+        .unwrap();
+    let composed = nn::softmax_last_dim_composed(&scores)
+        .unwrap()
+        .matmul(v.as_tensor())
+        .unwrap();
+    assert!(max_abs(&(&fused - &composed).unwrap()) < 1e-12);
+    let gf = (&fused * &w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gc = (&composed * &w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for x in [&q, &k, &v] {
+        let d = (gf.get(x).unwrap() - gc.get(x).unwrap()).unwrap();
+        assert!(
+            max_abs(&d) < 1e-10,
+            "attention grads differ by {}",
+            max_abs(&d)
+        );
+    }
+    // With dropout, the backward regenerates the forward's mask: check by finite
+    // differences through a fixed seed (same op object is not reusable, so use
+    // the identity that dropout-off gradients above hold and that training
+    // outputs differ between calls).
+    let a1 = attention(
+        q.as_tensor(),
+        k.as_tensor(),
+        v.as_tensor(),
+        &mask,
+        scale,
+        0.5,
+        true,
+    )
+    .unwrap();
+    let a2 = attention(
+        q.as_tensor(),
+        k.as_tensor(),
+        v.as_tensor(),
+        &mask,
+        scale,
+        0.5,
+        true,
+    )
+    .unwrap();
+    assert!(
+        max_abs(&(a1 - a2).unwrap()) > 1e-6,
+        "attention dropout inactive"
+    );
+}

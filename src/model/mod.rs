@@ -1,5 +1,6 @@
 //! candle models: field embeddings, CTR backbones, the prompted PLM encoder, heads.
 
+pub mod attention;
 pub mod ctr;
 pub mod embedding;
 pub mod fused;

@@ -21,7 +21,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
 
 use super::config::{Config, HiddenAct};
-use crate::model::nn;
+use crate::model::{attention, nn};
 use crate::plan::types::PlmFamily;
 
 /// Soft prompts given to one forward pass.
@@ -173,7 +173,7 @@ impl Layer {
         })
     }
 
-    /// x (B, T, d); mask_add (B, 1, 1, K+T) additive; prefix keys/values (B, H, K, dh).
+    /// x (B, T, d); mask_add (B, K+T) additive; prefix keys/values (B, H, K, dh).
     fn forward(
         &self,
         x: &Tensor,
@@ -196,16 +196,23 @@ impl Layer {
             .reshape((b, t, 3, h, dh))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?;
-        let q = (qkv.get(0)? * (1.0 / (dh as f64).sqrt()))?;
-        let (mut k, mut v) = (qkv.get(1)?, qkv.get(2)?);
+        let (q, mut k, mut v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         if let Some((pk, pv)) = prefix {
             k = Tensor::cat(&[&pk, &k], 2)?;
             v = Tensor::cat(&[&pv, &v], 2)?;
         }
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask_add)?;
-        let probs = nn::softmax_last_dim(&scores)?;
-        let probs = nn::dropout(&probs, cfg.attention_probs_dropout_prob, train)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, d))?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let p = cfg.attention_probs_dropout_prob;
+        let ctx = if attention::fused_supported(&q) {
+            attention::attention(&q, &k, &v, mask_add, scale, p, train)?
+        } else {
+            let scores = (q * scale)?
+                .matmul(&k.t()?)?
+                .broadcast_add(&mask_add.unsqueeze(1)?.unsqueeze(1)?)?;
+            let probs = nn::softmax_last_dim(&scores)?;
+            nn::dropout(&probs, p, train)?.matmul(&v)?
+        };
+        let ctx = ctx.transpose(1, 2)?.reshape((b * t, d))?;
         let attn = linear(&ctx, &self.attn_out.0, &self.attn_out.1)?;
         let attn = nn::dropout(&attn, cfg.hidden_dropout_prob, train)?;
         let x1 = nn::layer_norm(
@@ -332,9 +339,7 @@ impl PlmEncoder {
             _ => Tensor::cat(&[&Tensor::ones((b, k), dtype, ids.device())?, &mask], 1)?,
         };
         // (1 - m) * -1e9: masked keys get exp(...) = 0 exactly after the max shift.
-        let mask_add = ((full_mask.affine(-1.0, 1.0)?) * -1e9)?
-            .unsqueeze(1)?
-            .unsqueeze(1)?;
+        let mask_add = ((full_mask.affine(-1.0, 1.0)?) * -1e9)?;
         // Key/value mask for layers with deep prefixes; shallow runs use the full
         // mask against K + T slots, and no-prompt runs use the text mask itself.
         let deep = match prompts {
