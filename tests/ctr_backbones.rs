@@ -25,7 +25,13 @@ fn batch_of(rows: usize, dtype_seed: u64) -> anyhow::Result<Batch> {
 }
 
 fn get(varmap: &VarMap, name: &str) -> Var {
-    varmap.data().lock().unwrap().get(name).unwrap_or_else(|| panic!("no var {name}")).clone()
+    varmap
+        .data()
+        .lock()
+        .unwrap()
+        .get(name)
+        .unwrap_or_else(|| panic!("no var {name}"))
+        .clone()
 }
 
 #[test]
@@ -33,7 +39,11 @@ fn field_embedding_offsets_pooling_and_numbers() -> R {
     let dev = Device::Cpu;
     let meta = meta();
     let vm = VarMap::new();
-    let emb = FieldEmbedding::new(&meta, 3, seeded_var_builder(&vm, 7, DType::F32, &dev).pp("ctr.embedding"))?;
+    let emb = FieldEmbedding::new(
+        &meta,
+        3,
+        seeded_var_builder(&vm, 7, DType::F32, &dev).pp("ctr.embedding"),
+    )?;
     assert_eq!(emb.num_fields(), 4);
     let batch = Batch {
         rows: 2,
@@ -44,8 +54,12 @@ fn field_embedding_offsets_pooling_and_numbers() -> R {
         text: None,
     };
     let out = emb.forward(&batch)?.to_vec3::<f32>()?;
-    let table = get(&vm, "ctr.embedding.weight").as_tensor().to_vec2::<f32>()?;
-    let number = get(&vm, "ctr.embedding.number").as_tensor().to_vec2::<f32>()?;
+    let table = get(&vm, "ctr.embedding.weight")
+        .as_tensor()
+        .to_vec2::<f32>()?;
+    let number = get(&vm, "ctr.embedding.number")
+        .as_tensor()
+        .to_vec2::<f32>()?;
     assert_eq!(table.len(), (USERS + 2) + (ITEMS + 2) + (GENRES + 2));
     let item_off = USERS + 2;
     let genre_off = item_off + ITEMS + 2;
@@ -97,7 +111,11 @@ fn dcnv2_cross_layer_matches_manual() -> R {
         for o in 0..3 {
             let wx: f32 = (0..3).map(|i| w[o][i] * x0[b][i]).sum::<f32>() + bias[o];
             let want = x0[b][o] * wx + x0[b][o];
-            assert!((got[b][o] - want).abs() < 1e-5, "[{b}][{o}] {} vs {want}", got[b][o]);
+            assert!(
+                (got[b][o] - want).abs() < 1e-5,
+                "[{b}][{o}] {} vs {want}",
+                got[b][o]
+            );
         }
     }
     Ok(())
@@ -108,7 +126,11 @@ fn cin_shape_and_values_on_tiny_input() -> R {
     let dev = Device::Cpu;
     let vm = VarMap::new();
     // F = 2 fields, E = 2; layers of 1 and 2 feature maps.
-    let cin = Cin::new(2, &[1, 2], seeded_var_builder(&vm, 1, DType::F32, &dev).pp("cin"))?;
+    let cin = Cin::new(
+        2,
+        &[1, 2],
+        seeded_var_builder(&vm, 1, DType::F32, &dev).pp("cin"),
+    )?;
     assert_eq!(cin.out_dim(), 3);
     // Layer 0: weight (1, H0·F = 4) over pairs (i, j) in order (0,0) (0,1) (1,0) (1,1).
     get(&vm, "cin.0.weight").set(&Tensor::new(&[[1f32, 2., 0., -1.]], &dev)?)?;
@@ -125,7 +147,12 @@ fn cin_shape_and_values_on_tiny_input() -> R {
     let want = [-2.0f32, -2.5, -4.0];
     assert_eq!(got.len(), 1);
     for k in 0..3 {
-        assert!((got[0][k] - want[k]).abs() < 1e-5, "{k}: {} vs {}", got[0][k], want[k]);
+        assert!(
+            (got[0][k] - want[k]).abs() < 1e-5,
+            "{k}: {} vs {}",
+            got[0][k],
+            want[k]
+        );
     }
     Ok(())
 }
@@ -138,10 +165,15 @@ fn bce_with_logits_value_and_gradient() -> R {
     let loss = bce_with_logits(z.as_tensor(), &y)?;
     let zs = [-30f64, -1.0, 0.0, 2.0, 40.0];
     let ys = [0f64, 1.0, 1.0, 0.0, 1.0];
-    let want: f64 = zs.iter().zip(&ys).map(|(&z, &y)| {
-        let p = 1.0 / (1.0 + (-z).exp());
-        -(y * p.max(1e-300).ln() + (1.0 - y) * (1.0 - p).max(1e-300).ln())
-    }).sum::<f64>() / 5.0;
+    let want: f64 = zs
+        .iter()
+        .zip(&ys)
+        .map(|(&z, &y)| {
+            let p = 1.0 / (1.0 + (-z).exp());
+            -(y * p.max(1e-300).ln() + (1.0 - y) * (1.0 - p).max(1e-300).ln())
+        })
+        .sum::<f64>()
+        / 5.0;
     assert!((loss.to_scalar::<f32>()? as f64 - want).abs() < 1e-5);
     let g = loss.backward()?;
     let g = g.get(z.as_tensor()).unwrap().to_vec1::<f32>()?;
@@ -158,7 +190,11 @@ fn every_backbone_has_shapes_and_gradients_everywhere() -> R {
     let batch = batch_of(32, 3)?;
     for backbone in all_backbones(0.1) {
         let vm = VarMap::new();
-        let model = CtrModel::new(&ctr_plan(4, backbone.clone()), &meta(), seeded_var_builder(&vm, 11, DType::F32, &dev))?;
+        let model = CtrModel::new(
+            &ctr_plan(4, backbone.clone()),
+            &meta(),
+            seeded_var_builder(&vm, 11, DType::F32, &dev),
+        )?;
         let out = model.forward(&batch, true)?;
         assert_eq!(out.logit.dims(), &[32], "{backbone:?}");
         match (model.hidden_dim(), &out.hidden) {
@@ -175,9 +211,14 @@ fn every_backbone_has_shapes_and_gradients_everywhere() -> R {
             assert!(vars.iter().any(|(n, _)| n == "ctr.fc_out.weight"));
         }
         for (name, var) in vars {
-            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{backbone:?}: no gradient for {name}"));
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{backbone:?}: no gradient for {name}"));
             let norm = g.sqr()?.sum_all()?.to_scalar::<f32>()?;
-            assert!(norm > 0.0 && norm.is_finite(), "{backbone:?}: gradient of {name} is {norm}");
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{backbone:?}: gradient of {name} is {norm}"
+            );
         }
         // Evaluation is deterministic (no dropout).
         let a = model.forward(&batch, false)?.logit.to_vec1::<f32>()?;
@@ -195,7 +236,11 @@ fn finite_difference_gradients_for_every_backbone() -> R {
     let coef = Tensor::new(&[0.7f64, -1.3, 0.4, 1.1, -0.6, 0.9], &dev)?;
     for backbone in all_backbones(0.0) {
         let vm = VarMap::new();
-        let model = CtrModel::new(&ctr_plan(3, backbone.clone()), &meta(), seeded_var_builder(&vm, 21, DType::F64, &dev))?;
+        let model = CtrModel::new(
+            &ctr_plan(3, backbone.clone()),
+            &meta(),
+            seeded_var_builder(&vm, 21, DType::F64, &dev),
+        )?;
         let loss_of = |m: &CtrModel| -> anyhow::Result<Tensor> {
             let z = m.forward(&batch, false)?.logit;
             // A smooth non-linear scalar so that second-order terms matter.
@@ -203,11 +248,17 @@ fn finite_difference_gradients_for_every_backbone() -> R {
         };
         let grads = loss_of(&model)?.backward()?;
         for (name, var) in sorted_vars(&vm)? {
-            let g = grads.get(var.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()?
+                .to_vec1::<f64>()?;
             let base = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
             let shape = var.as_tensor().shape().clone();
             // The largest-gradient entry plus two spread-out ones.
-            let argmax = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap_or(0);
+            let argmax = (0..g.len())
+                .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+                .unwrap_or(0);
             for &i in &[argmax, g.len() / 3, (2 * g.len()) / 3] {
                 let h = 1e-6;
                 let mut p = base.clone();
@@ -220,7 +271,11 @@ fn finite_difference_gradients_for_every_backbone() -> R {
                 var.set(&Tensor::from_vec(base.clone(), shape.clone(), &dev)?)?;
                 let fd = (up - down) / (2.0 * h);
                 let tol = 1e-5 * (1.0 + fd.abs().max(g[i].abs()));
-                assert!((fd - g[i]).abs() < tol, "{backbone:?} {name}[{i}]: analytic {} vs numeric {fd}", g[i]);
+                assert!(
+                    (fd - g[i]).abs() < tol,
+                    "{backbone:?} {name}[{i}]: analytic {} vs numeric {fd}",
+                    g[i]
+                );
             }
         }
     }
@@ -230,10 +285,21 @@ fn finite_difference_gradients_for_every_backbone() -> R {
 #[test]
 fn same_seed_same_weights_and_fc_out_is_separate() -> R {
     let dev = Device::Cpu;
-    let plan = ctr_plan(4, Backbone::DcnV2 { cross: 2, mlp: vec![8], dropout: 0.0 });
+    let plan = ctr_plan(
+        4,
+        Backbone::DcnV2 {
+            cross: 2,
+            mlp: vec![8],
+            dropout: 0.0,
+        },
+    );
     let build = |seed| -> anyhow::Result<Vec<(String, Vec<f32>)>> {
         let vm = VarMap::new();
-        CtrModel::new(&plan, &meta(), seeded_var_builder(&vm, seed, DType::F32, &dev))?;
+        CtrModel::new(
+            &plan,
+            &meta(),
+            seeded_var_builder(&vm, seed, DType::F32, &dev),
+        )?;
         sorted_vars(&vm)?
             .into_iter()
             .map(|(n, v)| Ok((n, v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
@@ -256,10 +322,28 @@ fn bad_configurations_are_errors() -> R {
     let dev = Device::Cpu;
     let vm = VarMap::new();
     let vb = seeded_var_builder(&vm, 1, DType::F32, &dev);
-    let bad = ctr_plan(4, Backbone::AutoInt { layers: 1, heads: 3, att_dim: 8, mlp: vec![], dropout: 0.0 });
-    let err = CtrModel::new(&bad, &meta(), vb.clone()).unwrap_err().to_string();
+    let bad = ctr_plan(
+        4,
+        Backbone::AutoInt {
+            layers: 1,
+            heads: 3,
+            att_dim: 8,
+            mlp: vec![],
+            dropout: 0.0,
+        },
+    );
+    let err = CtrModel::new(&bad, &meta(), vb.clone())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("multiple of heads"), "{err}");
-    let bad = ctr_plan(4, Backbone::XDeepFm { cin: vec![], mlp: vec![4], dropout: 0.0 });
+    let bad = ctr_plan(
+        4,
+        Backbone::XDeepFm {
+            cin: vec![],
+            mlp: vec![4],
+            dropout: 0.0,
+        },
+    );
     assert!(CtrModel::new(&bad, &meta(), vb).is_err());
     Ok(())
 }

@@ -44,7 +44,11 @@ impl FieldEmbedding {
         let mut n_number = 0usize;
         let mut total = 0usize;
         // Offsets follow the model's field order: singles first, then multis.
-        for f in meta.fields.iter().filter(|f| f.layout == ColumnLayout::Single) {
+        for f in meta
+            .fields
+            .iter()
+            .filter(|f| f.layout == ColumnLayout::Single)
+        {
             single_off.push(total as u32);
             total += f.vocab_size.max(1);
         }
@@ -65,7 +69,11 @@ impl FieldEmbedding {
             bail!("embedding table of {total} rows exceeds the u32 id range");
         }
         let device = vb.device().clone();
-        let table = vb.get_with_hints((total.max(1), dim), "weight", xavier_normal(dim, total.max(1)))?;
+        let table = vb.get_with_hints(
+            (total.max(1), dim),
+            "weight",
+            xavier_normal(dim, total.max(1)),
+        )?;
         let numbers = if n_number > 0 {
             Some(vb.get_with_hints((n_number, dim), "number", xavier_normal(dim, n_number))?)
         } else {
@@ -115,22 +123,39 @@ impl FieldEmbedding {
         if let Some(off) = &self.single_offsets {
             let ids = match &batch.single {
                 Some(ids) => ids,
-                None => bail!("batch has no single-valued fields but the model expects {}", self.n_single),
+                None => bail!(
+                    "batch has no single-valued fields but the model expects {}",
+                    self.n_single
+                ),
             };
             let (_, fs) = ids.dims2()?;
             if fs != self.n_single {
-                bail!("batch has {fs} single-valued fields, the model expects {}", self.n_single);
+                bail!(
+                    "batch has {fs} single-valued fields, the model expects {}",
+                    self.n_single
+                );
             }
             let rows = ids.broadcast_add(off)?.flatten_all()?;
-            parts.push(self.table.index_select(&rows, 0)?.reshape((b, fs, self.dim))?);
+            parts.push(
+                self.table
+                    .index_select(&rows, 0)?
+                    .reshape((b, fs, self.dim))?,
+            );
         }
         if batch.multi.len() != self.n_multi {
-            bail!("batch has {} multi-valued fields, the model expects {}", batch.multi.len(), self.n_multi);
+            bail!(
+                "batch has {} multi-valued fields, the model expects {}",
+                batch.multi.len(),
+                self.n_multi
+            );
         }
         for (ids, &off) in batch.multi.iter().zip(&self.multi_offsets) {
             let (_, w) = ids.dims2()?;
             let rows = (ids.to_dtype(DType::U32)? + off as f64)?;
-            let emb = self.table.index_select(&rows.flatten_all()?, 0)?.reshape((b, w, self.dim))?;
+            let emb = self
+                .table
+                .index_select(&rows.flatten_all()?, 0)?
+                .reshape((b, w, self.dim))?;
             let mask = ids.ne(PAD_ID)?.to_dtype(emb.dtype())?; // (B, W)
             let count = mask.sum_keepdim(1)?.clamp(1f64, f64::MAX)?; // (B, 1)
             let pooled = emb.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?; // (B, E)
@@ -139,11 +164,17 @@ impl FieldEmbedding {
         if let Some(vecs) = &self.numbers {
             let values = match &batch.numbers {
                 Some(v) => v,
-                None => bail!("batch has no number fields but the model expects {}", self.n_number),
+                None => bail!(
+                    "batch has no number fields but the model expects {}",
+                    self.n_number
+                ),
             };
             let (_, fnum) = values.dims2()?;
             if fnum != self.n_number {
-                bail!("batch has {fnum} number fields, the model expects {}", self.n_number);
+                bail!(
+                    "batch has {fnum} number fields, the model expects {}",
+                    self.n_number
+                );
             }
             let v = values.to_dtype(vecs.dtype())?.unsqueeze(2)?; // (B, Fn, 1)
             parts.push(v.broadcast_mul(&vecs.unsqueeze(0)?)?);

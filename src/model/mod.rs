@@ -1,6 +1,11 @@
 //! candle models: field embeddings, CTR backbones, the prompted PLM encoder, heads.
 
+pub mod attention;
 pub mod ctr;
 pub mod embedding;
+pub mod fused;
+pub mod heads;
 pub mod nn;
+pub mod plm;
+pub mod prompt;
 pub mod vars;

@@ -11,7 +11,17 @@ use rand::{RngCore, SeedableRng};
 use std::cell::RefCell;
 
 /// Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * w + b.
+/// On CPU (f32/f64) this runs the fused kernel in `fused` (one pass each way);
+/// elsewhere the composed version below.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if super::fused::supported(x) {
+        return super::fused::layer_norm(x, weight, bias, eps);
+    }
+    layer_norm_composed(x, weight, bias, eps)
+}
+
+/// `layer_norm` from differentiable candle ops (any device).
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centered = x.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -21,7 +31,16 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 
 /// Softmax over the last dimension. The max is detached: it cancels exactly
 /// in the result, and keeping it out of the graph saves a backward op.
+/// On CPU (f32/f64) this runs the fused kernel in `fused`.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if super::fused::supported(x) {
+        return super::fused::softmax_last_dim(x);
+    }
+    softmax_last_dim_composed(x)
+}
+
+/// `softmax_last_dim` from differentiable candle ops (any device).
+pub fn softmax_last_dim_composed(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let num = x.broadcast_sub(&max)?.exp()?;
     let den = num.sum_keepdim(D::Minus1)?;
@@ -77,7 +96,10 @@ pub fn seed_dropout(seed: u64) {
 /// Xavier-normal initialisation for a (fan_out, fan_in) weight, as the reference code uses.
 pub fn xavier_normal(fan_in: usize, fan_out: usize) -> Init {
     let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
-    Init::Randn { mean: 0.0, stdev: std }
+    Init::Randn {
+        mean: 0.0,
+        stdev: std,
+    }
 }
 
 /// A linear layer with Xavier-normal weight and zero bias, named `weight`/`bias` under `vb`.
@@ -94,4 +116,15 @@ pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let relu = logits.relu()?;
     let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
     ((relu - (&logits * labels)?)? + softplus)?.mean_all()
+}
+
+/// A fresh seed drawn from the (seeded) CPU dropout generator, for fused
+/// kernels that draw their own dropout masks (the fused attention).
+pub fn dropout_seed() -> u64 {
+    match DROPOUT_RNG.lock() {
+        Ok(mut g) => g
+            .get_or_insert_with(|| SmallRng::seed_from_u64(0))
+            .next_u64(),
+        Err(_) => 0,
+    }
 }

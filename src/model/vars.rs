@@ -17,7 +17,12 @@ use sha2::{Digest, Sha256};
 
 /// A `VarBuilder` that stores new variables in `varmap` (existing ones are
 /// returned as they are) and initialises them from `seed` and their name.
-pub fn seeded_var_builder(varmap: &VarMap, seed: u64, dtype: DType, device: &Device) -> VarBuilder<'static> {
+pub fn seeded_var_builder(
+    varmap: &VarMap,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> VarBuilder<'static> {
     let backend: Box<dyn SimpleBackend> = Box::new(SeededVarMap {
         varmap: varmap.clone(),
         seed,
@@ -42,7 +47,8 @@ fn name_seed(seed: u64, name: &str) -> u64 {
 fn init_values(init: Init, shape: &Shape, rng: &mut StdRng) -> Result<Vec<f32>> {
     let n = shape.elem_count();
     let normal = |mean: f64, std: f64, rng: &mut StdRng| -> Result<Vec<f32>> {
-        let d = Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(format!("init: {e}")))?;
+        let d =
+            Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(format!("init: {e}")))?;
         Ok((0..n).map(|_| d.sample(rng) as f32).collect())
     };
     let uniform = |lo: f64, up: f64, rng: &mut StdRng| -> Result<Vec<f32>> {
@@ -56,7 +62,11 @@ fn init_values(init: Init, shape: &Shape, rng: &mut StdRng) -> Result<Vec<f32>> 
         Init::Const(c) => Ok(vec![c as f32; n]),
         Init::Randn { mean, stdev } => normal(mean, stdev, rng),
         Init::Uniform { lo, up } => uniform(lo, up, rng),
-        Init::Kaiming { dist, fan, non_linearity } => {
+        Init::Kaiming {
+            dist,
+            fan,
+            non_linearity,
+        } => {
             let fan: FanInOut = fan;
             let fan = fan.for_shape(shape);
             let std = non_linearity.gain() / (fan.max(1) as f64).sqrt();
@@ -81,7 +91,11 @@ impl SimpleBackend for SeededVarMap {
         if let Some(v) = data.get(name) {
             let t = v.as_tensor();
             if t.shape() != &s {
-                candle_core::bail!("variable {name}: shape {:?} does not match {:?}", t.shape(), s);
+                candle_core::bail!(
+                    "variable {name}: shape {:?} does not match {:?}",
+                    t.shape(),
+                    s
+                );
             }
             return t.to_dtype(dtype);
         }
@@ -107,7 +121,11 @@ impl SimpleBackend for SeededVarMap {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.varmap.data().lock().map(|d| d.contains_key(name)).unwrap_or(false)
+        self.varmap
+            .data()
+            .lock()
+            .map(|d| d.contains_key(name))
+            .unwrap_or(false)
     }
 }
 

@@ -16,7 +16,13 @@ use crate::model::vars::sorted_vars;
 /// A run name made safe for a directory (`sweep[lr=0.1]` → `sweep_lr=0.1_`).
 pub fn path_component(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | ',') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | ',') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -58,8 +64,10 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<Sa
     }
     // Write to a temporary name first so a crash never leaves a torn checkpoint.
     let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    candle_core::safetensors::save(tensors, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     let bytes = std::fs::read(path).with_context(|| format!("reading back {}", path.display()))?;
     Ok(Saved {
         path: path.to_path_buf(),
@@ -107,7 +115,11 @@ pub fn load_by_name(varmap: &VarMap, path: &Path) -> Result<LoadReport> {
 /// Like [`load_by_name`], but names for which `exclude` is true are not
 /// loaded (they keep their fresh initialisation, e.g. `ctr.fc_out.*`).
 /// A shape mismatch between file and model is an error.
-pub fn load_by_name_except(varmap: &VarMap, path: &Path, exclude: impl Fn(&str) -> bool) -> Result<LoadReport> {
+pub fn load_by_name_except(
+    varmap: &VarMap,
+    path: &Path,
+    exclude: impl Fn(&str) -> bool,
+) -> Result<LoadReport> {
     if !path.exists() {
         bail!("checkpoint {} does not exist", path.display());
     }
@@ -133,7 +145,11 @@ pub fn load_by_name_except(varmap: &VarMap, path: &Path, exclude: impl Fn(&str) 
         }
     }
     let model: std::collections::HashSet<&String> = report.loaded.iter().collect();
-    let mut dropped: Vec<String> = file.keys().filter(|k| !model.contains(k)).cloned().collect();
+    let mut dropped: Vec<String> = file
+        .keys()
+        .filter(|k| !model.contains(k))
+        .cloned()
+        .collect();
     dropped.sort();
     report.dropped = dropped;
     Ok(report)

@@ -60,7 +60,11 @@ pub const LOGLOSS_EPS: f64 = 1e-7;
 /// Mean binary cross-entropy of probabilities `probs` against 0/1 `labels`.
 pub fn logloss(probs: &[f32], labels: &[f32]) -> Result<f64> {
     if probs.len() != labels.len() {
-        bail!("logloss: {} predictions but {} labels", probs.len(), labels.len());
+        bail!(
+            "logloss: {} predictions but {} labels",
+            probs.len(),
+            labels.len()
+        );
     }
     if probs.is_empty() {
         bail!("logloss of an empty set");
@@ -102,13 +106,19 @@ mod tests {
 
     #[test]
     fn auc_hand_cases() {
-        close(auc(&[0.1, 0.4, 0.35, 0.8], &[0., 0., 1., 1.]).unwrap(), 0.75);
+        close(
+            auc(&[0.1, 0.4, 0.35, 0.8], &[0., 0., 1., 1.]).unwrap(),
+            0.75,
+        );
         close(auc(&[0.9, 0.8, 0.1], &[1., 1., 0.]).unwrap(), 1.0);
         close(auc(&[0.1, 0.2, 0.9], &[1., 1., 0.]).unwrap(), 0.0);
         // All tied: every pair counts one half.
         close(auc(&[0.5; 4], &[0., 1., 0., 1.]).unwrap(), 0.5);
         // Pairs (pos, neg): (0.5,0.5)=½, (0.5,0.2)=1, (0.9,0.5)=1, (0.9,0.2)=1 → 3.5/4.
-        close(auc(&[0.5, 0.9, 0.5, 0.2], &[1., 1., 0., 0.]).unwrap(), 0.875);
+        close(
+            auc(&[0.5, 0.9, 0.5, 0.2], &[1., 1., 0., 0.]).unwrap(),
+            0.875,
+        );
     }
 
     #[test]
@@ -121,7 +131,13 @@ mod tests {
             for (j, &yj) in labels.iter().enumerate() {
                 if yi == 1.0 && yj == 0.0 {
                     den += 1.0;
-                    num += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
+                    num += if scores[i] > scores[j] {
+                        1.0
+                    } else if scores[i] == scores[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -130,7 +146,10 @@ mod tests {
 
     #[test]
     fn auc_errors() {
-        assert!(auc(&[0.1, 0.2], &[1., 1.]).unwrap_err().to_string().contains("single class"));
+        assert!(auc(&[0.1, 0.2], &[1., 1.])
+            .unwrap_err()
+            .to_string()
+            .contains("single class"));
         assert!(auc(&[0.1, 0.2], &[0., 0.]).is_err());
         assert!(auc(&[], &[]).is_err());
         assert!(auc(&[0.1, f32::NAN], &[0., 1.]).is_err());

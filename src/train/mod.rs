@@ -1,9 +1,12 @@
 //! Training: optimiser, schedules, metrics, the stage loop, checkpoints, events.
 
-pub mod events;
-pub mod metrics;
-pub mod optim;
 pub mod checkpoint;
 pub mod ctr_stage;
+pub mod events;
+pub mod joint;
+pub mod metrics;
+pub mod optim;
+pub mod pa_mlm;
+pub mod plm_stages;
 pub mod trainer;
 pub mod runner;

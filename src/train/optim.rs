@@ -52,7 +52,14 @@ pub struct AdamWConfig {
 
 impl AdamWConfig {
     pub fn new(ctr_lr: f64, plm_lr: f64, weight_decay: f64) -> Self {
-        Self { ctr_lr, plm_lr, weight_decay, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self {
+            ctr_lr,
+            plm_lr,
+            weight_decay,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 }
 
@@ -90,7 +97,12 @@ impl AdamW {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { params, cfg, step: 0, fused: true })
+        Ok(Self {
+            params,
+            cfg,
+            step: 0,
+            fused: true,
+        })
     }
 
     /// Use the fused CPU kernels where possible (default). Off = the composed
@@ -105,7 +117,10 @@ impl AdamW {
 
     /// Names of the optimised variables, with their group and whether they decay.
     pub fn describe(&self) -> Vec<(String, Group, bool)> {
-        self.params.iter().map(|p| (p.name.clone(), p.group, p.decay)).collect()
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.group, p.decay))
+            .collect()
     }
 
     pub fn vars(&self) -> impl Iterator<Item = (&str, &Var)> {
@@ -148,15 +163,29 @@ impl AdamW {
                 && g.dtype() == p.var.dtype()
                 && p.var.as_tensor().is_contiguous();
             if fusable {
-                let g = if g.is_contiguous() { g.clone() } else { g.contiguous()? };
+                let g = if g.is_contiguous() {
+                    g.clone()
+                } else {
+                    g.contiguous()?
+                };
                 let g = g.flatten_all()?;
                 p.state.inplace_op2(
                     &g,
-                    &Moments { beta1: self.cfg.beta1, beta2: self.cfg.beta2, grad_scale },
+                    &Moments {
+                        beta1: self.cfg.beta1,
+                        beta2: self.cfg.beta2,
+                        grad_scale,
+                    },
                 )?;
                 p.var.as_tensor().flatten_all()?.inplace_op2(
                     &p.state,
-                    &Apply { lr, wd, bc1, bc2, eps: self.cfg.eps },
+                    &Apply {
+                        lr,
+                        wd,
+                        bc1,
+                        bc2,
+                        eps: self.cfg.eps,
+                    },
                 )?;
             } else {
                 let n = p.var.as_tensor().elem_count();
@@ -188,14 +217,20 @@ pub fn sum_sq(g: &Tensor) -> Result<f64> {
             };
             match cpu {
                 CpuStorage::F32(v) => {
-                    return Ok(v[start..end].par_iter().map(|&x| (x as f64) * (x as f64)).sum())
+                    return Ok(v[start..end]
+                        .par_iter()
+                        .map(|&x| (x as f64) * (x as f64))
+                        .sum())
                 }
                 CpuStorage::F64(v) => return Ok(v[start..end].par_iter().map(|&x| x * x).sum()),
                 _ => {}
             }
         }
     }
-    Ok(g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?)
+    Ok(g.to_dtype(DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?)
 }
 
 /// Parallel chunk size of the fused kernels.
@@ -213,7 +248,13 @@ impl InplaceOp2 for Moments {
         "adamw-moments"
     }
 
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, src: &CpuStorage, src_l: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        src: &CpuStorage,
+        src_l: &Layout,
+    ) -> candle_core::Result<()> {
         let (ds, de) = dst_l
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("adamw state not contiguous".into()))?;
@@ -265,7 +306,13 @@ impl InplaceOp2 for Apply {
         "adamw-apply"
     }
 
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, src: &CpuStorage, src_l: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        src: &CpuStorage,
+        src_l: &Layout,
+    ) -> candle_core::Result<()> {
         let (ds, de) = dst_l
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("parameter not contiguous".into()))?;
@@ -327,7 +374,10 @@ mod tests {
     #[test]
     fn groups_and_decay() {
         assert_eq!(Group::of("ctr.mlp.0.weight"), Group::Ctr);
-        assert_eq!(Group::of("plm.encoder.layer.0.attention.self.query.weight"), Group::Plm);
+        assert_eq!(
+            Group::of("plm.encoder.layer.0.attention.self.query.weight"),
+            Group::Plm
+        );
         assert!(decays("ctr.mlp.0.weight"));
         assert!(!decays("ctr.mlp.0.bias"));
         assert!(!decays("plm.embeddings.LayerNorm.weight"));
@@ -367,7 +417,10 @@ mod tests {
             }
         }
         let var = Var::from_tensor(&Tensor::new(&init, &dev)?)?;
-        let mut opt = AdamW::new(vec![("ctr.w".into(), var.clone())], AdamWConfig::new(lr, lr, wd))?;
+        let mut opt = AdamW::new(
+            vec![("ctr.w".into(), var.clone())],
+            AdamWConfig::new(lr, lr, wd),
+        )?;
         for g in &grads {
             let gt = Tensor::new(g, &dev)?;
             let loss = (var.as_tensor() * &gt)?.sum_all()?;
@@ -376,11 +429,19 @@ mod tests {
         }
         let got = var.as_tensor().to_vec1::<f32>()?;
         for i in 0..4 {
-            assert!((got[i] as f64 - p[i]).abs() < 1e-6, "{i}: {} vs {}", got[i], p[i]);
+            assert!(
+                (got[i] as f64 - p[i]).abs() < 1e-6,
+                "{i}: {} vs {}",
+                got[i],
+                p[i]
+            );
         }
         // The composed path (what CUDA runs), on a 2-D variable.
         let base = Var::from_tensor(&Tensor::new(&[init, init], &dev)?)?;
-        let mut opt = AdamW::new(vec![("ctr.w".into(), base.clone())], AdamWConfig::new(lr, lr, wd))?;
+        let mut opt = AdamW::new(
+            vec![("ctr.w".into(), base.clone())],
+            AdamWConfig::new(lr, lr, wd),
+        )?;
         opt.set_fused(false);
         for g in &grads {
             let gt = Tensor::new(&[*g, *g], &dev)?;
@@ -390,7 +451,12 @@ mod tests {
         let got = base.as_tensor().to_vec2::<f32>()?;
         for r in 0..2 {
             for i in 0..4 {
-                assert!((got[r][i] as f64 - p[i]).abs() < 1e-6, "composed {i}: {} vs {}", got[r][i], p[i]);
+                assert!(
+                    (got[r][i] as f64 - p[i]).abs() < 1e-6,
+                    "composed {i}: {} vs {}",
+                    got[r][i],
+                    p[i]
+                );
             }
         }
         Ok(())

@@ -72,14 +72,23 @@ pub trait StageModel {
 
     /// Evaluates a split. The default computes AUC and LogLoss from
     /// [`StageModel::predict_logits`] and scores by AUC.
-    fn evaluate(&self, split: &DeviceSplit, eval_batch: usize, ctx: &EvalCtx) -> Result<Evaluation> {
+    fn evaluate(
+        &self,
+        split: &DeviceSplit,
+        eval_batch: usize,
+        ctx: &EvalCtx,
+    ) -> Result<Evaluation> {
         let _ = ctx;
         evaluate_ctr(self, split, eval_batch)
     }
 }
 
 /// AUC / LogLoss over a whole split, in order, `eval_batch` rows at a time.
-pub fn evaluate_ctr<M: StageModel + ?Sized>(model: &M, split: &DeviceSplit, eval_batch: usize) -> Result<Evaluation> {
+pub fn evaluate_ctr<M: StageModel + ?Sized>(
+    model: &M,
+    split: &DeviceSplit,
+    eval_batch: usize,
+) -> Result<Evaluation> {
     let start = Instant::now();
     let (logits, labels) = predict_split(model, split, eval_batch)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -96,7 +105,11 @@ pub fn evaluate_ctr<M: StageModel + ?Sized>(model: &M, split: &DeviceSplit, eval
 }
 
 /// Logits and labels of every row of `split`, in row order.
-pub fn predict_split<M: StageModel + ?Sized>(model: &M, split: &DeviceSplit, eval_batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn predict_split<M: StageModel + ?Sized>(
+    model: &M,
+    split: &DeviceSplit,
+    eval_batch: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     if split.rows == 0 {
         bail!("cannot evaluate an empty split");
     }
@@ -115,8 +128,12 @@ pub fn predict_split<M: StageModel + ?Sized>(model: &M, split: &DeviceSplit, eva
         start = end;
     }
     // One device→host copy at the end instead of a sync per batch.
-    let all = Tensor::cat(&pending, 0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let all_labels = Tensor::cat(&pending_labels, 0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let all = Tensor::cat(&pending, 0)?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?;
+    let all_labels = Tensor::cat(&pending_labels, 0)?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?;
     logits.extend(all);
     labels.extend(all_labels);
     Ok((logits, labels))
@@ -178,7 +195,10 @@ pub fn train_stage<M: StageModel + ?Sized>(
     seed_dropout(spec.seed);
     let vars = sorted_vars(varmap)?;
     let plm_lr = tp.plm_lr.unwrap_or(tp.lr);
-    let mut opt = AdamW::new(vars.clone(), AdamWConfig::new(tp.lr, plm_lr, tp.weight_decay))?;
+    let mut opt = AdamW::new(
+        vars.clone(),
+        AdamWConfig::new(tp.lr, plm_lr, tp.weight_decay),
+    )?;
     let accumulate = tp.accumulate.max(1);
     let order = |epoch: usize| OrderSpec {
         batch: tp.batch,
@@ -188,7 +208,9 @@ pub fn train_stage<M: StageModel + ?Sized>(
         epoch,
         max_rows: tp.max_rows,
     };
-    let rows_per_epoch = tp.max_rows.map_or(data.train.rows, |m| m.min(data.train.rows));
+    let rows_per_epoch = tp
+        .max_rows
+        .map_or(data.train.rows, |m| m.min(data.train.rows));
     let batches_per_epoch = rows_per_epoch.div_ceil(tp.batch);
     let steps_per_epoch = batches_per_epoch.div_ceil(accumulate);
     let total_steps = steps_per_epoch * tp.epochs;
@@ -224,10 +246,17 @@ pub fn train_stage<M: StageModel + ?Sized>(
             let mut grads: Option<GradStore> = None;
             let mut loss_sum = 0f64;
             for (k, rows) in chunk.iter().enumerate() {
-                let ctx = StepCtx { epoch, step: step + 1, micro: chunk_idx * accumulate + k, seed: spec.seed };
+                let ctx = StepCtx {
+                    epoch,
+                    step: step + 1,
+                    micro: chunk_idx * accumulate + k,
+                    seed: spec.seed,
+                };
                 let batch = data.train.batch(rows)?;
                 let loss = model.loss(&batch, true, &ctx)?;
-                let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+                let value = loss
+                    .to_dtype(DType::F64)?
+                    .to_scalar::<f64>()
                     .with_context(|| format!("stage {}: the loss must be a scalar", spec.name))?;
                 if !value.is_finite() {
                     bail!(
@@ -238,7 +267,11 @@ pub fn train_stage<M: StageModel + ?Sized>(
                 }
                 let weight = rows.len() as f64 / chunk_rows as f64;
                 loss_sum += value * weight;
-                let scaled = if chunk.len() == 1 { loss } else { (loss * weight)? };
+                let scaled = if chunk.len() == 1 {
+                    loss
+                } else {
+                    (loss * weight)?
+                };
                 let g = scaled.backward()?;
                 grads = Some(match grads {
                     None => g,
@@ -253,7 +286,11 @@ pub fn train_stage<M: StageModel + ?Sized>(
             if let Some(clip) = tp.grad_clip {
                 let norm = opt.grad_norm(&grads)?;
                 if !norm.is_finite() {
-                    bail!("stage {}: gradient norm became {norm} at step {} (epoch {epoch})", spec.name, step + 1);
+                    bail!(
+                        "stage {}: gradient norm became {norm} at step {} (epoch {epoch})",
+                        spec.name,
+                        step + 1
+                    );
                 }
                 if norm > clip {
                     grad_scale = clip / (norm + 1e-6);
@@ -270,7 +307,11 @@ pub fn train_stage<M: StageModel + ?Sized>(
                 step,
                 loss: loss_sum,
                 lr: tp.lr * mult,
-                samples_per_s: if elapsed > 0.0 { epoch_rows as f64 / elapsed } else { 0.0 },
+                samples_per_s: if elapsed > 0.0 {
+                    epoch_rows as f64 / elapsed
+                } else {
+                    0.0
+                },
             });
         }
         train_seconds += epoch_start.elapsed().as_secs_f64();
@@ -278,7 +319,15 @@ pub fn train_stage<M: StageModel + ?Sized>(
         epochs_run = epoch;
 
         let eval = model
-            .evaluate(data.valid, tp.eval_batch, &EvalCtx { epoch, split: EvalSplit::Valid, seed: spec.seed })
+            .evaluate(
+                data.valid,
+                tp.eval_batch,
+                &EvalCtx {
+                    epoch,
+                    split: EvalSplit::Valid,
+                    seed: spec.seed,
+                },
+            )
             .with_context(|| format!("stage {}: evaluating the validation split", spec.name))?;
         emit_eval(sink, &spec.name, epoch, EvalSplit::Valid, &eval);
 
@@ -296,8 +345,13 @@ pub fn train_stage<M: StageModel + ?Sized>(
                 .collect::<Result<Vec<_>>>()?;
             if let (Some(dir), Some(s)) = (&spec.checkpoint_dir, &saved_epoch) {
                 let path = dir.join("best.safetensors");
-                std::fs::copy(&s.path, &path).with_context(|| format!("writing {}", path.display()))?;
-                let b = checkpoint::Saved { path: path.clone(), bytes: s.bytes, sha256: s.sha256.clone() };
+                std::fs::copy(&s.path, &path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                let b = checkpoint::Saved {
+                    path: path.clone(),
+                    bytes: s.bytes,
+                    sha256: s.sha256.clone(),
+                };
                 emit_checkpoint(sink, &spec.name, Some(epoch), &b);
                 best_checkpoint = Some(path);
             }
@@ -329,7 +383,10 @@ pub fn train_stage<M: StageModel + ?Sized>(
             if epoch != epochs_run {
                 sink.emit(Event::Log {
                     level: LogLevel::Info,
-                    message: format!("stage {}: restored the weights of epoch {epoch} (best validation score)", spec.name),
+                    message: format!(
+                        "stage {}: restored the weights of epoch {epoch} (best validation score)",
+                        spec.name
+                    ),
                 });
             }
             (Some(epoch), Some(eval))
@@ -340,15 +397,36 @@ pub fn train_stage<M: StageModel + ?Sized>(
     let test = match data.test {
         Some(split) => {
             let eval = model
-                .evaluate(split, tp.eval_batch, &EvalCtx { epoch: best_epoch.unwrap_or(0), split: EvalSplit::Test, seed: spec.seed })
+                .evaluate(
+                    split,
+                    tp.eval_batch,
+                    &EvalCtx {
+                        epoch: best_epoch.unwrap_or(0),
+                        split: EvalSplit::Test,
+                        seed: spec.seed,
+                    },
+                )
                 .with_context(|| format!("stage {}: evaluating the test split", spec.name))?;
-            emit_eval(sink, &spec.name, best_epoch.unwrap_or(0), EvalSplit::Test, &eval);
+            emit_eval(
+                sink,
+                &spec.name,
+                best_epoch.unwrap_or(0),
+                EvalSplit::Test,
+                &eval,
+            );
             Some(eval)
         }
         None => None,
     };
-    let infer = test.as_ref().or(best_valid.as_ref()).and_then(|e| (e.seconds > 0.0).then(|| e.rows as f64 / e.seconds));
-    let train_sps = if train_seconds > 0.0 { train_rows as f64 / train_seconds } else { 0.0 };
+    let infer = test
+        .as_ref()
+        .or(best_valid.as_ref())
+        .and_then(|e| (e.seconds > 0.0).then(|| e.rows as f64 / e.seconds));
+    let train_sps = if train_seconds > 0.0 {
+        train_rows as f64 / train_seconds
+    } else {
+        0.0
+    };
     let seconds = stage_start.elapsed().as_secs_f64();
     sink.emit(Event::StageFinished {
         stage: spec.name.clone(),

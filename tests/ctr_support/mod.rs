@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use clickprompt::data::{Column, ColumnLayout, Dataset, DatasetMeta, FieldMeta, Split};
-use clickprompt::plan::{BilinearKind, Backbone, CtrPlan, Schedule, TrainPlan};
+use clickprompt::plan::{Backbone, BilinearKind, CtrPlan, Schedule, TrainPlan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -27,9 +27,18 @@ pub fn meta() -> DatasetMeta {
     DatasetMeta {
         fields: vec![
             field("user", ColumnLayout::Single, USERS + 2),
-            field("genres", ColumnLayout::Multi { width: MULTI_WIDTH }, GENRES + 2),
+            field(
+                "genres",
+                ColumnLayout::Multi { width: MULTI_WIDTH },
+                GENRES + 2,
+            ),
             field("item", ColumnLayout::Single, ITEMS + 2),
-            FieldMeta { name: "age".into(), layout: ColumnLayout::Number, vocab_size: 1, values: vec![] },
+            FieldMeta {
+                name: "age".into(),
+                layout: ColumnLayout::Number,
+                vocab_size: 1,
+                values: vec![],
+            },
         ],
         text: None,
     }
@@ -41,7 +50,9 @@ pub fn meta() -> DatasetMeta {
 /// Bayes AUC (≈0.8); one that ignores them sits at 0.5.
 pub fn planted(seed: u64, n_train: usize, n_valid: usize, n_test: usize) -> Dataset {
     let mut rng = StdRng::seed_from_u64(seed);
-    let fav: Vec<u32> = (0..USERS).map(|_| rng.random_range(0..GENRES as u32)).collect();
+    let fav: Vec<u32> = (0..USERS)
+        .map(|_| rng.random_range(0..GENRES as u32))
+        .collect();
     let ub: Vec<f64> = (0..USERS).map(|_| rng.random_range(-1.0..1.0)).collect();
     let ib: Vec<f64> = (0..ITEMS).map(|_| rng.random_range(-1.0..1.0)).collect();
     let genres: Vec<Vec<u32>> = (0..ITEMS)
@@ -83,7 +94,10 @@ pub fn planted(seed: u64, n_train: usize, n_valid: usize, n_test: usize) -> Data
             labels,
             columns: vec![
                 Column::Single(users),
-                Column::Multi { width: MULTI_WIDTH, ids: multi },
+                Column::Multi {
+                    width: MULTI_WIDTH,
+                    ids: multi,
+                },
                 Column::Single(items),
                 Column::Number(ages),
             ],
@@ -93,7 +107,12 @@ pub fn planted(seed: u64, n_train: usize, n_valid: usize, n_test: usize) -> Data
     let train = make(n_train);
     let valid = make(n_valid);
     let test = make(n_test);
-    Dataset { meta: meta(), train, valid, test }
+    Dataset {
+        meta: meta(),
+        train,
+        valid,
+        test,
+    }
 }
 
 pub fn train_plan(epochs: usize, batch: usize, lr: f64) -> TrainPlan {
@@ -119,15 +138,54 @@ pub fn all_backbones(dropout: f64) -> Vec<Backbone> {
     vec![
         Backbone::Lr,
         Backbone::Fm,
-        Backbone::Dnn { mlp: vec![16, 8], dropout },
-        Backbone::DeepFm { mlp: vec![16, 8], dropout },
-        Backbone::Dcn { cross: 2, mlp: vec![16], dropout },
-        Backbone::DcnV2 { cross: 2, mlp: vec![16], dropout },
-        Backbone::AutoInt { layers: 2, heads: 2, att_dim: 8, mlp: vec![8], dropout },
-        Backbone::XDeepFm { cin: vec![4, 3], mlp: vec![8], dropout },
-        Backbone::FiBiNet { reduction: 2, bilinear: BilinearKind::FieldAll, mlp: vec![8], dropout },
-        Backbone::FiBiNet { reduction: 2, bilinear: BilinearKind::FieldEach, mlp: vec![8], dropout },
-        Backbone::FiBiNet { reduction: 1, bilinear: BilinearKind::FieldInteraction, mlp: vec![8], dropout },
+        Backbone::Dnn {
+            mlp: vec![16, 8],
+            dropout,
+        },
+        Backbone::DeepFm {
+            mlp: vec![16, 8],
+            dropout,
+        },
+        Backbone::Dcn {
+            cross: 2,
+            mlp: vec![16],
+            dropout,
+        },
+        Backbone::DcnV2 {
+            cross: 2,
+            mlp: vec![16],
+            dropout,
+        },
+        Backbone::AutoInt {
+            layers: 2,
+            heads: 2,
+            att_dim: 8,
+            mlp: vec![8],
+            dropout,
+        },
+        Backbone::XDeepFm {
+            cin: vec![4, 3],
+            mlp: vec![8],
+            dropout,
+        },
+        Backbone::FiBiNet {
+            reduction: 2,
+            bilinear: BilinearKind::FieldAll,
+            mlp: vec![8],
+            dropout,
+        },
+        Backbone::FiBiNet {
+            reduction: 2,
+            bilinear: BilinearKind::FieldEach,
+            mlp: vec![8],
+            dropout,
+        },
+        Backbone::FiBiNet {
+            reduction: 1,
+            bilinear: BilinearKind::FieldInteraction,
+            mlp: vec![8],
+            dropout,
+        },
     ]
 }
 

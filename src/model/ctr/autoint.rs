@@ -24,7 +24,13 @@ pub struct SelfAttention {
 impl SelfAttention {
     /// `att_dim` is each layer's output width, split over `heads`.
     /// Variables `{l}.query`, `{l}.key`, `{l}.value`, `{l}.residual`, each (d_in, A).
-    pub fn new(embed: usize, layers: usize, heads: usize, att_dim: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        embed: usize,
+        layers: usize,
+        heads: usize,
+        att_dim: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         if heads == 0 || att_dim == 0 || att_dim % heads != 0 {
             bail!("autoint: att_dim ({att_dim}) must be a positive multiple of heads ({heads})");
         }
@@ -32,11 +38,18 @@ impl SelfAttention {
         let mut d_in = embed;
         for l in 0..layers {
             let vb = vb.pp(l.to_string());
-            let get = |name: &str| vb.get_with_hints((d_in, att_dim), name, xavier_normal(d_in, att_dim));
-            out.push(AttLayer { parts: [get("query")?, get("key")?, get("value")?, get("residual")?] });
+            let get =
+                |name: &str| vb.get_with_hints((d_in, att_dim), name, xavier_normal(d_in, att_dim));
+            out.push(AttLayer {
+                parts: [get("query")?, get("key")?, get("value")?, get("residual")?],
+            });
             d_in = att_dim;
         }
-        Ok(Self { layers: out, heads, att_dim })
+        Ok(Self {
+            layers: out,
+            heads,
+            att_dim,
+        })
     }
 
     /// Width of one field's output.
@@ -60,9 +73,15 @@ impl SelfAttention {
             let d_in = x.dim(2)?;
             // One matmul for all four projections.
             let w = Tensor::cat(&layer.parts, 1)?;
-            let p = x.reshape((b * f, d_in))?.matmul(&w)?.reshape((b, f, 4 * a))?;
+            let p = x
+                .reshape((b * f, d_in))?
+                .matmul(&w)?
+                .reshape((b, f, 4 * a))?;
             let heads = |i: usize| -> Result<Tensor> {
-                Ok(p.narrow(2, i * a, a)?.reshape((b, f, h, dh))?.transpose(1, 2)?.contiguous()?)
+                Ok(p.narrow(2, i * a, a)?
+                    .reshape((b, f, h, dh))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
             };
             let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
             let scores = (q.matmul(&k.transpose(2, 3)?)? * scale)?; // (B, H, F, F)

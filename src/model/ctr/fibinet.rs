@@ -20,8 +20,12 @@ impl Senet {
     /// Variables `excite1` (R, F) and `excite2` (F, R), R = max(1, F / reduction).
     pub fn new(fields: usize, reduction: usize, vb: VarBuilder) -> Result<Self> {
         let r = (fields / reduction.max(1)).max(1);
-        let w1 = vb.get_with_hints((r, fields), "excite1", xavier_normal(fields, r))?.t()?;
-        let w2 = vb.get_with_hints((fields, r), "excite2", xavier_normal(r, fields))?.t()?;
+        let w1 = vb
+            .get_with_hints((r, fields), "excite1", xavier_normal(fields, r))?
+            .t()?;
+        let w2 = vb
+            .get_with_hints((fields, r), "excite2", xavier_normal(r, fields))?
+            .t()?;
         Ok(Self { w1, w2 })
     }
 
@@ -54,7 +58,9 @@ impl Bilinear {
         let weight = match kind {
             BilinearKind::FieldAll => vb.get_with_hints((embed, embed), "weight", init)?,
             BilinearKind::FieldEach => vb.get_with_hints((fields, embed, embed), "weight", init)?,
-            BilinearKind::FieldInteraction => vb.get_with_hints((pairs.max(1), embed, embed), "weight", init)?,
+            BilinearKind::FieldInteraction => {
+                vb.get_with_hints((pairs.max(1), embed, embed), "weight", init)?
+            }
         };
         let dev: &Device = vb.device();
         Ok(Self {
@@ -75,14 +81,21 @@ impl Bilinear {
         let (b, f, e) = emb.dims3()?;
         let right = emb.index_select(&self.right, 1)?;
         let left = match self.kind {
-            BilinearKind::FieldAll => emb.reshape((b * f, e))?.matmul(&self.weight)?.reshape((b, f, e))?.index_select(&self.left, 1)?,
+            BilinearKind::FieldAll => emb
+                .reshape((b * f, e))?
+                .matmul(&self.weight)?
+                .reshape((b, f, e))?
+                .index_select(&self.left, 1)?,
             BilinearKind::FieldEach => {
                 // (F, B, E) × (F, E, E): one batched matmul over fields.
                 let t = emb.transpose(0, 1)?.contiguous()?.matmul(&self.weight)?;
                 t.index_select(&self.left, 0)?.transpose(0, 1)?
             }
             BilinearKind::FieldInteraction => {
-                let l = emb.index_select(&self.left, 1)?.transpose(0, 1)?.contiguous()?; // (P, B, E)
+                let l = emb
+                    .index_select(&self.left, 1)?
+                    .transpose(0, 1)?
+                    .contiguous()?; // (P, B, E)
                 l.matmul(&self.weight)?.transpose(0, 1)?
             }
         };

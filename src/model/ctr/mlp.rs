@@ -25,7 +25,11 @@ impl Mlp {
             layers.push(linear_xavier(d, o, vb.pp(i.to_string()))?);
             d = o;
         }
-        Ok(Self { layers, dropout, out_dim: d })
+        Ok(Self {
+            layers,
+            dropout,
+            out_dim: d,
+        })
     }
 
     /// Output width (the input width when there are no layers).

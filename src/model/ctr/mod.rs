@@ -56,7 +56,12 @@ enum Body {
     DcnV2(CrossNetV2, Mlp),
     AutoInt(SelfAttention, Mlp),
     XDeepFm(Cin, Mlp),
-    FiBiNet { senet: Senet, bi_e: Bilinear, bi_v: Bilinear, mlp: Mlp },
+    FiBiNet {
+        senet: Senet,
+        bi_e: Bilinear,
+        bi_v: Bilinear,
+        mlp: Mlp,
+    },
 }
 
 /// A CTR backbone: field embedding → interaction network → h → `fc_out` → logit.
@@ -98,23 +103,47 @@ impl CtrModel {
                 let d = m.out_dim() + e;
                 (Body::DeepFm(m), Some(d))
             }
-            Backbone::Dcn { cross, mlp: dims, dropout } => {
+            Backbone::Dcn {
+                cross,
+                mlp: dims,
+                dropout,
+            } => {
                 let m = mlp(dims, *dropout)?;
                 let d = flat + if m.is_empty() { 0 } else { m.out_dim() };
-                (Body::Dcn(CrossNet::new(flat, *cross, vb.pp("cross"))?, m), Some(d))
+                (
+                    Body::Dcn(CrossNet::new(flat, *cross, vb.pp("cross"))?, m),
+                    Some(d),
+                )
             }
-            Backbone::DcnV2 { cross, mlp: dims, dropout } => {
+            Backbone::DcnV2 {
+                cross,
+                mlp: dims,
+                dropout,
+            } => {
                 let m = mlp(dims, *dropout)?;
                 let d = flat + if m.is_empty() { 0 } else { m.out_dim() };
-                (Body::DcnV2(CrossNetV2::new(flat, *cross, vb.pp("cross"))?, m), Some(d))
+                (
+                    Body::DcnV2(CrossNetV2::new(flat, *cross, vb.pp("cross"))?, m),
+                    Some(d),
+                )
             }
-            Backbone::AutoInt { layers, heads, att_dim, mlp: dims, dropout } => {
+            Backbone::AutoInt {
+                layers,
+                heads,
+                att_dim,
+                mlp: dims,
+                dropout,
+            } => {
                 let att = SelfAttention::new(e, *layers, *heads, *att_dim, vb.pp("attention"))?;
                 let m = mlp(dims, *dropout)?;
                 let d = f * att.field_dim(e) + if m.is_empty() { 0 } else { m.out_dim() };
                 (Body::AutoInt(att, m), Some(d))
             }
-            Backbone::XDeepFm { cin, mlp: dims, dropout } => {
+            Backbone::XDeepFm {
+                cin,
+                mlp: dims,
+                dropout,
+            } => {
                 if cin.is_empty() {
                     bail!("xdeepfm needs at least one CIN layer");
                 }
@@ -123,7 +152,12 @@ impl CtrModel {
                 let d = c.out_dim() + if m.is_empty() { 0 } else { m.out_dim() };
                 (Body::XDeepFm(c, m), Some(d))
             }
-            Backbone::FiBiNet { reduction, bilinear, mlp: dims, dropout } => {
+            Backbone::FiBiNet {
+                reduction,
+                bilinear,
+                mlp: dims,
+                dropout,
+            } => {
                 if f < 2 {
                     bail!("fibinet needs at least two CTR fields");
                 }
@@ -132,14 +166,28 @@ impl CtrModel {
                 let bi_v = Bilinear::new(f, e, *bilinear, vb.pp("bilinear_v"))?;
                 let m = Mlp::new(2 * bi_e.pairs() * e, dims, *dropout, vb.pp("mlp"))?;
                 let d = m.out_dim();
-                (Body::FiBiNet { senet, bi_e, bi_v, mlp: m }, Some(d))
+                (
+                    Body::FiBiNet {
+                        senet,
+                        bi_e,
+                        bi_v,
+                        mlp: m,
+                    },
+                    Some(d),
+                )
             }
         };
         let fc_out = match hidden_dim {
             Some(d) => Some(linear_xavier(d, 1, vb.pp("fc_out"))?),
             None => None,
         };
-        Ok(Self { embedding, body, fc_out, hidden_dim, name: plan.backbone.name() })
+        Ok(Self {
+            embedding,
+            body,
+            fc_out,
+            hidden_dim,
+            name: plan.backbone.name(),
+        })
     }
 
     /// Size of h, or None for backbones without one (`lr`, `fm`).
@@ -198,7 +246,12 @@ impl CtrModel {
                 with_mlp(a, mlp, &flat()?)?
             }
             Body::XDeepFm(cin, mlp) => with_mlp(cin.forward(emb)?, mlp, &flat()?)?,
-            Body::FiBiNet { senet, bi_e, bi_v, mlp } => {
+            Body::FiBiNet {
+                senet,
+                bi_e,
+                bi_v,
+                mlp,
+            } => {
                 let v = senet.forward(emb)?;
                 let p = Tensor::cat(&[bi_e.forward(emb)?, bi_v.forward(&v)?], 1)?;
                 let p = p.reshape((b, p.dim(1)? * p.dim(2)?))?;
@@ -218,14 +271,20 @@ impl CtrModel {
 
     pub fn forward(&self, batch: &Batch, train: bool) -> Result<CtrOutput> {
         match &self.body {
-            Body::Lr(first) => Ok(CtrOutput { logit: first.forward(batch)?, hidden: None }),
+            Body::Lr(first) => Ok(CtrOutput {
+                logit: first.forward(batch)?,
+                hidden: None,
+            }),
             Body::Fm(first) => {
                 let emb = match &self.embedding {
                     Some(e) => e.forward(batch)?,
                     None => bail!("fm without embedding"),
                 };
                 let logit = (first.forward(batch)? + fm::fm_pairwise(&emb)?)?;
-                Ok(CtrOutput { logit, hidden: None })
+                Ok(CtrOutput {
+                    logit,
+                    hidden: None,
+                })
             }
             _ => {
                 let h = match self.hidden(batch, train)? {
@@ -233,7 +292,10 @@ impl CtrModel {
                     None => bail!("{} produced no hidden representation", self.name),
                 };
                 let logit = self.logit_from_hidden(&h)?;
-                Ok(CtrOutput { logit, hidden: Some(h) })
+                Ok(CtrOutput {
+                    logit,
+                    hidden: Some(h),
+                })
             }
         }
     }

@@ -29,7 +29,10 @@ impl Cin {
             layers.push((w.t()?, b));
             h = o;
         }
-        Ok(Self { layers, out_dim: sizes.iter().sum() })
+        Ok(Self {
+            layers,
+            out_dim: sizes.iter().sum(),
+        })
     }
 
     pub fn out_dim(&self) -> usize {

@@ -1,0 +1,425 @@
+//! PLM-side throughput on MovieLens-100K text with all-MiniLM-L6-v2:
+//! PA-MLM training, joint training, joint inference and CTR-only inference
+//! (K = 10 deep prompts, DCNv2 embed 16 / 3 cross / 3×256 MLP, batch 32,
+//! max_len 64, length-bucketed batches), plus peak memory and achieved
+//! GFLOP/s against a measured matmul rate.
+//!
+//! `cargo bench --bench plm` runs every phase, each in its own process so the
+//! peak resident memory (VmHWM) is the phase's own; `cargo bench --bench plm
+//! -- PHASE` runs one (`matmul`, `pa_mlm`, `joint`, `joint_infer`, `ctr_infer`).
+//! Needs `assets/plm/all-MiniLM-L6-v2` (scripts/fetch-plm.sh) and the ML-100K
+//! folder (`ML100K_DIR`, default `../shared/data/ml-100k` or the nearest
+//! ancestor's `shared/data/ml-100k`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use clickprompt::data::{epoch_batches, load, DeviceSplit, LoadOptions, OrderSpec};
+use clickprompt::model::ctr::CtrModel;
+use clickprompt::model::plm::{load_checkpoint, Checkpoint, Config};
+use clickprompt::model::vars::{seeded_var_builder, sorted_vars};
+use clickprompt::plan::types::*;
+use clickprompt::train::optim::{AdamW, AdamWConfig};
+use clickprompt::train::plm_stages::{build_stage_model, PlmStageModel};
+use clickprompt::train::trainer::StepCtx;
+
+const BATCH: usize = 32;
+const K: usize = 10;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ml100k_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("ML100K_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    root()
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/data/ml-100k"))
+        .find(|p| p.join("u.data").is_file())
+}
+
+fn field(
+    name: &str,
+    column: &str,
+    display: &str,
+    kind: FieldKind,
+    map: Vec<(String, String)>,
+) -> FieldPlan {
+    FieldPlan {
+        name: name.into(),
+        column: column.into(),
+        display: display.into(),
+        kind,
+        map,
+        ctr: true,
+        text: true,
+    }
+}
+
+fn train_plan(epochs: usize) -> TrainPlan {
+    TrainPlan {
+        epochs,
+        batch: BATCH,
+        lr: 1e-3,
+        plm_lr: Some(5e-5),
+        weight_decay: 0.0,
+        warmup: 0.0,
+        schedule: Schedule::Constant,
+        patience: None,
+        grad_clip: None,
+        accumulate: 1,
+        eval_batch: BATCH,
+        max_rows: None,
+        bucket_by_length: true,
+    }
+}
+
+fn plan(data: &Path, plm: &Path) -> ExperimentPlan {
+    let g = vec![
+        ("M".to_string(), "male".to_string()),
+        ("F".to_string(), "female".to_string()),
+    ];
+    ExperimentPlan {
+        name: "bench".into(),
+        experiment: "bench".into(),
+        sweep: None,
+        dataset: DatasetPlan {
+            name: "ml100k".into(),
+            source: SourcePlan::MovieLens100k {
+                dir: data.to_path_buf(),
+            },
+            label: LabelRule::Threshold {
+                column: "rating".into(),
+                op: CmpOp::Gt,
+                value: 3.0,
+            },
+            split: SplitPlan::ByTime {
+                column: "timestamp".into(),
+                ratios: [0.8, 0.1, 0.1],
+            },
+            min_count: 1,
+            skip_bad_rows: false,
+            fields: vec![
+                field("user", "user_id", "User ID", FieldKind::Id, vec![]),
+                field("gender", "gender", "Gender", FieldKind::Category, g),
+                field("age", "age", "Age", FieldKind::Category, vec![]),
+                field("job", "occupation", "Job", FieldKind::Category, vec![]),
+                field("zip", "zip", "Zipcode", FieldKind::Category, vec![]),
+                field("item", "item_id", "Movie ID", FieldKind::Id, vec![]),
+                field("title", "title", "Title", FieldKind::Text, vec![]),
+                field("genre", "genre", "Film genre", FieldKind::Category, vec![]),
+            ],
+        },
+        template: Some(TemplatePlan {
+            name: "t".into(),
+            form: TemplateForm::Each {
+                pattern: "{name} is {value}.".into(),
+                join: " ".into(),
+            },
+            fields: [
+                "user", "gender", "age", "job", "zip", "item", "title", "genre",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }),
+        plm: Some(PlmPlan {
+            name: "minilm".into(),
+            family: PlmFamily::Bert,
+            location: PlmLocation::Local(plm.to_path_buf()),
+            max_len: 64,
+            pool: Pooling::Mean,
+        }),
+        ctr: Some(CtrPlan {
+            embed: 16,
+            backbone: Backbone::DcnV2 {
+                cross: 3,
+                mlp: vec![256, 256, 256],
+                dropout: 0.0,
+            },
+        }),
+        prompts: PromptPlan {
+            count: K,
+            mode: PromptMode::Deep,
+        },
+        fusion: FusionPlan::PrefixAdd {
+            learnable_alpha: false,
+        },
+        stages: vec![],
+        device: DeviceSpec::Cpu,
+        seed: 42,
+        metrics: vec![MetricKind::Auc, MetricKind::Logloss],
+    }
+}
+
+fn vm_hwm_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn matmul_gflops() -> Result<f64> {
+    let dev = Device::Cpu;
+    let (m, k, n) = (1536usize, 384usize, 1536usize);
+    let a = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), &dev)?;
+    for _ in 0..3 {
+        a.matmul(&b)?;
+    }
+    let reps = 40;
+    let t = Instant::now();
+    for _ in 0..reps {
+        a.matmul(&b)?;
+    }
+    Ok(2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9)
+}
+
+/// Forward FLOPs of the PLM for `tokens` text tokens attending over `kv` slots.
+fn plm_fwd_flops(cfg: &Config, tokens: f64, kv: f64) -> f64 {
+    let d = cfg.hidden_size as f64;
+    let i = cfg.intermediate_size as f64;
+    let l = cfg.num_hidden_layers as f64;
+    l * tokens * (2.0 * (4.0 * d * d + 2.0 * d * i) + 4.0 * kv * d)
+}
+
+struct Setup {
+    plan: ExperimentPlan,
+    dataset: clickprompt::data::Dataset,
+    plm_dir: PathBuf,
+    cfg: Config,
+}
+
+fn setup() -> Result<Option<Setup>> {
+    let plm_dir = root().join("assets/plm/all-MiniLM-L6-v2");
+    if !plm_dir.join("model.safetensors").is_file() {
+        eprintln!(
+            "SKIPPED: {} absent (scripts/fetch-plm.sh)",
+            plm_dir.display()
+        );
+        return Ok(None);
+    }
+    let Some(data) = ml100k_dir() else {
+        eprintln!("SKIPPED: ML-100K not found (set ML100K_DIR)");
+        return Ok(None);
+    };
+    let plan = plan(&data, &plm_dir);
+    let loaded = load(
+        &plan,
+        &LoadOptions {
+            cache_dir: root().join(".cache/bench"),
+            rebuild: false,
+            tokenizer_dir: Some(plm_dir.clone()),
+        },
+    )?;
+    let cfg = Config::from_dir(&plm_dir)?;
+    Ok(Some(Setup {
+        plan,
+        dataset: loaded.dataset,
+        plm_dir,
+        cfg,
+    }))
+}
+
+fn build(s: &Setup, kind: StageKind) -> Result<(VarMap, PlmStageModel)> {
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, 42, DType::F32, &Device::Cpu);
+    let stage = StagePlan {
+        name: "bench".into(),
+        kind,
+        train: train_plan(1),
+    };
+    let model = build_stage_model(&s.plan, &stage, &s.dataset, &s.cfg, &vb)?;
+    load_checkpoint(&varmap, &Checkpoint::open(&s.plm_dir)?)?;
+    Ok((varmap, model))
+}
+
+struct Measured {
+    samples_per_s: f64,
+    tokens_per_row: f64,
+    seconds: f64,
+    rows: usize,
+}
+
+/// Times `steps` batches (after `warm` untimed ones) of the training split in
+/// bucketed, shuffled order.
+fn time_batches(
+    split: &DeviceSplit,
+    warm: usize,
+    steps: usize,
+    mut f: impl FnMut(&clickprompt::data::Batch, usize) -> Result<()>,
+) -> Result<Measured> {
+    let order = epoch_batches(
+        split.rows,
+        split.token_lengths(),
+        OrderSpec {
+            batch: BATCH,
+            shuffle: true,
+            bucket_by_length: true,
+            seed: 1,
+            epoch: 1,
+            max_rows: None,
+        },
+    );
+    let (mut rows, mut tokens) = (0usize, 0usize);
+    let mut t = Instant::now();
+    for (i, r) in order.iter().take(warm + steps).enumerate() {
+        if i == warm {
+            t = Instant::now();
+        }
+        let b = split.batch(r)?;
+        f(&b, i)?;
+        if i >= warm {
+            rows += r.len();
+            let text = b.text.as_ref().context("text")?;
+            tokens += text.ids.dim(1)? * r.len();
+        }
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    Ok(Measured {
+        samples_per_s: rows as f64 / seconds,
+        tokens_per_row: tokens as f64 / rows as f64,
+        seconds,
+        rows,
+    })
+}
+
+fn train_phase(s: &Setup, kind: StageKind, steps: usize) -> Result<Measured> {
+    let (varmap, model) = build(s, kind)?;
+    let m = model.as_stage_model();
+    let mut opt = AdamW::new(sorted_vars(&varmap)?, AdamWConfig::new(1e-3, 5e-5, 0.0))?;
+    let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?;
+    time_batches(&split, 2, steps, |b, i| {
+        let loss = m.loss(
+            b,
+            true,
+            &StepCtx {
+                epoch: 1,
+                step: i + 1,
+                micro: i,
+                seed: 42,
+            },
+        )?;
+        let g = loss.backward()?;
+        opt.step(&g, 1.0, 1.0)?;
+        Ok(())
+    })
+}
+
+fn infer_phase(s: &Setup, steps: usize) -> Result<Measured> {
+    let (_vm, model) = build(s, StageKind::Joint)?;
+    let m = model.as_stage_model();
+    let split = DeviceSplit::new(&s.dataset.test, &s.dataset.meta, &Device::Cpu)?;
+    time_batches(&split, 2, steps, |b, _| {
+        m.predict_logits(b)?;
+        Ok(())
+    })
+}
+
+fn ctr_infer_phase(s: &Setup) -> Result<Measured> {
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, 42, DType::F32, &Device::Cpu);
+    let ctr = CtrModel::new(s.plan.ctr.as_ref().context("ctr")?, &s.dataset.meta, vb)?;
+    let split = DeviceSplit::new(&s.dataset.test, &s.dataset.meta, &Device::Cpu)?;
+    let steps = split.rows / BATCH;
+    time_batches(&split, 2, steps.saturating_sub(2), |b, _| {
+        ctr.forward(b, false)?;
+        Ok(())
+    })
+}
+
+fn report(phase: &str, m: &Measured, gflop_per_row: f64, mm: f64) {
+    let achieved = gflop_per_row * m.samples_per_s;
+    println!(
+        "{phase:<12} {:>8.1} samples/s  {:>5.1} tokens/row  {:>7.1} GFLOP/s ({:>3.0}% of matmul {:.0})  peak {:>6.0} MiB  ({} rows in {:.1}s)",
+        m.samples_per_s,
+        m.tokens_per_row,
+        achieved,
+        100.0 * achieved / mm,
+        mm,
+        vm_hwm_mib(),
+        m.rows,
+        m.seconds
+    );
+}
+
+fn run_phase(phase: &str) -> Result<()> {
+    let mm = matmul_gflops()?;
+    if phase == "matmul" {
+        println!("matmul       {mm:.1} GFLOP/s (1536×384 · 384×1536, f32)");
+        return Ok(());
+    }
+    let Some(s) = setup()? else { return Ok(()) };
+    let steps: usize = std::env::var("BENCH_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let d = s.cfg.hidden_size as f64;
+    match phase {
+        "pa_mlm" => {
+            let m = train_phase(&s, StageKind::PaMlm { mask: 0.15 }, steps)?;
+            let t = m.tokens_per_row;
+            // fwd + 2× for backward; decoder on the ~15% masked tokens.
+            let f = 3.0
+                * (plm_fwd_flops(&s.cfg, t, t + K as f64)
+                    + 0.15 * t * 2.0 * d * s.cfg.vocab_size as f64);
+            report(phase, &m, f / 1e9, mm);
+        }
+        "joint" => {
+            let m = train_phase(&s, StageKind::Joint, steps)?;
+            let t = m.tokens_per_row;
+            report(
+                phase,
+                &m,
+                3.0 * plm_fwd_flops(&s.cfg, t, t + K as f64) / 1e9,
+                mm,
+            );
+        }
+        "joint_infer" => {
+            let m = infer_phase(&s, steps * 2)?;
+            let t = m.tokens_per_row;
+            report(phase, &m, plm_fwd_flops(&s.cfg, t, t + K as f64) / 1e9, mm);
+        }
+        "ctr_infer" => {
+            let m = ctr_infer_phase(&s)?;
+            println!(
+                "{phase:<12} {:>8.1} samples/s  peak {:>6.0} MiB",
+                m.samples_per_s,
+                vm_hwm_mib()
+            );
+        }
+        other => anyhow::bail!("unknown phase {other}"),
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let Some(phase) = args.first() {
+        return run_phase(phase);
+    }
+    let exe = std::env::current_exe()?;
+    for phase in ["matmul", "pa_mlm", "joint", "joint_infer", "ctr_infer"] {
+        let status = std::process::Command::new(&exe).arg(phase).status()?;
+        if !status.success() {
+            anyhow::bail!("phase {phase} failed");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! Fused CPU kernels for softmax and layer normalisation, with backward passes.
+//!
+//! The composed versions in `nn` make 5–8 passes over the data forward and as
+//! many tensors again backward; in the PLM these two ops sit on the largest
+//! activations (attention scores, every residual stream), so one pass each way
+//! matters. Each op recomputes what its backward needs from its inputs instead
+//! of keeping extra tensors alive. Only CPU f32/f64 is implemented here; the
+//! callers in `nn` fall back to the composed ops everywhere else (CUDA).
+//! Verified against the composed ops and by finite differences in the tests.
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result,
+    Shape, Tensor, WithDType,
+};
+use rayon::prelude::*;
+
+/// Rows handed to one rayon task: enough work to amortise scheduling.
+fn rows_per_task(rows: usize, width: usize) -> usize {
+    let per = (16 * 1024 / width.max(1)).max(1);
+    per.min(rows.max(1))
+}
+
+fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&T::cpu_storage_as_slice(s)?[a..b]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// Whether the fused path applies: CPU tensors of a float dtype we implement.
+pub fn supported(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+// ------------------------------------------------------------------ softmax
+
+struct Softmax;
+
+fn softmax_rows<T: WithDType>(x: &[T], width: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let chunk = rows_per_task(x.len() / width.max(1), width) * width;
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(o, xi)| {
+            for (orow, xrow) in o.chunks_mut(width).zip(xi.chunks(width)) {
+                let max = xrow
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
+                let mut sum = 0f64;
+                for (ov, xv) in orow.iter_mut().zip(xrow) {
+                    let e = (xv.to_f64() - max).exp();
+                    sum += e;
+                    *ov = T::from_f64(e);
+                }
+                let inv = 1.0 / sum;
+                for ov in orow.iter_mut() {
+                    *ov = T::from_f64(ov.to_f64() * inv);
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "fused-softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let width = l.dims().last().copied().unwrap_or(1);
+        let out = match s.dtype() {
+            DType::F32 => CpuStorage::F32(softmax_rows(contiguous::<f32>(s, l, "softmax")?, width)),
+            DType::F64 => CpuStorage::F64(softmax_rows(contiguous::<f64>(s, l, "softmax")?, width)),
+            dt => candle_core::bail!("fused softmax: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dy = grad_res.contiguous()?;
+        Ok(Some(res.apply_op2_no_bwd(&dy, &SoftmaxBwd)?))
+    }
+}
+
+/// dx = y ⊙ (dy − Σ y ⊙ dy), row by row.
+struct SoftmaxBwd;
+
+fn softmax_bwd_rows<T: WithDType>(y: &[T], dy: &[T], width: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); y.len()];
+    let chunk = rows_per_task(y.len() / width.max(1), width) * width;
+    out.par_chunks_mut(chunk)
+        .zip(y.par_chunks(chunk).zip(dy.par_chunks(chunk)))
+        .for_each(|(o, (yc, dyc))| {
+            for ((orow, yrow), dyrow) in o
+                .chunks_mut(width)
+                .zip(yc.chunks(width))
+                .zip(dyc.chunks(width))
+            {
+                let dot: f64 = yrow
+                    .iter()
+                    .zip(dyrow)
+                    .map(|(a, b)| a.to_f64() * b.to_f64())
+                    .sum();
+                for ((ov, yv), dyv) in orow.iter_mut().zip(yrow).zip(dyrow) {
+                    *ov = T::from_f64(yv.to_f64() * (dyv.to_f64() - dot));
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "fused-softmax-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let width = l1.dims().last().copied().unwrap_or(1);
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(softmax_bwd_rows(
+                contiguous::<f32>(s1, l1, "softmax bwd")?,
+                contiguous::<f32>(s2, l2, "softmax bwd")?,
+                width,
+            )),
+            DType::F64 => CpuStorage::F64(softmax_bwd_rows(
+                contiguous::<f64>(s1, l1, "softmax bwd")?,
+                contiguous::<f64>(s2, l2, "softmax bwd")?,
+                width,
+            )),
+            dt => candle_core::bail!("fused softmax bwd: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension in one pass (CPU, f32/f64), differentiable.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+// ------------------------------------------------------------------ layer norm
+
+struct LayerNorm {
+    eps: f64,
+}
+
+/// Mean and 1/sqrt(var + eps) of one row, accumulated in f64.
+fn row_stats<T: WithDType>(row: &[T], eps: f64) -> (f64, f64) {
+    let n = row.len() as f64;
+    let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / n;
+    let var = row
+        .iter()
+        .map(|v| {
+            let c = v.to_f64() - mean;
+            c * c
+        })
+        .sum::<f64>()
+        / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+fn layer_norm_rows<T: WithDType>(x: &[T], w: &[T], b: &[T], eps: f64) -> Vec<T> {
+    let width = w.len();
+    let mut out = vec![T::zero(); x.len()];
+    let chunk = rows_per_task(x.len() / width.max(1), width) * width;
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(o, xc)| {
+            for (orow, xrow) in o.chunks_mut(width).zip(xc.chunks(width)) {
+                let (mean, rstd) = row_stats(xrow, eps);
+                for (j, (ov, xv)) in orow.iter_mut().zip(xrow).enumerate() {
+                    let xhat = (xv.to_f64() - mean) * rstd;
+                    *ov = T::from_f64(xhat * w[j].to_f64() + b[j].to_f64());
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(layer_norm_rows(
+                contiguous::<f32>(s1, l1, "layer_norm x")?,
+                contiguous::<f32>(s2, l2, "layer_norm weight")?,
+                contiguous::<f32>(s3, l3, "layer_norm bias")?,
+                self.eps,
+            )),
+            DType::F64 => CpuStorage::F64(layer_norm_rows(
+                contiguous::<f64>(s1, l1, "layer_norm x")?,
+                contiguous::<f64>(s2, l2, "layer_norm weight")?,
+                contiguous::<f64>(s3, l3, "layer_norm bias")?,
+                self.eps,
+            )),
+            dt => candle_core::bail!("fused layer_norm: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = w.elem_count();
+        let rows = x.elem_count() / d.max(1);
+        let dy = grad_res.contiguous()?;
+        // One kernel returns dx (rows × d) stacked on dw and db (one row each).
+        let packed = x.apply_op3_no_bwd(w, &dy, &LayerNormBwd { eps: self.eps })?;
+        let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, rows, 1)?.reshape(w.shape())?;
+        let db = packed.narrow(0, rows + 1, 1)?.reshape(w.shape())?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+struct LayerNormBwd {
+    eps: f64,
+}
+
+/// dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w;
+/// dw = Σ_rows dy ⊙ x̂; db = Σ_rows dy.
+fn layer_norm_bwd_rows<T: WithDType>(x: &[T], w: &[T], dy: &[T], eps: f64) -> Vec<T> {
+    let width = w.len();
+    let rows = x.len() / width.max(1);
+    let mut out = vec![T::zero(); (rows + 2) * width];
+    let (dx, tail) = out.split_at_mut(rows * width);
+    let chunk = rows_per_task(rows, width) * width;
+    let (dw, db) = dx
+        .par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
+        .map(|(o, (xc, dyc))| {
+            let mut dw = vec![0f64; width];
+            let mut db = vec![0f64; width];
+            let mut g = vec![0f64; width];
+            let mut xhat = vec![0f64; width];
+            for ((orow, xrow), dyrow) in o
+                .chunks_mut(width)
+                .zip(xc.chunks(width))
+                .zip(dyc.chunks(width))
+            {
+                let (mean, rstd) = row_stats(xrow, eps);
+                let (mut mg, mut mgx) = (0f64, 0f64);
+                for j in 0..width {
+                    let dyj = dyrow[j].to_f64();
+                    xhat[j] = (xrow[j].to_f64() - mean) * rstd;
+                    g[j] = dyj * w[j].to_f64();
+                    mg += g[j];
+                    mgx += g[j] * xhat[j];
+                    dw[j] += dyj * xhat[j];
+                    db[j] += dyj;
+                }
+                mg /= width as f64;
+                mgx /= width as f64;
+                for j in 0..width {
+                    orow[j] = T::from_f64(rstd * (g[j] - mg - xhat[j] * mgx));
+                }
+            }
+            (dw, db)
+        })
+        .reduce(
+            || (vec![0f64; width], vec![0f64; width]),
+            |(mut aw, mut ab), (bw, bb)| {
+                aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
+                ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+                (aw, ab)
+            },
+        );
+    for j in 0..width {
+        tail[j] = T::from_f64(dw[j]);
+        tail[width + j] = T::from_f64(db[j]);
+    }
+    out
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let width = l2.shape().elem_count();
+        let rows = l1.shape().elem_count() / width.max(1);
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(layer_norm_bwd_rows(
+                contiguous::<f32>(s1, l1, "layer_norm bwd x")?,
+                contiguous::<f32>(s2, l2, "layer_norm bwd weight")?,
+                contiguous::<f32>(s3, l3, "layer_norm bwd grad")?,
+                self.eps,
+            )),
+            DType::F64 => CpuStorage::F64(layer_norm_bwd_rows(
+                contiguous::<f64>(s1, l1, "layer_norm bwd x")?,
+                contiguous::<f64>(s2, l2, "layer_norm bwd weight")?,
+                contiguous::<f64>(s3, l3, "layer_norm bwd grad")?,
+                self.eps,
+            )),
+            dt => candle_core::bail!("fused layer_norm bwd: unsupported dtype {dt:?}"),
+        };
+        Ok((out, Shape::from((rows + 2, width))))
+    }
+}
+
+/// Layer norm over the last dimension in one pass (CPU, f32/f64), differentiable
+/// in x, weight and bias.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let d = x.dims().last().copied().unwrap_or(0);
+    if weight.elem_count() != d || bias.elem_count() != d {
+        candle_core::bail!(
+            "layer_norm: weight/bias have {} / {} elements, last dim is {d}",
+            weight.elem_count(),
+            bias.elem_count()
+        );
+    }
+    x.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        LayerNorm { eps },
+    )
+}
+
+// ------------------------------------------------------------------ GELU (erf)
+
+struct GeluErf;
+
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+fn gelu_rows<T: WithDType>(x: &[T], grad: bool) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let chunk = 16 * 1024;
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(o, xc)| {
+            for (ov, xv) in o.iter_mut().zip(xc) {
+                let v = xv.to_f64();
+                let cdf = 0.5
+                    * (1.0 + candle_core::cpu::erf::erf_f64(v * std::f64::consts::FRAC_1_SQRT_2));
+                *ov = T::from_f64(if grad {
+                    cdf + v * (-0.5 * v * v).exp() * FRAC_1_SQRT_2PI
+                } else {
+                    v * cdf
+                });
+            }
+        });
+    out
+}
+
+impl CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match s.dtype() {
+            DType::F32 => CpuStorage::F32(gelu_rows(contiguous::<f32>(s, l, "gelu")?, false)),
+            DType::F64 => CpuStorage::F64(gelu_rows(contiguous::<f64>(s, l, "gelu")?, false)),
+            dt => candle_core::bail!("fused gelu: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dy = grad_res.contiguous()?;
+        Ok(Some(arg.apply_op2_no_bwd(&dy, &GeluErfBwd)?))
+    }
+}
+
+/// dx = dy · (Φ(x) + x·φ(x)).
+struct GeluErfBwd;
+
+fn gelu_bwd<T: WithDType>(x: &[T], dy: &[T]) -> Vec<T> {
+    let d = gelu_rows(x, true);
+    d.into_par_iter()
+        .zip(dy.par_iter())
+        .map(|(a, b)| T::from_f64(a.to_f64() * b.to_f64()))
+        .collect()
+}
+
+impl CustomOp2 for GeluErfBwd {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(gelu_bwd(
+                contiguous::<f32>(s1, l1, "gelu bwd")?,
+                contiguous::<f32>(s2, l2, "gelu bwd")?,
+            )),
+            DType::F64 => CpuStorage::F64(gelu_bwd(
+                contiguous::<f64>(s1, l1, "gelu bwd")?,
+                contiguous::<f64>(s2, l2, "gelu bwd")?,
+            )),
+            dt => candle_core::bail!("fused gelu bwd: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Exact (erf) GELU, parallel on CPU f32/f64 with a fused backward; candle's
+/// `gelu_erf` (one thread, composed backward) elsewhere.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if supported(x) {
+        x.contiguous()?.apply_op1(GeluErf)
+    } else {
+        x.gelu_erf()
+    }
+}
