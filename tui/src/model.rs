@@ -64,6 +64,8 @@ pub enum StageState {
     Pending,
     Running,
     Finished,
+    /// Ended without finishing (the run failed or was interrupted).
+    Stopped,
 }
 
 /// Progress of one stage of a run.
@@ -93,7 +95,7 @@ impl StageProgress {
         match self.state {
             StageState::Finished => 1.0,
             StageState::Pending => 0.0,
-            StageState::Running => {
+            StageState::Running | StageState::Stopped => {
                 let total = self.total_steps();
                 if total == 0 {
                     0.0

@@ -47,9 +47,42 @@ pub fn non_finite_steps(points: &[(f64, f64)]) -> Vec<f64> {
         .collect()
 }
 
+/// At most about `max` points: consecutive points averaged in equal groups
+/// (a chart cannot show more points than it has dots; long runs have
+/// hundreds of thousands of steps).
+pub fn downsample(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    let max = max.max(2);
+    if points.len() <= max {
+        return points.to_vec();
+    }
+    let group = points.len().div_ceil(max);
+    points
+        .chunks(group)
+        .map(|c| {
+            let n = c.len() as f64;
+            let (sx, sy) = c.iter().fold((0.0, 0.0), |(a, b), p| (a + p.0, b + p.1));
+            (sx / n, sy / n)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downsample_averages_groups() {
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, i as f64 * 2.0)).collect();
+        assert_eq!(downsample(&pts, 20), pts);
+        let d = downsample(&pts, 5);
+        assert_eq!(
+            d,
+            vec![(0.5, 1.0), (2.5, 5.0), (4.5, 9.0), (6.5, 13.0), (8.5, 17.0)]
+        );
+        let d = downsample(&pts, 3);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[2], (9.0, 18.0), "short last group");
+    }
 
     #[test]
     fn debiased_ema_matches_hand_computation() {

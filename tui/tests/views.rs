@@ -103,7 +103,10 @@ fn live_view_of_a_failed_run_shows_the_error() {
         "{text}"
     );
     assert!(text.contains("no evaluation yet"), "{text}");
-    assert!(text.contains("epoch 1/2 · step 4/20"), "{text}");
+    assert!(
+        text.contains("stopped at epoch 1/2 · step 4/20 · 20%"),
+        "{text}"
+    );
     snapshot("live_failed", &text);
 }
 

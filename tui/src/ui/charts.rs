@@ -80,6 +80,15 @@ pub fn draw(
     };
     y1 += pad;
 
+    // Two points per braille dot column is all a chart can show.
+    let max_points = (area.width as usize).saturating_mul(4).max(64);
+    let specs: Vec<Spec> = specs
+        .into_iter()
+        .map(|mut s| {
+            s.points = crate::smooth::downsample(&s.points, max_points);
+            s
+        })
+        .collect();
     let nan_points: Vec<(f64, f64)> = nan_steps.iter().map(|&x| (x, y1)).collect();
     let mut datasets: Vec<Dataset> = specs
         .iter()

@@ -107,6 +107,14 @@ fn stage_label(s: &StageProgress) -> String {
             }
             t
         }
+        StageState::Stopped => format!(
+            "stopped at epoch {}/{} · step {}/{} · {:.0}%",
+            s.epoch,
+            s.epochs,
+            s.step,
+            s.total_steps(),
+            s.ratio() * 100.0
+        ),
         StageState::Running => {
             let eta = s
                 .eta_s()
@@ -162,6 +170,7 @@ fn draw_stages(f: &mut Frame, d: &RunDetail, area: Rect) {
             StageState::Finished => Color::Green,
             StageState::Running => Color::Cyan,
             StageState::Pending => Color::DarkGray,
+            StageState::Stopped => Color::Red,
         };
         f.render_widget(
             Gauge::default()

@@ -149,7 +149,7 @@ pub fn finished_run(id: i64, k: &str, aucs: [f64; 3], test_auc: f64) -> RunDetai
 pub fn failed_run(id: i64) -> RunDetail {
     let s = summary(id, "scratch", RunStatus::Failed);
     let mut d = RunDetail::new(s);
-    let mut st = stage("finetune", "ctr", 2, 10, StageState::Running);
+    let mut st = stage("finetune", "ctr", 2, 10, StageState::Stopped);
     st.epoch = 1;
     st.step = 4;
     d.stages = vec![st];
