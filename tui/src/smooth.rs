@@ -81,7 +81,7 @@ mod tests {
         );
         let d = downsample(&pts, 3);
         assert_eq!(d.len(), 3);
-        assert_eq!(d[2], (9.0, 18.0), "short last group");
+        assert_eq!(d[2], (8.5, 17.0), "short last group of two");
     }
 
     #[test]
