@@ -1,6 +1,218 @@
 //! Validation and resolution of parsed experiment files into typed,
 //! fully-defaulted [`ExperimentPlan`]s.
+//!
+//! `load_file`/`load_str` run the whole front end: parse (`crate::dsl`),
+//! check every declaration (collecting every error), apply `extends`, expand
+//! sweeps, fill defaults. Errors come back as one `InvalidInput` whose text
+//! renders each diagnostic with its line, caret and hint.
 
+mod dataset;
+mod decls;
+mod experiment;
+mod flatten;
+mod spec;
+mod sweep;
 pub mod types;
+mod values;
 
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+pub use flatten::flatten_params;
 pub use types::*;
+
+use crate::dsl::diagnostic::{did_you_mean, list_names};
+use crate::dsl::{self, Diagnostic, Item};
+use crate::error::invalid;
+use values::Diags;
+
+/// Parses and checks `source`; every diagnostic on failure.
+pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>> {
+    let file = dsl::parse_file(source).map_err(|e| vec![e])?;
+    let mut d = Diags::default();
+
+    // Names are unique per kind; experiments and sweeps share one namespace
+    // (both name runs).
+    let mut seen: HashMap<(&str, &str), ()> = HashMap::new();
+    for item in &file.items {
+        let (kind, id) = match item {
+            Item::Dataset(x) => ("dataset", &x.name),
+            Item::Template(x) => ("template", &x.name),
+            Item::Plm(x) => ("plm", &x.name),
+            Item::Experiment(x) => ("run", &x.name),
+            Item::Sweep(x) => ("run", &x.name),
+        };
+        if seen.insert((kind, id.name.as_str()), ()).is_some() {
+            let what = if kind == "run" {
+                "experiment or sweep"
+            } else {
+                kind
+            };
+            d.push(
+                Diagnostic::new(id.span, format!("{what} `{}` is declared twice", id.name))
+                    .with_hint("names must be unique"),
+            );
+        }
+        if kind == "plm" && id.name == "none" {
+            d.err(id.span, "`none` is reserved (it means \"no PLM\")");
+        }
+    }
+
+    let mut ctx = experiment::Ctx {
+        datasets: HashMap::new(),
+        templates: HashMap::new(),
+        plms: HashMap::new(),
+    };
+    let mut exps = Vec::new();
+    let mut sweeps = Vec::new();
+    for item in &file.items {
+        match item {
+            Item::Dataset(x) => {
+                let plan = dataset::resolve_dataset(x, &mut d);
+                ctx.datasets.entry(x.name.name.clone()).or_insert(plan);
+            }
+            Item::Template(x) => {
+                decls::check_template(x, &mut d);
+                ctx.templates.entry(x.name.name.clone()).or_insert(x);
+            }
+            Item::Plm(x) => {
+                decls::resolve_plm(x, &[], &mut d);
+                ctx.plms.entry(x.name.name.clone()).or_insert(x);
+            }
+            Item::Experiment(x) => exps.push(x),
+            Item::Sweep(x) => sweeps.push(x),
+        }
+    }
+
+    let specs = spec::build_specs(&exps, &mut d);
+    let mut plans = Vec::new();
+    for e in &exps {
+        if let Some(s) = specs.get(&e.name.name) {
+            if let Some(p) = experiment::resolve(s, &ctx, &mut d) {
+                plans.push(p);
+            }
+        }
+    }
+    for sw in &sweeps {
+        let Some(base) = specs.get(&sw.base.name) else {
+            if !exps.iter().any(|e| e.name.name == sw.base.name) {
+                let names: Vec<&str> = exps.iter().map(|e| e.name.name.as_str()).collect();
+                let hint = did_you_mean(&sw.base.name, names.iter().copied())
+                    .unwrap_or_else(|| format!("experiments are {}", list_names(&names)));
+                d.push(
+                    Diagnostic::new(
+                        sw.base.span,
+                        format!("unknown experiment `{}`", sw.base.name),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            continue;
+        };
+        if !sweep::check_axes(sw, base, &mut d) {
+            continue;
+        }
+        for point in sweep::points(sw) {
+            let mut s = base.clone();
+            let mut assignments = Vec::new();
+            for (path, value) in &point {
+                sweep::apply(&mut s, path, value, &mut d);
+                assignments.push((path.name.clone(), value.display()));
+            }
+            let run_name = format!(
+                "{}[{}]",
+                sw.name.name,
+                assignments
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            if let Some(mut p) = experiment::resolve(&s, &ctx, &mut d) {
+                p.name = run_name;
+                p.experiment = sw.base.name.clone();
+                p.sweep = Some(SweepPoint {
+                    sweep: sw.name.name.clone(),
+                    assignments,
+                });
+                plans.push(p);
+            }
+        }
+    }
+    if d.is_empty() {
+        Ok(plans)
+    } else {
+        Err(d.0)
+    }
+}
+
+/// Parse, check and resolve `source`; on any error an `InvalidInput` with
+/// every diagnostic rendered against `file_name`.
+pub fn load_str(source: &str, file_name: &str) -> anyhow::Result<Vec<ExperimentPlan>> {
+    check_source(source).map_err(|diags| invalid(dsl::render(&diags, source, file_name)))
+}
+
+pub fn load_file(path: &Path) -> anyhow::Result<Vec<ExperimentPlan>> {
+    let source = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(invalid(format!(
+                "{}: cannot read experiment file: {e}",
+                path.display()
+            )))
+        }
+    };
+    load_str(&source, &path.display().to_string())
+}
+
+/// The plans of experiment or sweep `name` (all points of a sweep; a single
+/// run name like `sweep[prompts=5]` also works), or all plans for `None`.
+pub fn select(
+    plans: Vec<ExperimentPlan>,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<ExperimentPlan>> {
+    let Some(name) = name else { return Ok(plans) };
+    let is_sweep = plans
+        .iter()
+        .any(|p| p.sweep.as_ref().is_some_and(|s| s.sweep == name));
+    let chosen: Vec<ExperimentPlan> = if is_sweep {
+        plans
+            .iter()
+            .filter(|p| p.sweep.as_ref().is_some_and(|s| s.sweep == name))
+            .cloned()
+            .collect()
+    } else {
+        plans.iter().filter(|p| p.name == name).cloned().collect()
+    };
+    if !chosen.is_empty() {
+        return Ok(chosen);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for p in &plans {
+        let n = match &p.sweep {
+            Some(s) => s.sweep.clone(),
+            None => p.name.clone(),
+        };
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let mut msg = format!(
+        "no experiment or sweep named `{name}`; the file has {}",
+        list_names(&names)
+    );
+    if let Some(h) = did_you_mean(name, names.iter().map(String::as_str)) {
+        msg.push_str(&format!("\nhint: {h}"));
+    }
+    Err(invalid(msg))
+}
+
+pub fn to_yaml(plan: &ExperimentPlan) -> anyhow::Result<String> {
+    serde_yaml::to_string(plan).context("serialising the plan to YAML")
+}
+
+pub fn from_yaml(text: &str) -> anyhow::Result<ExperimentPlan> {
+    serde_yaml::from_str(text).map_err(|e| invalid(format!("invalid plan YAML: {e}")))
+}

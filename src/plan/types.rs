@@ -127,7 +127,8 @@ pub enum CmpOp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SplitPlan {
-    /// Sort by `column` (a timestamp), then cut train/valid/test by `ratios`.
+    /// Sort by `column` (a timestamp), then cut train/valid/test by `ratios`
+    /// (the language normalises ratios to sum to 1).
     ByTime { column: String, ratios: [f64; 3] },
     /// Seeded shuffle, then cut by `ratios`.
     Random { seed: u64, ratios: [f64; 3] },
@@ -317,6 +318,11 @@ pub struct StagePlan {
     pub name: String,
     pub kind: StageKind,
     pub train: TrainPlan,
+    /// Pooling of PLM states for the PLM's click prediction, for `joint` and
+    /// `plm_only` stages: the stage's `pool` if given, else the PLM's. `None`
+    /// for stages that do not pool (`pa_mlm`, `ctr_only`).
+    #[serde(default)]
+    pub pool: Option<Pooling>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
