@@ -178,7 +178,7 @@ fn compare_view_of_a_sweep() {
         "prompts",
         "test AUC",
         "0.7390 ★",
-        "Test AUC (bars from 0.5)",
+        "Test AUC (bars from 0.691)",
     ] {
         assert!(text.contains(want), "missing {want:?}\n{text}");
     }

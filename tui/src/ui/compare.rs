@@ -14,8 +14,7 @@ use crate::format;
 use crate::model::RunDetail;
 use crate::smooth;
 
-/// AUC bars start here: a random ranker scores 0.5, so differences between
-/// runs stay visible instead of being flattened against a zero baseline.
+/// The lowest floor for AUC bars: a random ranker scores 0.5.
 const AUC_BASE: f64 = 0.5;
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
@@ -276,22 +275,38 @@ fn draw_table(f: &mut Frame, runs: &[RunDetail], area: Rect) {
 }
 
 fn draw_bars(f: &mut Frame, runs: &[RunDetail], area: Rect) {
+    let aucs: Vec<Option<f64>> = runs
+        .iter()
+        .map(|d| d.summary.test_auc.filter(|a| a.is_finite()))
+        .collect();
+    let (lo, hi) = aucs
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &a| {
+            (lo.min(a), hi.max(a))
+        });
+    // Bars rise from a floor below the worst run (never below chance, 0.5),
+    // so a sweep's differences of a few thousandths are visible; the floor is
+    // in the title and the exact values on the bars.
+    let base = if hi > lo {
+        (lo - (hi - lo)).max(AUC_BASE)
+    } else {
+        AUC_BASE.min(lo)
+    };
+    let top = if hi.is_finite() && hi > base { hi } else { 1.0 };
+    let scale = |a: f64| (((a - base) / (top - base)).clamp(0.0, 1.0) * 1000.0).round() as u64;
     let bars: Vec<Bar> = runs
         .iter()
+        .zip(&aucs)
         .enumerate()
-        .map(|(i, d)| {
-            let auc = d.summary.test_auc.filter(|a| a.is_finite());
-            let value = auc.map_or(0, |a| ((a - AUC_BASE).max(0.0) * 10_000.0).round() as u64);
+        .map(|(i, (d, auc))| {
+            let color = PALETTE[i % PALETTE.len()];
             Bar::default()
                 .label(format!("#{}", d.summary.id))
-                .value(value)
-                .text_value(format::metric(auc))
-                .style(Style::default().fg(PALETTE[i % PALETTE.len()]))
-                .value_style(
-                    Style::default()
-                        .fg(Color::Black)
-                        .bg(PALETTE[i % PALETTE.len()]),
-                )
+                .value(auc.map_or(0, scale))
+                .text_value(format::metric(*auc))
+                .style(Style::default().fg(color))
+                .value_style(Style::default().fg(Color::Black).bg(color))
         })
         .collect();
     let chart = BarChart::default()
@@ -299,7 +314,7 @@ fn draw_bars(f: &mut Frame, runs: &[RunDetail], area: Rect) {
         .data(BarGroup::default().bars(&bars))
         .bar_width(1)
         .bar_gap(0)
-        .max(5_000)
-        .block(Block::bordered().title(" Test AUC (bars from 0.5) "));
+        .max(1000)
+        .block(Block::bordered().title(format!(" Test AUC (bars from {base:.3}) ")));
     f.render_widget(chart, area);
 }
