@@ -115,7 +115,7 @@ where
         if app.interrupted && !handle.is_finished() {
             let _ = writeln!(std::io::stderr(), "interrupted: stopping the run…");
             raise_sigint();
-        } else if !handle.is_finished() {
+        } else if !handle.is_finished() && !terminal::panicked() {
             let _ = writeln!(
                 std::io::stderr(),
                 "dashboard closed; training continues until it finishes (Ctrl-C interrupts)"

@@ -39,6 +39,7 @@ pub fn unavailable_reason() -> Option<&'static str> {
 pub fn init() -> io::Result<Term> {
     install_panic_hook();
     QUIT.store(false, Ordering::SeqCst);
+    PANICKED.store(false, Ordering::SeqCst);
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     if let Err(e) = execute!(io::stdout(), EnterAlternateScreen, Hide) {
