@@ -135,4 +135,13 @@ pane | grep -q "dashboard returned: the training thread panicked" || fail "the p
 pane | grep -q "Live   Compare" && fail "the dashboard is still on screen after the panic"
 pane | grep -q "E2E-EXIT=0" || fail "the panic test failed"
 
+tmux kill-session -t "$SESSION"
+
+# Training that fails before recording a run closes the view by itself.
+echo "== e2e-dash: a run that never starts closes the dashboard"
+start_pane "env DASH_E2E_DB='$WORK/never.db' '$WORK/dash_live' --ignored --nocapture --test-threads 1 a_run_that_never_starts_closes_the_dashboard"
+wait_for "E2E-EXIT=" 30 || fail "the dashboard stayed open with nothing to show"
+pane | grep -q 'training returned: Err("e2e.cp:3:9: unknown source `nope`")' || fail "the training error was lost"
+pane | grep -q "E2E-EXIT=0" || fail "the never-starting run test failed"
+
 echo "e2e-dash: ok ($MODE mode)"

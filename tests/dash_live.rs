@@ -121,3 +121,19 @@ fn a_training_panic_restores_the_terminal() {
         Ok(_) => panic!("a panicking training thread came back as success"),
     }
 }
+
+/// For scripts/e2e-dash.sh: training that fails before recording anything
+/// closes the dashboard by itself, so its error shows at once.
+#[test]
+#[ignore]
+fn a_run_that_never_starts_closes_the_dashboard() {
+    let db = PathBuf::from(std::env::var("DASH_E2E_DB").expect("set DASH_E2E_DB"));
+    let train = || -> Result<(), String> {
+        std::thread::sleep(Duration::from_millis(800));
+        Err("e2e.cp:3:9: unknown source `nope`".into())
+    };
+    match run_with_dashboard(&db, train).unwrap() {
+        Dashboard::Shown(r) => println!("training returned: {r:?}"),
+        Dashboard::Unavailable { reason, .. } => panic!("no dashboard: {reason}"),
+    }
+}

@@ -152,6 +152,11 @@ fn show_until_quit(
                 app.banner = Some("training finished · q to leave · Tab: runs".into());
                 return true;
             }
+            // Training ended without recording a run (it failed before the
+            // first write, e.g. bad input): nothing to watch, show the error.
+            if announced && app.live_target().is_none() {
+                app.quit = true;
+            }
             false
         },
     );
