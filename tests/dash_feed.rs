@@ -201,8 +201,36 @@ fn maps_a_run_database_into_the_view_types() {
     assert_eq!(failed.stages[0].state, StageState::Stopped);
     assert_eq!(failed.logs[0].level, LogLevel::Error);
 
-    // The running run: NaN step kept as NaN, progress from the newest step.
+    // The running run: NaN step kept as NaN, progress from the newest step,
+    // and the stage its plan has yet to run shown as pending.
+    w.exec(
+        "UPDATE runs SET plan_yaml = 'name: nan-probe
+stages:
+- name: finetune
+  kind:
+    kind: joint
+  train:
+    epochs: 4
+- name: ctr_long
+  kind:
+    kind: ctr_only
+    from: finetune
+  train:
+    epochs: 6
+' WHERE id = 3",
+    );
     let live = src.run_detail(3).unwrap();
+    assert_eq!(live.stages.len(), 2);
+    let pending = &live.stages[1];
+    assert_eq!(
+        (
+            pending.name.as_str(),
+            pending.kind.as_str(),
+            pending.epochs,
+            pending.state
+        ),
+        ("ctr_long", "ctr_only", 6, StageState::Pending)
+    );
     let loss = &live.series_for("finetune").unwrap().loss;
     assert_eq!(loss.len(), 3);
     assert!(loss[1].1.is_nan());
@@ -245,6 +273,7 @@ fn maps_a_run_database_into_the_view_types() {
         StageState::Stopped,
         "stage never marked finished"
     );
+    assert_eq!(live.stages.len(), 1, "an ended run has no pending stages");
     assert!(src.run_detail(99).unwrap_err().contains("no run #99"));
 }
 

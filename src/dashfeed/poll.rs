@@ -33,6 +33,8 @@ struct RunCache {
     first_ts: HashMap<String, String>,
     logs: VecDeque<LogLine>,
     params: Vec<(String, String)>,
+    /// Stages the plan declares (name, kind, epochs), read once.
+    planned: Option<Vec<(String, String, usize)>>,
 }
 
 pub struct SqliteSource {
@@ -310,6 +312,14 @@ impl SqliteSource {
             c.logs.pop_front();
         }
 
+        if c.planned.is_none() {
+            let rows = self.query("SELECT plan_yaml FROM runs WHERE id = ?", &[id])?;
+            let yaml: Option<String> = match rows.first() {
+                Some(r) => get(r, "plan_yaml")?,
+                None => None,
+            };
+            c.planned = Some(yaml.map(|y| rows::planned_stages(&y)).unwrap_or_default());
+        }
         if c.params.is_empty() {
             let rows = self.query(
                 "SELECT key, value FROM params WHERE run_id = ? ORDER BY key",
@@ -375,6 +385,26 @@ impl SqliteSource {
                 best_epoch: get::<Option<i64>>(r, "best_epoch")?
                     .and_then(|b| usize::try_from(b).ok()),
             });
+        }
+        // Stages the plan still has to run, so a live run shows all its gauges.
+        if run == RunStatus::Running {
+            if let Some(planned) = cache.and_then(|c| c.planned.as_ref()) {
+                for (name, kind, epochs) in planned {
+                    if !out.iter().any(|s| &s.name == name) {
+                        out.push(StageProgress {
+                            name: name.clone(),
+                            kind: kind.clone(),
+                            epochs: *epochs,
+                            steps_per_epoch: 0,
+                            epoch: 0,
+                            step: 0,
+                            state: StageState::Pending,
+                            elapsed_s: None,
+                            best_epoch: None,
+                        });
+                    }
+                }
+            }
         }
         Ok(out)
     }

@@ -81,9 +81,53 @@ fn this_host() -> String {
     "unknown".into()
 }
 
+/// The stages a stored plan declares, as (name, kind, epochs), read loosely
+/// from the YAML so a plan written by another version still shows what it
+/// can; an unreadable plan gives none.
+pub fn planned_stages(plan_yaml: &str) -> Vec<(String, String, usize)> {
+    let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(plan_yaml) else {
+        return Vec::new();
+    };
+    let Some(stages) = v.get("stages").and_then(|s| s.as_sequence()) else {
+        return Vec::new();
+    };
+    stages
+        .iter()
+        .filter_map(|s| {
+            let name = s.get("name")?.as_str()?.to_string();
+            let kind = s.get("kind").and_then(|k| {
+                k.as_str()
+                    .or_else(|| k.get("kind").and_then(|k| k.as_str()))
+                    .map(str::to_string)
+            });
+            let epochs = s
+                .get("train")
+                .and_then(|t| t.get("epochs"))
+                .and_then(|e| e.as_u64())
+                .and_then(|e| usize::try_from(e).ok())
+                .unwrap_or(0);
+            Some((name, kind.unwrap_or_default(), epochs))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planned_stages_from_plan_yaml() {
+        let yaml = "name: e\nstages:\n- name: pretrain\n  kind:\n    kind: pa_mlm\n    mask: 0.15\n  train:\n    epochs: 1\n- name: joint\n  kind:\n    kind: joint\n  train:\n    epochs: 2\n";
+        assert_eq!(
+            planned_stages(yaml),
+            vec![
+                ("pretrain".to_string(), "pa_mlm".to_string(), 1),
+                ("joint".to_string(), "joint".to_string(), 2)
+            ]
+        );
+        assert!(planned_stages("{}").is_empty());
+        assert!(planned_stages(": not yaml [").is_empty());
+    }
 
     #[test]
     fn durations_and_states() {

@@ -256,6 +256,13 @@ impl App {
         // Forget picks of runs that vanished (deleted from the database).
         let known: Vec<i64> = self.runs.iter().map(|r| r.id).collect();
         self.selected.retain(|id| known.contains(id));
+        // A settled run can come back to life (`run --resume`): drop its
+        // cached detail once the list says its status changed.
+        let runs = &self.runs;
+        self.cache.retain(|id, d| {
+            runs.iter()
+                .any(|r| r.id == *id && r.status == d.summary.status)
+        });
         self.restore_cursor(keep);
 
         match self.view {

@@ -270,3 +270,25 @@ fn follow_after_picks_up_the_new_run_and_data_errors_show() {
     let text = render_text(&app, 120, 36);
     assert!(text.contains("error: database is locked"), "{text}");
 }
+
+#[test]
+fn a_resumed_run_is_reloaded_not_served_from_the_cache() {
+    let mut fix = Fixture(vec![finished_run(1, "1", [0.7, 0.7, 0.7], 0.7)]);
+    fix.0[0].summary.status = RunStatus::Interrupted;
+    let mut app = App::new(Follow::Run(1), View::Live);
+    app.refresh(&mut fix);
+    assert_eq!(
+        app.live.as_ref().unwrap().summary.status,
+        RunStatus::Interrupted
+    );
+    // Same status: served from the cache even if the source changed.
+    fix.0[0].logs.clear();
+    app.refresh(&mut fix);
+    assert_eq!(app.live.as_ref().unwrap().logs.len(), 2);
+    // Resumed: the status differs, so the detail is fetched again.
+    fix.0[0].summary.status = RunStatus::Running;
+    app.refresh(&mut fix);
+    let d = app.live.as_ref().unwrap();
+    assert_eq!(d.summary.status, RunStatus::Running);
+    assert!(d.logs.is_empty());
+}

@@ -158,7 +158,12 @@ fn draw_stages(f: &mut Frame, d: &RunDetail, area: Rect) {
     for (s, row) in d.stages.iter().zip(rows.iter()) {
         let [name, gauge] =
             Layout::horizontal([Constraint::Length(name_w + 1), Constraint::Min(10)]).areas(*row);
-        let label = format::truncate(&format!("{} ({})", s.name, s.kind), name_w as usize);
+        let label = if s.kind.is_empty() || s.kind == s.name {
+            s.name.clone()
+        } else {
+            format!("{} ({})", s.name, s.kind)
+        };
+        let label = format::truncate(&label, name_w as usize);
         f.render_widget(
             Paragraph::new(Span::styled(
                 label,
