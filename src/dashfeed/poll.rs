@@ -19,8 +19,8 @@ use super::rows;
 const LOG_KEEP: usize = 500;
 /// Metric rows read per query; a refresh reads at most `METRIC_ROUNDS` of
 /// them so catching up on a long run never freezes the screen.
-const METRIC_BATCH: i64 = 50_000;
-const METRIC_ROUNDS: usize = 8;
+const METRIC_BATCH: i64 = 20_000;
+const METRIC_ROUNDS: usize = 2;
 
 /// What has been read of one run so far.
 #[derive(Default)]
@@ -244,26 +244,34 @@ impl SqliteSource {
             )?;
             let n = rows.len();
             for r in &rows {
-                c.last_metric = get(r, "rid")?;
-                let stage: String = get(r, "stage")?;
-                let step: i64 = get(r, "step")?;
-                let epoch: Option<i64> = get(r, "epoch")?;
-                let key: String = get(r, "key")?;
+                // By index and borrowed: this loop runs per stored step.
+                c.last_metric = at(r, 0)?;
+                let stage: &str = at(r, 1)?;
+                let epoch: Option<i64> = at(r, 2)?;
+                let step: i64 = at(r, 3)?;
+                let key: &str = at(r, 4)?;
                 // NULL is how a non-finite value (NaN loss) is stored.
-                let value: f64 = get::<Option<f64>>(r, "value")?.unwrap_or(f64::NAN);
-                let ts: String = get(r, "ts")?;
-                c.first_ts.entry(stage.clone()).or_insert(ts);
+                let value: f64 = at::<Option<f64>>(r, 5)?.unwrap_or(f64::NAN);
+                if !c.first_ts.contains_key(stage) {
+                    c.first_ts.insert(stage.to_string(), at(r, 6)?);
+                }
                 let step_u = usize::try_from(step).unwrap_or(0);
                 let epoch_u = epoch.and_then(|e| usize::try_from(e).ok()).unwrap_or(0);
-                let p = c.progress.entry(stage.clone()).or_insert((0, 0));
-                if step_u >= p.1 {
-                    *p = (epoch_u.max(p.0), step_u);
+                match c.progress.get_mut(stage) {
+                    Some(p) => {
+                        if step_u >= p.1 {
+                            *p = (epoch_u.max(p.0), step_u);
+                        }
+                    }
+                    None => {
+                        c.progress.insert(stage.to_string(), (epoch_u, step_u));
+                    }
                 }
                 let idx = match c.series.iter().position(|s| s.stage == stage) {
                     Some(i) => i,
                     None => {
                         c.series.push(StageSeries {
-                            stage: stage.clone(),
+                            stage: stage.to_string(),
                             ..Default::default()
                         });
                         c.series.len() - 1
@@ -271,7 +279,7 @@ impl SqliteSource {
                 };
                 let s = &mut c.series[idx];
                 let point = (step as f64, value);
-                match key.as_str() {
+                match key {
                     "loss" => s.loss.push(point),
                     "lr" => s.lr.push(point),
                     "samples_per_s" => s.samples_per_s.push(point),
@@ -470,6 +478,14 @@ impl DataSource for SqliteSource {
         }
         Ok(detail)
     }
+}
+
+fn at<'r, T>(row: &'r SqliteRow, col: usize) -> Result<T, String>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col)
+        .map_err(|e| format!("reading column {col}: {e}"))
 }
 
 fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, String>

@@ -41,6 +41,9 @@ pub fn run(
     on_tick: &mut dyn FnMut(&mut App) -> bool,
 ) -> io::Result<()> {
     let mut last_refresh: Option<Instant> = None;
+    // Frames are drawn only when something changed: charts over long runs
+    // cost milliseconds, so idle ticks must not redraw.
+    let mut dirty = true;
     loop {
         if terminal::panicked() {
             return Ok(());
@@ -54,8 +57,12 @@ pub fn run(
         if force || last_refresh.is_none_or(|t| t.elapsed() >= cadence.refresh) {
             app.refresh(src);
             last_refresh = Some(Instant::now());
+            dirty = true;
         }
-        term.draw(|f| ui::draw(f, app))?;
+        if dirty {
+            term.draw(|f| ui::draw(f, app))?;
+            dirty = false;
+        }
         if app.quit {
             return Ok(());
         }
@@ -68,13 +75,17 @@ pub fn run(
             loop {
                 match event::read()? {
                     Event::Key(k) => {
+                        dirty = true;
                         let before = (app.view, app.follow, app.selected.len());
                         app.on_key(k);
                         if before != (app.view, app.follow, app.selected.len()) {
                             last_refresh = None;
                         }
                     }
-                    Event::Resize(_, _) => term.autoresize()?,
+                    Event::Resize(_, _) => {
+                        term.autoresize()?;
+                        dirty = true;
+                    }
                     _ => {}
                 }
                 if app.quit || !event::poll(Duration::ZERO)? {

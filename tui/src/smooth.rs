@@ -17,13 +17,14 @@ pub fn ema(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
         return finite;
     }
     let mut last = 0.0;
-    let mut n = 0i32;
+    // w^n, kept as a running product (cheaper than powi per point).
+    let mut wn = 1.0;
     finite
         .into_iter()
         .map(|(x, y)| {
             last = last * w + (1.0 - w) * y;
-            n += 1;
-            let debias = 1.0 - w.powi(n);
+            wn *= w;
+            let debias = 1.0 - wn;
             (x, if debias > 0.0 { last / debias } else { y })
         })
         .collect()
