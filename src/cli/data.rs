@@ -1,11 +1,131 @@
-//! `clickprompt data …` (in progress on its issue's branch).
+//! `clickprompt data inspect FILE.cp [--experiment NAME] [--rebuild] [--cache-dir DIR]`:
+//! loads (or builds and caches) each selected experiment's dataset and
+//! prints rows and positive rate per split, field cardinalities and OOV
+//! shares, token-length statistics, sample texts and the cache location.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::data::{self, inspect::Report, LoadOptions};
+use crate::error::invalid;
+use crate::plan::{ExperimentPlan, PlmLocation};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DataCommand {
     /// Rows, positive rates, cardinalities and token lengths per split.
-    Inspect { file: std::path::PathBuf },
+    Inspect(InspectArgs),
 }
 
-pub fn run(_cmd: DataCommand) -> anyhow::Result<()> {
-    anyhow::bail!("`data` is being built")
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Experiment file (`.cp`).
+    pub file: PathBuf,
+    /// Only this experiment (or sweep); default: every experiment in the file.
+    #[arg(long, short)]
+    pub experiment: Option<String>,
+    /// Rebuild the processed dataset even when a cached copy exists.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Where processed datasets are cached.
+    #[arg(long, default_value = ".cache/data")]
+    pub cache_dir: PathBuf,
+}
+
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Inspect(a) => {
+            print!("{}", inspect(&a)?);
+            Ok(())
+        }
+    }
+}
+
+fn load_plans(file: &Path, experiment: Option<&str>) -> Result<Vec<ExperimentPlan>> {
+    crate::plan::select(crate::plan::load_file(file)?, experiment)
+}
+
+/// The inspect report for every selected experiment (one per distinct
+/// dataset/template/tokenizer combination).
+pub fn inspect(a: &InspectArgs) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let plans = load_plans(&a.file, a.experiment.as_deref())?;
+    // Sweep points and experiments often share one dataset declaration: inspect each once.
+    let mut seen: Vec<(
+        crate::plan::DatasetPlan,
+        Option<crate::plan::TemplatePlan>,
+        Option<usize>,
+    )> = Vec::new();
+    for plan in &plans {
+        let id = (
+            plan.dataset.clone(),
+            plan.template.clone().filter(|_| plan.plm.is_some()),
+            plan.plm.as_ref().map(|p| p.max_len),
+        );
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id);
+        let opts = LoadOptions {
+            cache_dir: a.cache_dir.clone(),
+            rebuild: a.rebuild,
+            tokenizer_dir: match &plan.plm {
+                Some(p) => Some(plm_dir(&p.location)?),
+                None => None,
+            },
+        };
+        let loaded = data::load(plan, &opts)?;
+        let report = Report {
+            dataset_name: &plan.dataset.name,
+            loaded: &loaded,
+        };
+        let _ = writeln!(out, "== experiment {}\n{report}", plan.name);
+    }
+    Ok(out)
+}
+
+/// The local folder of a PLM: a local path as given; a hub id from
+/// `assets/plm/<name>` (where `scripts/fetch-plm.sh` puts models) or the
+/// HuggingFace cache. Nothing is downloaded here.
+pub fn plm_dir(loc: &PlmLocation) -> Result<PathBuf> {
+    match loc {
+        PlmLocation::Local(p) => {
+            if p.is_dir() {
+                Ok(p.clone())
+            } else {
+                Err(invalid(format!(
+                    "PLM folder {} does not exist",
+                    p.display()
+                )))
+            }
+        }
+        PlmLocation::Hub(id) => {
+            let name = id.rsplit('/').next().unwrap_or(id);
+            let mut tried = vec![PathBuf::from("assets/plm").join(name)];
+            let hf_home = std::env::var_os("HF_HOME").map(PathBuf::from).or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface"))
+            });
+            if let Some(home) = hf_home {
+                let snaps = home
+                    .join("hub")
+                    .join(format!("models--{}", id.replace('/', "--")))
+                    .join("snapshots");
+                if let Ok(rd) = std::fs::read_dir(&snaps) {
+                    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    v.sort();
+                    tried.extend(v);
+                }
+            }
+            tried
+                .into_iter()
+                .find(|d| data::tokenize::tokenizer_file(d).is_ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "PLM {id} is not available locally (looked in assets/plm/{name} and the HuggingFace cache); \
+                         run scripts/fetch-plm.sh or point the plm at a local folder"
+                    ))
+                })
+        }
+    }
 }

@@ -6,6 +6,9 @@
 
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::cell::RefCell;
 
 /// Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * w + b.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -26,6 +29,10 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Inverted dropout, active only when `train` is set.
+///
+/// On CPU the keep-mask comes from [`seed_dropout`]'s generator so that runs
+/// are reproducible (candle's CPU RNG cannot be seeded); on other devices it
+/// comes from the device RNG (seeded through `Device::set_seed`).
 pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     if !train || p <= 0.0 {
         return Ok(x.clone());
@@ -33,10 +40,38 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     if p >= 1.0 {
         return x.zeros_like();
     }
+    let scale = 1.0 / (1.0 - p);
+    if x.device().is_cpu() {
+        let n = x.elem_count();
+        // Threshold on raw u32s: no float conversion per draw.
+        let threshold = (p * u32::MAX as f64) as u32;
+        let mut mask = vec![0f32; n];
+        DROPOUT_RNG.with(|cell| {
+            let mut rng = cell.borrow_mut();
+            for m in mask.iter_mut() {
+                if rng.next_u32() >= threshold {
+                    *m = scale as f32;
+                }
+            }
+        });
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        return x * mask;
+    }
     let keep = Tensor::rand(0f32, 1f32, x.shape(), x.device())?
         .ge(p as f32)?
         .to_dtype(x.dtype())?;
-    (x * keep)? * (1.0 / (1.0 - p))
+    (x * keep)? * scale
+}
+
+thread_local! {
+    // Per thread: a stage trains on one thread, and concurrent stages (tests)
+    // must not consume each other's draws.
+    static DROPOUT_RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(0));
+}
+
+/// Re-seeds this thread's CPU dropout generator (the trainer calls this at the start of each stage).
+pub fn seed_dropout(seed: u64) {
+    DROPOUT_RNG.with(|cell| *cell.borrow_mut() = SmallRng::seed_from_u64(seed));
 }
 
 /// Xavier-normal initialisation for a (fan_out, fan_in) weight, as the reference code uses.

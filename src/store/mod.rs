@@ -1,1 +1,64 @@
 //! Run history in SQLite (sqlx): runs, params, metrics, evaluations, artifacts.
+//! Schema: `migrations/*.sql`, documented for `sqlite3` users in `docs/database.md`.
+//!
+//! The API is blocking; a [`Store`] owns a small tokio runtime and a pool. Call
+//! it from plain threads, not from inside another tokio runtime.
+//!
+//! # Recording a run
+//! ```ignore
+//! use clickprompt::store::{default_db_path, NewRun, RunStatus, Store};
+//! let store = Store::open(&default_db_path(Some(file)))?;   // migrates, recovers dead runs
+//! let rec = store.start_run(NewRun::new(&plan, file, &source, "cuda:0"))?;
+//! let handle = rec.interrupt_handle();                       // for the Ctrl-C handler:
+//! ctrlc::set_handler(move || { let _ = handle.interrupt(); std::process::exit(130); })?;
+//! train(&plan, &rec)?;                                       // RunRecorder: EventSink
+//! rec.finish(RunStatus::Finished)?;                          // or Failed(msg) / Interrupted
+//! ```
+//! `emit` only queues; a writer task commits batches every [`FLUSH_EVERY`]
+//! (or [`MAX_BATCH`] events) in one transaction, so a crash loses at most the
+//! last fraction of a second and never half a batch. `flush()` is a barrier.
+//! Dropping a recorder without `finish` marks the run FAILED.
+//!
+//! # Resuming (`run --resume ID`)
+//! [`Store::resume_info`] (read-only) and [`Store::reopen_run`] (status back to
+//! RUNNING, returns a recorder appending to the same run plus [`ResumeInfo`]:
+//! stages with status/last step/last epoch, evaluations, checkpoints;
+//! `next_stage()`, `last_checkpoint(stage)`, `last_evaluated_epoch(stage)`).
+//!
+//! # Reading (CLI, dashboard)
+//! * [`Store::list_runs`]`(&RunFilter)` → [`RunSummary`] rows (experiment,
+//!   status, `--where` expression, sort, limit); [`Store::run_summary`]`(id)`.
+//! * [`Store::run_detail`]`(id)` → plan YAML, params, stages, evaluations, artifacts, last logs.
+//! * [`Store::params`], [`Store::stages`] (with progress: `last_step`, `last_epoch`),
+//!   [`Store::evaluations`], [`Store::artifacts`], [`Store::logs_tail`]`(id, n)`.
+//! * Step metrics (`loss`, `lr`, `samples_per_s`): [`Store::metric_series`]`(id, stage, key)`,
+//!   and for polling [`Store::metrics_since`]`(id, last_seen_id, limit)` /
+//!   [`Store::logs_since`]`(id, last_seen_id)` (ids only grow).
+//! * [`Store::best_run`]`(metric, experiment)`, [`Store::export`]`(ids)` (stable JSON,
+//!   [`to_csv`]), [`Store::delete_runs`]`(ids)`.
+//!
+//! Concurrency: WAL journal, `busy_timeout` of [`BUSY_TIMEOUT`], write
+//! transactions taken with `BEGIN IMMEDIATE`; several processes may record
+//! into one file while others read it.
+
+mod db;
+mod export;
+mod filter;
+mod params;
+pub mod process;
+mod read;
+mod recorder;
+
+pub use db::{default_db_path, Store, BUSY_TIMEOUT, MIGRATOR};
+pub use export::{to_csv, ArtifactExport, EvalExport, ExportDoc, RunExport, StageExport, SummaryExport, EXPORT_FORMAT, EXPORT_VERSION};
+pub use filter::Better;
+pub use params::flatten_params;
+pub use read::{Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary, StageInfo};
+pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH};
+
+/// Whether higher or lower values of a field are better (`test_auc`: higher;
+/// `test_logloss`: lower; `params.x`: neither), or an invalid-input error for
+/// an unknown field.
+pub fn field_better(field: &str) -> anyhow::Result<Better> {
+    Ok(filter::field_arg("--metric", field)?.better())
+}

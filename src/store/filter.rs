@@ -1,0 +1,703 @@
+//! The `--where` language and field references for `--sort` / `--metric`.
+//!
+//! ```text
+//! expr    := and ("or" and)*
+//! and     := unary ("and" unary)*
+//! unary   := "not" unary | "(" expr ")" | field test
+//! test    := op value | "~" value | "is" ["not"] "null"
+//! op      := = | == | != | <> | < | <= | > | >=
+//! value   := number | 'text' | "text" | word
+//! field   := column | params.<key> | <stage>.<metric>
+//! ```
+//!
+//! Expressions compile to SQL over the `run_summary` view (alias `s`) with
+//! every user value bound as a parameter; field names only select from fixed
+//! SQL fragments, so no user text ever reaches the SQL string.
+
+use crate::error::invalid;
+
+/// A value bound to a `?` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bind {
+    Text(String),
+    Real(f64),
+}
+
+/// A piece of SQL with its bindings, in placeholder order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Sql {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+/// Which way is better for a field (for `--sort` defaults, `best`, `compare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+    /// No natural order of quality (ids, names): sort ascending.
+    Neither,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Num,
+    Text,
+    Status,
+}
+
+/// Columns of `run_summary` usable in expressions: (name, SQL column, type, better).
+const COLUMNS: &[(&str, &str, Ty, Better)] = &[
+    ("id", "id", Ty::Num, Better::Neither),
+    ("experiment", "experiment", Ty::Text, Better::Neither),
+    ("name", "name", Ty::Text, Better::Neither),
+    ("sweep", "sweep_point", Ty::Text, Better::Neither),
+    ("sweep_point", "sweep_point", Ty::Text, Better::Neither),
+    ("status", "status", Ty::Status, Better::Neither),
+    ("started", "started_at", Ty::Text, Better::Neither),
+    ("started_at", "started_at", Ty::Text, Better::Neither),
+    ("ended", "ended_at", Ty::Text, Better::Neither),
+    ("ended_at", "ended_at", Ty::Text, Better::Neither),
+    ("duration", "duration_s", Ty::Num, Better::Lower),
+    ("duration_s", "duration_s", Ty::Num, Better::Lower),
+    ("device", "device", Ty::Text, Better::Neither),
+    ("host", "host", Ty::Text, Better::Neither),
+    ("seed", "seed", Ty::Num, Better::Neither),
+    ("version", "crate_version", Ty::Text, Better::Neither),
+    ("crate_version", "crate_version", Ty::Text, Better::Neither),
+    ("error", "error", Ty::Text, Better::Neither),
+    ("final_stage", "final_stage", Ty::Text, Better::Neither),
+    ("best_valid_auc", "best_valid_auc", Ty::Num, Better::Higher),
+    ("valid_auc", "best_valid_auc", Ty::Num, Better::Higher),
+    ("test_auc", "test_auc", Ty::Num, Better::Higher),
+    ("test_logloss", "test_logloss", Ty::Num, Better::Lower),
+];
+
+/// Per-stage metrics: `<stage>.<metric>`.
+const STAGE_METRICS: &[&str] = &[
+    "train_auc",
+    "train_logloss",
+    "valid_auc",
+    "valid_logloss",
+    "test_auc",
+    "test_logloss",
+    "best_epoch",
+    "seconds",
+    "train_samples_per_s",
+    "infer_samples_per_s",
+];
+
+pub(crate) const STATUSES: &[&str] = &["RUNNING", "FINISHED", "FAILED", "INTERRUPTED"];
+
+/// A resolved field reference.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Field {
+    Column { sql: &'static str, ty_num: bool, status: bool, better: Better },
+    Param(String),
+    Stage { stage: String, metric: &'static str },
+}
+
+impl Field {
+    pub fn better(&self) -> Better {
+        match self {
+            Field::Column { better, .. } => *better,
+            Field::Param(_) => Better::Neither,
+            Field::Stage { metric, .. } => stage_metric_better(metric),
+        }
+    }
+
+    fn is_num(&self) -> bool {
+        match self {
+            Field::Column { ty_num, .. } => *ty_num,
+            Field::Param(_) => false,
+            Field::Stage { .. } => true,
+        }
+    }
+
+    /// SQL for the field's value on run `s` (params: the text value).
+    pub fn value_sql(&self) -> Sql {
+        match self {
+            Field::Column { sql, .. } => Sql { sql: format!("s.{sql}"), binds: vec![] },
+            Field::Param(key) => Sql {
+                sql: "(SELECT p.value FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
+                binds: vec![Bind::Text(key.clone())],
+            },
+            Field::Stage { stage, metric } => stage_metric_sql(stage, metric),
+        }
+    }
+
+    /// SQL for sorting: numbers where the field is numeric (params: their numeric reading first).
+    pub fn sort_sql(&self) -> Sql {
+        match self {
+            Field::Param(key) => Sql {
+                sql: "(SELECT COALESCE(p.num, p.value) FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
+                binds: vec![Bind::Text(key.clone())],
+            },
+            other => other.value_sql(),
+        }
+    }
+}
+
+fn stage_metric_better(metric: &str) -> Better {
+    if metric.ends_with("_auc") || metric.ends_with("samples_per_s") {
+        Better::Higher
+    } else if metric.ends_with("_logloss") || metric == "seconds" {
+        Better::Lower
+    } else {
+        Better::Neither
+    }
+}
+
+fn stage_metric_sql(stage: &str, metric: &str) -> Sql {
+    let binds = vec![Bind::Text(stage.to_string())];
+    let sql = match metric.split_once('_') {
+        Some((split @ ("train" | "valid" | "test"), m @ ("auc" | "logloss"))) if !metric.contains("samples") => {
+            if split == "test" {
+                format!(
+                    "(SELECT e.{m} FROM evaluations e WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'test' \
+                     ORDER BY e.epoch DESC LIMIT 1)"
+                )
+            } else {
+                // Over epochs: the best value.
+                let agg = if m == "auc" { "MAX" } else { "MIN" };
+                format!(
+                    "(SELECT {agg}(e.{m}) FROM evaluations e WHERE e.run_id = s.id AND e.stage = ? AND e.split = '{split}')"
+                )
+            }
+        }
+        _ => {
+            // best_epoch, seconds, train_samples_per_s, infer_samples_per_s: stage columns.
+            let col = STAGE_METRICS.iter().find(|m| **m == metric).copied().unwrap_or("seconds");
+            format!("(SELECT st.{col} FROM stages st WHERE st.run_id = s.id AND st.stage = ?)")
+        }
+    };
+    Sql { sql, binds }
+}
+
+/// Resolves a field name; `Err` carries a message (without position).
+pub(crate) fn resolve_field(name: &str) -> Result<Field, String> {
+    if let Some(key) = name.strip_prefix("params.") {
+        if key.is_empty() {
+            return Err("`params.` needs a key, e.g. `params.ctr.backbone.name`".into());
+        }
+        return Ok(Field::Param(key.to_string()));
+    }
+    if let Some(&(_, sql, ty, better)) = COLUMNS.iter().find(|c| c.0.eq_ignore_ascii_case(name)) {
+        return Ok(Field::Column { sql, ty_num: ty == Ty::Num, status: ty == Ty::Status, better });
+    }
+    if let Some((stage, metric)) = name.split_once('.') {
+        if stage.is_empty() {
+            return Err(format!("`{name}` names no stage before the dot"));
+        }
+        return match STAGE_METRICS.iter().find(|m| **m == metric) {
+            Some(m) => Ok(Field::Stage { stage: stage.to_string(), metric: m }),
+            None => {
+                let hint = suggest(metric, STAGE_METRICS.iter().copied());
+                Err(format!(
+                    "unknown stage metric `{metric}` in `{name}`{hint}; stage metrics: {}",
+                    STAGE_METRICS.join(", ")
+                ))
+            }
+        };
+    }
+    let hint = suggest(name, COLUMNS.iter().map(|c| c.0));
+    Err(format!("unknown field `{name}`{hint}; {}", fields_help()))
+}
+
+pub(crate) fn fields_help() -> String {
+    let mut cols: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+    cols.dedup();
+    format!("fields are {}, params.<key>, and <stage>.<metric>", cols.join(", "))
+}
+
+fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| (strsim::levenshtein(&name.to_ascii_lowercase(), c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- lexer
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    Op(&'static str),
+    Num(f64),
+    Str(String),
+    Word(String),
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+/// An error at a byte range of the expression.
+struct At {
+    start: usize,
+    end: usize,
+    msg: String,
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/')
+}
+
+fn lex(src: &str) -> Result<Vec<Token>, At> {
+    let mut out = Vec::new();
+    let chars: Vec<(usize, char)> = src.char_indices().collect();
+    let mut i = 0;
+    let end_of = |j: usize| chars.get(j).map(|c| c.0).unwrap_or(src.len());
+    while i < chars.len() {
+        let (pos, c) = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = pos;
+        let (tok, next) = match c {
+            '(' => (Tok::LParen, i + 1),
+            ')' => (Tok::RParen, i + 1),
+            '~' => (Tok::Op("~"), i + 1),
+            '=' => {
+                if chars.get(i + 1).map(|c| c.1) == Some('=') {
+                    (Tok::Op("="), i + 2)
+                } else {
+                    (Tok::Op("="), i + 1)
+                }
+            }
+            '!' | '<' | '>' => {
+                let n = chars.get(i + 1).map(|c| c.1);
+                match (c, n) {
+                    ('!', Some('=')) => (Tok::Op("!="), i + 2),
+                    ('<', Some('>')) => (Tok::Op("!="), i + 2),
+                    ('<', Some('=')) => (Tok::Op("<="), i + 2),
+                    ('>', Some('=')) => (Tok::Op(">="), i + 2),
+                    ('<', _) => (Tok::Op("<"), i + 1),
+                    ('>', _) => (Tok::Op(">"), i + 1),
+                    _ => {
+                        return Err(At { start, end: end_of(i + 1), msg: "`!` must be followed by `=`".into() });
+                    }
+                }
+            }
+            '\'' | '"' => {
+                let mut j = i + 1;
+                let mut s = String::new();
+                let mut closed = false;
+                while j < chars.len() {
+                    let ch = chars[j].1;
+                    if ch == '\\' && j + 1 < chars.len() {
+                        s.push(chars[j + 1].1);
+                        j += 2;
+                        continue;
+                    }
+                    if ch == c {
+                        closed = true;
+                        j += 1;
+                        break;
+                    }
+                    s.push(ch);
+                    j += 1;
+                }
+                if !closed {
+                    return Err(At { start, end: src.len(), msg: format!("unterminated text: missing closing {c}") });
+                }
+                (Tok::Str(s), j)
+            }
+            c if c.is_ascii_digit() || ((c == '-' || c == '+' || c == '.') && next_is_digit(&chars, i)) => {
+                let mut j = i + 1;
+                while j < chars.len() {
+                    let ch = chars[j].1;
+                    let prev = chars[j - 1].1;
+                    if ch.is_ascii_digit() || ch == '.' || ch == 'e' || ch == 'E' || ((ch == '-' || ch == '+') && (prev == 'e' || prev == 'E')) {
+                        j += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let text = &src[start..end_of(j)];
+                if j < chars.len() && is_word_char(chars[j].1) {
+                    let mut k = j;
+                    while k < chars.len() && is_word_char(chars[k].1) {
+                        k += 1;
+                    }
+                    return Err(At {
+                        start,
+                        end: end_of(k),
+                        msg: format!("`{}` is not a number (quote text that starts with a digit)", &src[start..end_of(k)]),
+                    });
+                }
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => (Tok::Num(v), j),
+                    _ => return Err(At { start, end: end_of(j), msg: format!("`{text}` is not a number") }),
+                }
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let mut j = i + 1;
+                while j < chars.len() && is_word_char(chars[j].1) {
+                    j += 1;
+                }
+                (Tok::Word(src[start..end_of(j)].to_string()), j)
+            }
+            other => {
+                return Err(At { start, end: end_of(i + 1), msg: format!("unexpected character `{other}`") });
+            }
+        };
+        let end = end_of(next);
+        out.push(Token { tok, start, end, text: src[start..end].to_string() });
+        i = next;
+    }
+    Ok(out)
+}
+
+fn next_is_digit(chars: &[(usize, char)], i: usize) -> bool {
+    chars.get(i + 1).is_some_and(|c| c.1.is_ascii_digit() || (c.1 == '.' && chars.get(i + 2).is_some_and(|d| d.1.is_ascii_digit())))
+}
+
+// ---------------------------------------------------------------- parser
+
+const MAX_DEPTH: usize = 64;
+
+struct Parser<'a> {
+    toks: &'a [Token],
+    pos: usize,
+    src_len: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<&'a Token> {
+        self.toks.get(self.pos)
+    }
+
+    fn keyword(&self, kw: &str) -> bool {
+        matches!(self.peek(), Some(Token { tok: Tok::Word(w), .. }) if w.eq_ignore_ascii_case(kw))
+    }
+
+    fn err_here(&self, msg: impl Into<String>) -> At {
+        match self.peek() {
+            Some(t) => At { start: t.start, end: t.end, msg: msg.into() },
+            None => At { start: self.src_len, end: self.src_len, msg: msg.into() },
+        }
+    }
+
+    fn found(&self) -> String {
+        match self.peek() {
+            Some(t) => format!("found `{}`", t.text),
+            None => "the expression ended".into(),
+        }
+    }
+
+    fn or(&mut self, depth: usize) -> Result<Sql, At> {
+        let mut left = self.and(depth)?;
+        while self.keyword("or") {
+            self.pos += 1;
+            let right = self.and(depth)?;
+            left = combine(left, "OR", right);
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self, depth: usize) -> Result<Sql, At> {
+        let mut left = self.unary(depth)?;
+        while self.keyword("and") {
+            self.pos += 1;
+            let right = self.unary(depth)?;
+            left = combine(left, "AND", right);
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self, depth: usize) -> Result<Sql, At> {
+        if depth > MAX_DEPTH {
+            return Err(self.err_here(format!("expression nested deeper than {MAX_DEPTH} levels")));
+        }
+        if self.keyword("not") {
+            self.pos += 1;
+            let inner = self.unary(depth + 1)?;
+            // NULL comparisons count as false, so NOT of them is true.
+            return Ok(Sql { sql: format!("NOT COALESCE({}, 0)", inner.sql), binds: inner.binds });
+        }
+        match self.peek() {
+            Some(Token { tok: Tok::LParen, .. }) => {
+                self.pos += 1;
+                let inner = self.or(depth + 1)?;
+                match self.peek() {
+                    Some(Token { tok: Tok::RParen, .. }) => {
+                        self.pos += 1;
+                        Ok(Sql { sql: format!("({})", inner.sql), binds: inner.binds })
+                    }
+                    _ => Err(self.err_here(format!("expected `)`, {}", self.found()))),
+                }
+            }
+            Some(Token { tok: Tok::Word(w), start, end, .. }) if !is_keyword(w) => {
+                let field = resolve_field(w).map_err(|msg| At { start: *start, end: *end, msg })?;
+                self.pos += 1;
+                self.test(&field, w)
+            }
+            _ => Err(self.err_here(format!(
+                "expected a field name such as `test_auc` or `params.ctr.embed`, {}",
+                self.found()
+            ))),
+        }
+    }
+
+    fn test(&mut self, field: &Field, name: &str) -> Result<Sql, At> {
+        if self.keyword("is") {
+            self.pos += 1;
+            let negate = self.keyword("not");
+            if negate {
+                self.pos += 1;
+            }
+            if !self.keyword("null") {
+                return Err(self.err_here(format!("expected `null` after `is`, {}", self.found())));
+            }
+            self.pos += 1;
+            return Ok(null_test(field, negate));
+        }
+        let op = match self.peek() {
+            Some(Token { tok: Tok::Op(op), .. }) => *op,
+            _ => {
+                return Err(self.err_here(format!(
+                    "expected an operator (=, !=, <, <=, >, >=, ~, is null) after `{name}`, {}",
+                    self.found()
+                )))
+            }
+        };
+        self.pos += 1;
+        let Some(vtok) = self.peek() else {
+            return Err(self.err_here(format!("expected a value after `{op}`, the expression ended")));
+        };
+        let value = match &vtok.tok {
+            Tok::Num(v) => Value::Num(*v, vtok.text.clone()),
+            Tok::Str(s) => Value::Text(s.clone()),
+            Tok::Word(w) if !is_keyword(w) => Value::Text(w.clone()),
+            _ => return Err(self.err_here(format!("expected a value after `{op}`, {}", self.found()))),
+        };
+        let at = |msg: String| At { start: vtok.start, end: vtok.end, msg };
+        self.pos += 1;
+        compare(field, name, op, value).map_err(at)
+    }
+}
+
+enum Value {
+    Num(f64, String),
+    Text(String),
+}
+
+fn is_keyword(w: &str) -> bool {
+    ["and", "or", "not", "is", "null"].iter().any(|k| w.eq_ignore_ascii_case(k))
+}
+
+fn combine(left: Sql, op: &str, right: Sql) -> Sql {
+    let mut binds = left.binds;
+    binds.extend(right.binds);
+    Sql { sql: format!("({} {op} {})", left.sql, right.sql), binds }
+}
+
+fn null_test(field: &Field, negate: bool) -> Sql {
+    match field {
+        Field::Param(key) => {
+            // A param is null when absent or stored as null.
+            let exists = "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND p.value != 'null')";
+            Sql {
+                sql: if negate { exists.to_string() } else { format!("NOT {exists}") },
+                binds: vec![Bind::Text(key.clone())],
+            }
+        }
+        other => {
+            let v = other.value_sql();
+            Sql { sql: format!("({} IS {}NULL)", v.sql, if negate { "NOT " } else { "" }), binds: v.binds }
+        }
+    }
+}
+
+fn sql_op(op: &str) -> &'static str {
+    match op {
+        "=" => "=",
+        "!=" => "!=",
+        "<" => "<",
+        "<=" => "<=",
+        ">" => ">",
+        _ => ">=",
+    }
+}
+
+fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, String> {
+    match field {
+        Field::Param(key) => {
+            let key = Bind::Text(key.clone());
+            let cond = match (&value, op) {
+                (_, "~") => {
+                    let text = match value {
+                        Value::Num(_, t) | Value::Text(t) => t,
+                    };
+                    return Ok(Sql {
+                        sql: "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? \
+                              AND instr(lower(p.value), lower(?)) > 0)"
+                            .into(),
+                        binds: vec![key, Bind::Text(text)],
+                    });
+                }
+                (Value::Num(v, text), "=" | "!=") => {
+                    // Equal as a number or as written text.
+                    let eq = "(COALESCE(p.num = ?, 0) OR p.value = ?)";
+                    let cond = if op == "=" { eq.to_string() } else { format!("NOT {eq}") };
+                    (cond, vec![Bind::Real(*v), Bind::Text(text.clone())])
+                }
+                (Value::Num(v, _), _) => (format!("p.num {} ?", sql_op(op)), vec![Bind::Real(*v)]),
+                (Value::Text(t), _) => (format!("p.value {} ?", sql_op(op)), vec![Bind::Text(t.clone())]),
+            };
+            let mut binds = vec![key];
+            binds.extend(cond.1);
+            Ok(Sql {
+                sql: format!("EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND {})", cond.0),
+                binds,
+            })
+        }
+        _ => {
+            let lhs = field.value_sql();
+            let status = matches!(field, Field::Column { status: true, .. });
+            let rhs = match value {
+                Value::Num(v, _) if field.is_num() => Bind::Real(v),
+                Value::Text(t) if field.is_num() => {
+                    return Err(format!("`{name}` is a number, but `{t}` is text"));
+                }
+                Value::Num(_, t) | Value::Text(t) => {
+                    if status {
+                        let up = t.to_ascii_uppercase();
+                        if !STATUSES.contains(&up.as_str()) {
+                            return Err(format!("`{t}` is not a run status; statuses are {}", STATUSES.join(", ")));
+                        }
+                        Bind::Text(up)
+                    } else {
+                        Bind::Text(t)
+                    }
+                }
+            };
+            let sql = if op == "~" {
+                if field.is_num() {
+                    return Err(format!("`~` (contains) needs a text field; `{name}` is a number"));
+                }
+                format!("(instr(lower({}), lower(?)) > 0)", lhs.sql)
+            } else {
+                format!("({} {} ?)", lhs.sql, sql_op(op))
+            };
+            let mut binds = lhs.binds;
+            binds.push(rhs);
+            Ok(Sql { sql, binds })
+        }
+    }
+}
+
+fn render(src: &str, at: &At) -> String {
+    let col = src[..at.start.min(src.len())].chars().count();
+    let width = src[at.start.min(src.len())..at.end.min(src.len())].chars().count().max(1);
+    format!(
+        "invalid --where expression: {}\n  {}\n  {}{}",
+        at.msg,
+        src,
+        " ".repeat(col),
+        "^".repeat(width)
+    )
+}
+
+/// Compiles a `--where` expression; errors are `crate::error::invalid` with a
+/// caret under the offending token.
+pub(crate) fn parse_where(src: &str) -> anyhow::Result<Sql> {
+    let toks = lex(src).map_err(|at| invalid(render(src, &at)))?;
+    if toks.is_empty() {
+        return Err(invalid("invalid --where expression: it is empty (try `test_auc > 0.78`)"));
+    }
+    let mut p = Parser { toks: &toks, pos: 0, src_len: src.len() };
+    let sql = p.or(0).map_err(|at| invalid(render(src, &at)))?;
+    if p.pos < toks.len() {
+        let at = p.err_here(format!("expected `and`, `or` or the end, {}", p.found()));
+        return Err(invalid(render(src, &at)));
+    }
+    Ok(sql)
+}
+
+/// Resolves a field for `--sort` / `--metric`, as an invalid-input error.
+pub(crate) fn field_arg(flag: &str, name: &str) -> anyhow::Result<Field> {
+    resolve_field(name.trim()).map_err(|msg| invalid(format!("invalid {flag} `{name}`: {msg}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> String {
+        parse_where(src).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn compiles_with_bound_values_only() {
+        let sql = parse_where("test_auc > 0.78 and params.ctr.backbone.name = dcnv2").expect("parses");
+        assert_eq!(
+            sql.binds,
+            vec![Bind::Real(0.78), Bind::Text("ctr.backbone.name".into()), Bind::Text("dcnv2".into())]
+        );
+        assert!(sql.sql.starts_with("((s.test_auc > ?) AND EXISTS"));
+        assert!(!sql.sql.contains("dcnv2"));
+        // Hostile text stays a bound value.
+        let sql = parse_where("name = \"x'); DROP TABLE runs; --\"").expect("parses");
+        assert_eq!(sql.sql, "(s.name = ?)");
+        assert_eq!(sql.binds, vec![Bind::Text("x'); DROP TABLE runs; --".into())]);
+    }
+
+    #[test]
+    fn precedence_not_and_or_and_parentheses() {
+        let sql = parse_where("status = finished or not (test_auc >= 1e-1 and joint.valid_auc < .9)").expect("parses");
+        assert_eq!(
+            sql.sql,
+            "((s.status = ?) OR NOT COALESCE((((s.test_auc >= ?) AND ((SELECT MAX(e.auc) FROM evaluations e \
+             WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'valid') < ?))), 0))"
+        );
+        assert_eq!(
+            sql.binds,
+            vec![Bind::Text("FINISHED".into()), Bind::Real(0.1), Bind::Text("joint".into()), Bind::Real(0.9)]
+        );
+        let sql = parse_where("test_logloss is not null and params.x is null").expect("parses");
+        assert!(sql.sql.contains("IS NOT NULL"));
+        assert!(sql.sql.contains("NOT EXISTS"));
+    }
+
+    #[test]
+    fn errors_point_at_the_token() {
+        let e = err("test_auc > 0.78 and tset_auc > 1");
+        assert!(e.contains("unknown field `tset_auc` (did you mean `test_auc`?)"), "{e}");
+        assert!(e.ends_with("\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^"), "{e}");
+
+        let e = err("test_auc >");
+        assert!(e.contains("expected a value after `>`, the expression ended"), "{e}");
+        assert!(e.ends_with("            ^"), "{e}");
+
+        let e = err("test_auc > abc");
+        assert!(e.contains("`test_auc` is a number, but `abc` is text"), "{e}");
+        assert!(e.ends_with("             ^^^"), "{e}");
+
+        let e = err("(test_auc > 1");
+        assert!(e.contains("expected `)`, the expression ended"), "{e}");
+
+        let e = err("test_auc > 1 test_logloss < 2");
+        assert!(e.contains("expected `and`, `or` or the end, found `test_logloss`"), "{e}");
+
+        assert!(err("status = done").contains("`done` is not a run status"));
+        assert!(err("joint.valid_acu > 1").contains("unknown stage metric `valid_acu`"));
+        assert!(err("name = 'open").contains("unterminated text"));
+        assert!(err("test_auc ! 1").contains("`!` must be followed by `=`"));
+        assert!(err("test_auc > 5x").contains("`5x` is not a number"));
+        assert!(err("test_auc @ 1").contains("unexpected character `@`"));
+        assert!(err("  ").contains("it is empty"));
+        assert!(err(&"(".repeat(100)).contains("nested deeper"));
+        let e = parse_where("test_auc >").err().expect("error");
+        assert_eq!(crate::error::exit_code(&e), 2);
+    }
+}

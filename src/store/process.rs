@@ -1,0 +1,93 @@
+//! Who is writing a run: host name, pid and a start token, so a later process
+//! can tell a live run from one whose process was killed (kill -9, OOM, power).
+
+/// This machine's host name ("unknown" if the OS will not say).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
+    // (and we stop at the buffer end if it did not).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
+/// A token that identifies one process incarnation: the boot id plus the
+/// process start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+/// A pid reused by a later process, or after a reboot, gets a different token.
+/// `None` where `/proc` is unavailable.
+pub fn start_token(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or ')';
+    // the fields after the last ')' are plain numbers.
+    let after = &stat[stat.rfind(')')? + 1..];
+    // after[0] is field 3 (state); start time is field 22 → index 19.
+    let ticks = after.split_whitespace().nth(19)?;
+    Some(format!("{}:{}", boot.trim(), ticks))
+}
+
+/// Whether process `pid` on this host is still the process that wrote
+/// `token` (when a token was recorded) — i.e. whether the run is live.
+pub fn is_alive(pid: i64, token: Option<&str>) -> bool {
+    let Ok(pid) = u32::try_from(pid) else {
+        return false;
+    };
+    if pid == 0 {
+        return false;
+    }
+    if let (Some(recorded), true) = (token, std::path::Path::new("/proc/self/stat").exists()) {
+        // With /proc we can compare incarnations; a missing process has no token.
+        return start_token(pid).as_deref() == Some(recorded);
+    }
+    // Without /proc (or without a recorded token): signal 0 checks existence only.
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the pid exists.
+    let rc = unsafe { libc::kill(raw, 0) };
+    if rc == 0 {
+        return true;
+    }
+    // EPERM: it exists but belongs to someone else.
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_token_is_stable() {
+        let pid = std::process::id();
+        let token = start_token(pid);
+        assert!(token.is_some(), "this platform has /proc");
+        assert_eq!(token, start_token(pid));
+        assert!(is_alive(pid as i64, token.as_deref()));
+        assert!(is_alive(pid as i64, None));
+    }
+
+    #[test]
+    fn reused_pid_with_other_token_is_dead() {
+        let pid = std::process::id() as i64;
+        assert!(!is_alive(pid, Some("other-boot:12345")));
+    }
+
+    #[test]
+    fn exited_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        // Reaped: the pid no longer names a process (reuse within this test is vanishingly rare).
+        assert!(!is_alive(pid as i64, None));
+        assert!(!is_alive(-1, None));
+        assert!(!is_alive(0, None));
+    }
+}

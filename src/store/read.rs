@@ -1,0 +1,579 @@
+//! Reading the history: plain structs for the CLI and the dashboard. All SQL
+//! stays in this module.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite};
+use std::collections::BTreeMap;
+
+use super::db::Store;
+use super::filter::{self, Better, Bind, Field};
+use crate::error::invalid;
+
+/// One line of `runs list` (the `run_summary` view).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub experiment: String,
+    pub name: String,
+    pub sweep_point: Option<String>,
+    /// RUNNING, FINISHED, FAILED or INTERRUPTED.
+    pub status: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// Up to now for RUNNING runs.
+    pub duration_s: Option<f64>,
+    pub device: String,
+    pub host: String,
+    pub seed: u64,
+    pub crate_version: String,
+    /// FAILED: the error; INTERRUPTED: why.
+    pub error: Option<String>,
+    /// The last stage with an AUC evaluation; the metrics below are its.
+    pub final_stage: Option<String>,
+    pub best_valid_auc: Option<f64>,
+    pub test_auc: Option<f64>,
+    pub test_logloss: Option<f64>,
+}
+
+impl<'r> sqlx::FromRow<'r, SqliteRow> for RunSummary {
+    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+        Ok(RunSummary {
+            id: row.try_get("id")?,
+            experiment: row.try_get("experiment")?,
+            name: row.try_get("name")?,
+            sweep_point: row.try_get("sweep_point")?,
+            status: row.try_get("status")?,
+            started_at: row.try_get("started_at")?,
+            ended_at: row.try_get("ended_at")?,
+            duration_s: row.try_get("duration_s")?,
+            device: row.try_get("device")?,
+            host: row.try_get("host")?,
+            seed: row.try_get::<i64, _>("seed")? as u64,
+            crate_version: row.try_get("crate_version")?,
+            error: row.try_get("error")?,
+            final_stage: row.try_get("final_stage")?,
+            best_valid_auc: row.try_get("best_valid_auc")?,
+            test_auc: row.try_get("test_auc")?,
+            test_logloss: row.try_get("test_logloss")?,
+        })
+    }
+}
+
+/// A stage of a run, with progress from its step metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct StageInfo {
+    pub stage: String,
+    pub ord: i64,
+    pub kind: String,
+    pub epochs: i64,
+    pub steps_per_epoch: i64,
+    pub rows: i64,
+    pub status: String,
+    pub best_epoch: Option<i64>,
+    pub seconds: Option<f64>,
+    pub train_samples_per_s: Option<f64>,
+    pub infer_samples_per_s: Option<f64>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// The last optimiser step recorded (0 before the first).
+    pub last_step: i64,
+    /// The epoch of that step.
+    pub last_epoch: Option<i64>,
+}
+
+/// One evaluation (per epoch; the test one at the best epoch).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub stage: String,
+    pub epoch: i64,
+    /// train, valid or test.
+    pub split: String,
+    pub auc: Option<f64>,
+    pub logloss: Option<f64>,
+    /// Other metrics (`mlm_acc`, …); null when not finite.
+    pub metrics: BTreeMap<String, Option<f64>>,
+    pub ts: String,
+}
+
+/// One step metric value. `id` increases with insertion: poll with [`Store::metrics_since`].
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct MetricPoint {
+    pub id: i64,
+    pub stage: String,
+    pub epoch: Option<i64>,
+    pub step: i64,
+    pub key: String,
+    pub value: Option<f64>,
+    pub ts: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct LogLine {
+    pub id: i64,
+    pub ts: String,
+    /// info, warn or error.
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Artifact {
+    pub stage: String,
+    pub epoch: Option<i64>,
+    pub path: String,
+    pub bytes: i64,
+    pub sha256: String,
+    pub ts: String,
+}
+
+/// Everything `runs show` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunDetail {
+    pub summary: RunSummary,
+    pub source_path: String,
+    pub file_hash: String,
+    pub pid: i64,
+    pub resumed: i64,
+    pub plan_yaml: String,
+    pub params: Vec<(String, String)>,
+    pub stages: Vec<StageInfo>,
+    pub evaluations: Vec<Evaluation>,
+    pub artifacts: Vec<Artifact>,
+    /// The last lines of the run's log, oldest first.
+    pub logs: Vec<LogLine>,
+}
+
+/// Filters for [`Store::list_runs`]. Default: every run, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub experiment: Option<String>,
+    /// RUNNING, FINISHED, FAILED or INTERRUPTED (any case).
+    pub status: Option<String>,
+    /// A `--where` expression (see `filter.rs` and docs/database.md).
+    pub where_expr: Option<String>,
+    /// A field (`test_auc`, `params.ctr.embed`, `joint.valid_auc`); best first
+    /// for metrics, ascending otherwise, unless `descending` says.
+    pub sort: Option<String>,
+    pub descending: Option<bool>,
+    pub limit: Option<usize>,
+}
+
+/// What `run --resume` needs to continue a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResumeInfo {
+    pub run: RunSummary,
+    pub plan_yaml: String,
+    /// In execution order, with their status and last recorded step/epoch.
+    pub stages: Vec<StageInfo>,
+    pub evaluations: Vec<Evaluation>,
+    /// Checkpoints in the order written.
+    pub checkpoints: Vec<Artifact>,
+}
+
+impl ResumeInfo {
+    /// The stage to continue: the first one not FINISHED (None when all are).
+    pub fn next_stage(&self) -> Option<&StageInfo> {
+        self.stages.iter().find(|s| s.status != "FINISHED")
+    }
+
+    /// The newest checkpoint of `stage`.
+    pub fn last_checkpoint(&self, stage: &str) -> Option<&Artifact> {
+        self.checkpoints.iter().rev().find(|a| a.stage == stage)
+    }
+
+    /// The highest epoch of `stage` with a validation evaluation (fully completed epochs).
+    pub fn last_evaluated_epoch(&self, stage: &str) -> Option<i64> {
+        self.evaluations.iter().filter(|e| e.stage == stage && e.split == "valid").map(|e| e.epoch).max()
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_all<'q>(mut q: sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>>, binds: &[Bind]) -> sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t.clone()),
+            Bind::Real(v) => q.bind(*v),
+        };
+    }
+    q
+}
+
+const STAGE_SELECT: &str = "SELECT st.stage, st.ord, st.kind, st.epochs, st.steps_per_epoch, st.rows, st.status,
+        st.best_epoch, st.seconds, st.train_samples_per_s, st.infer_samples_per_s, st.started_at, st.ended_at,
+        COALESCE((SELECT MAX(m.step) FROM metrics m WHERE m.run_id = st.run_id AND m.stage = st.stage AND m.key = 'loss'), 0) AS last_step,
+        (SELECT m.epoch FROM metrics m WHERE m.run_id = st.run_id AND m.stage = st.stage AND m.key = 'loss'
+           ORDER BY m.step DESC LIMIT 1) AS last_epoch
+     FROM stages st WHERE st.run_id = ? ORDER BY st.ord";
+
+fn evaluation_from(row: &SqliteRow) -> sqlx::Result<Evaluation> {
+    let extra: String = row.try_get("extra_json")?;
+    let metrics = serde_json::from_str::<BTreeMap<String, Option<f64>>>(&extra).unwrap_or_default();
+    Ok(Evaluation {
+        stage: row.try_get("stage")?,
+        epoch: row.try_get("epoch")?,
+        split: row.try_get("split")?,
+        auc: row.try_get("auc")?,
+        logloss: row.try_get("logloss")?,
+        metrics,
+        ts: row.try_get("ts")?,
+    })
+}
+
+/// Keeps a sort key's direction and its SQL.
+fn order_clause(field: &Field, descending: Option<bool>) -> (String, Vec<Bind>) {
+    let desc = descending.unwrap_or(field.better() == Better::Higher);
+    let expr = field.sort_sql();
+    // NULLs last in either direction; ties newest first.
+    let sql = format!("({e}) IS NULL, {e} {dir}, s.id DESC", e = expr.sql, dir = if desc { "DESC" } else { "ASC" });
+    let mut binds = expr.binds.clone();
+    binds.extend(expr.binds);
+    (sql, binds)
+}
+
+impl Store {
+    /// Runs matching `filter`.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
+        let mut sql = String::from("SELECT s.* FROM run_summary s WHERE 1 = 1");
+        let mut binds: Vec<Bind> = Vec::new();
+        if let Some(x) = &filter.experiment {
+            sql.push_str(" AND s.experiment = ?");
+            binds.push(Bind::Text(x.clone()));
+        }
+        if let Some(st) = &filter.status {
+            let up = st.trim().to_ascii_uppercase();
+            if !filter::STATUSES.contains(&up.as_str()) {
+                return Err(invalid(format!(
+                    "invalid --status `{st}`: statuses are {}",
+                    filter::STATUSES.join(", ")
+                )));
+            }
+            sql.push_str(" AND s.status = ?");
+            binds.push(Bind::Text(up));
+        }
+        if let Some(w) = filter.where_expr.as_deref().filter(|w| !w.trim().is_empty()) {
+            let compiled = filter::parse_where(w)?;
+            sql.push_str(" AND ");
+            sql.push_str(&compiled.sql);
+            binds.extend(compiled.binds);
+        }
+        match &filter.sort {
+            Some(name) => {
+                let field = filter::field_arg("--sort", name)?;
+                let (order, more) = order_clause(&field, filter.descending);
+                sql.push_str(" ORDER BY ");
+                sql.push_str(&order);
+                binds.extend(more);
+            }
+            None => {
+                let dir = if filter.descending == Some(false) { "ASC" } else { "DESC" };
+                sql.push_str(&format!(" ORDER BY s.id {dir}"));
+            }
+        }
+        if let Some(n) = filter.limit {
+            sql.push_str(" LIMIT ?");
+            binds.push(Bind::Real(n as f64));
+        }
+        let q = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &binds);
+        self.block_on(q.fetch_all(self.pool())).context("listing runs")
+    }
+
+    /// One run's summary; an invalid-input error when there is no such run.
+    pub fn run_summary(&self, id: i64) -> Result<RunSummary> {
+        self.block_on(
+            sqlx::query_as::<_, RunSummary>("SELECT s.* FROM run_summary s WHERE s.id = ?")
+                .bind(id)
+                .fetch_optional(self.pool()),
+        )
+        .context("reading a run")?
+        .ok_or_else(|| invalid(format!("no run {id} in {}", self.path().display())))
+    }
+
+    /// The best run by a field (`test_auc`, `joint.valid_auc`, `params.x`…),
+    /// optionally within one experiment; runs without a value are skipped.
+    pub fn best_run(&self, metric: &str, experiment: Option<&str>) -> Result<Option<RunSummary>> {
+        let field = filter::field_arg("--metric", metric)?;
+        let desc = match field.better() {
+            Better::Higher => true,
+            Better::Lower => false,
+            Better::Neither => {
+                return Err(invalid(format!(
+                    "invalid --metric `{metric}`: it has no better direction; use a metric such as test_auc, \
+                     test_logloss, best_valid_auc or <stage>.valid_auc"
+                )))
+            }
+        };
+        let value = field.sort_sql();
+        let mut sql = format!("SELECT s.* FROM run_summary s WHERE ({}) IS NOT NULL", value.sql);
+        let mut binds = value.binds.clone();
+        if let Some(x) = experiment {
+            sql.push_str(" AND s.experiment = ?");
+            binds.push(Bind::Text(x.to_string()));
+        }
+        let (order, more) = order_clause(&field, Some(desc));
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&order);
+        sql.push_str(" LIMIT 1");
+        binds.extend(more);
+        let q = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &binds);
+        self.block_on(q.fetch_optional(self.pool())).context("finding the best run")
+    }
+
+    /// The value of a field for a run (for `runs best` to print what it ranked on).
+    pub fn field_value(&self, run_id: i64, field: &str) -> Result<Option<String>> {
+        let field = filter::field_arg("--metric", field)?;
+        let v = field.value_sql();
+        let sql = format!("SELECT CAST({} AS TEXT) FROM run_summary s WHERE s.id = ?", v.sql);
+        let mut q: Query<'_> = sqlx::query(&sql);
+        for b in &v.binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Real(x) => q.bind(*x),
+            };
+        }
+        let row = self.block_on(q.bind(run_id).fetch_optional(self.pool())).context("reading a field")?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+    }
+
+    pub fn params(&self, run_id: i64) -> Result<Vec<(String, String)>> {
+        self.block_on(
+            sqlx::query_as("SELECT key, value FROM params WHERE run_id = ? ORDER BY key")
+                .bind(run_id)
+                .fetch_all(self.pool()),
+        )
+        .context("reading params")
+    }
+
+    pub fn stages(&self, run_id: i64) -> Result<Vec<StageInfo>> {
+        self.block_on(sqlx::query_as::<_, StageInfo>(STAGE_SELECT).bind(run_id).fetch_all(self.pool()))
+            .context("reading stages")
+    }
+
+    /// Evaluations in stage order, then epoch, then split (train, valid, test).
+    pub fn evaluations(&self, run_id: i64) -> Result<Vec<Evaluation>> {
+        let rows = self
+            .block_on(
+                sqlx::query(
+                    "SELECT e.stage, e.epoch, e.split, e.auc, e.logloss, e.extra_json, e.ts
+                     FROM evaluations e LEFT JOIN stages st ON st.run_id = e.run_id AND st.stage = e.stage
+                     WHERE e.run_id = ?
+                     ORDER BY st.ord, e.stage, e.epoch,
+                              CASE e.split WHEN 'train' THEN 0 WHEN 'valid' THEN 1 ELSE 2 END",
+                )
+                .bind(run_id)
+                .fetch_all(self.pool()),
+            )
+            .context("reading evaluations")?;
+        rows.iter().map(evaluation_from).collect::<sqlx::Result<_>>().context("reading evaluations")
+    }
+
+    pub fn artifacts(&self, run_id: i64) -> Result<Vec<Artifact>> {
+        self.block_on(
+            sqlx::query_as::<_, Artifact>(
+                "SELECT stage, epoch, path, bytes, sha256, ts FROM artifacts WHERE run_id = ? ORDER BY id",
+            )
+            .bind(run_id)
+            .fetch_all(self.pool()),
+        )
+        .context("reading artifacts")
+    }
+
+    /// A metric series, optionally one stage and/or one key, in step order.
+    pub fn metric_series(&self, run_id: i64, stage: Option<&str>, key: Option<&str>) -> Result<Vec<MetricPoint>> {
+        self.block_on(
+            sqlx::query_as::<_, MetricPoint>(
+                "SELECT id, stage, epoch, step, key, value, ts FROM metrics
+                 WHERE run_id = ?1 AND (?2 IS NULL OR stage = ?2) AND (?3 IS NULL OR key = ?3)
+                 ORDER BY id",
+            )
+            .bind(run_id)
+            .bind(stage)
+            .bind(key)
+            .fetch_all(self.pool()),
+        )
+        .context("reading metrics")
+    }
+
+    /// Metric rows with `id > after_id`, oldest first, at most `limit`:
+    /// pass the last id seen to follow a live run cheaply.
+    pub fn metrics_since(&self, run_id: i64, after_id: i64, limit: usize) -> Result<Vec<MetricPoint>> {
+        self.block_on(
+            sqlx::query_as::<_, MetricPoint>(
+                "SELECT id, stage, epoch, step, key, value, ts FROM metrics
+                 WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(run_id)
+            .bind(after_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool()),
+        )
+        .context("reading new metrics")
+    }
+
+    /// The last `n` log lines, oldest first.
+    pub fn logs_tail(&self, run_id: i64, n: usize) -> Result<Vec<LogLine>> {
+        let mut lines = self
+            .block_on(
+                sqlx::query_as::<_, LogLine>(
+                    "SELECT id, ts, level, message FROM logs WHERE run_id = ? ORDER BY id DESC LIMIT ?",
+                )
+                .bind(run_id)
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .fetch_all(self.pool()),
+            )
+            .context("reading logs")?;
+        lines.reverse();
+        Ok(lines)
+    }
+
+    /// Log lines with `id > after_id`, oldest first.
+    pub fn logs_since(&self, run_id: i64, after_id: i64) -> Result<Vec<LogLine>> {
+        self.block_on(
+            sqlx::query_as::<_, LogLine>("SELECT id, ts, level, message FROM logs WHERE run_id = ? AND id > ? ORDER BY id")
+                .bind(run_id)
+                .bind(after_id)
+                .fetch_all(self.pool()),
+        )
+        .context("reading logs")
+    }
+
+    pub fn run_detail(&self, run_id: i64) -> Result<RunDetail> {
+        let summary = self.run_summary(run_id)?;
+        let (source_path, file_hash, pid, resumed, plan_yaml): (String, String, i64, i64, String) = self
+            .block_on(
+                sqlx::query_as(
+                    "SELECT x.source_path, x.file_hash, r.pid, r.resumed, r.plan_yaml
+                     FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = ?",
+                )
+                .bind(run_id)
+                .fetch_one(self.pool()),
+            )
+            .context("reading a run")?;
+        Ok(RunDetail {
+            summary,
+            source_path,
+            file_hash,
+            pid,
+            resumed,
+            plan_yaml,
+            params: self.params(run_id)?,
+            stages: self.stages(run_id)?,
+            evaluations: self.evaluations(run_id)?,
+            artifacts: self.artifacts(run_id)?,
+            logs: self.logs_tail(run_id, 20)?,
+        })
+    }
+
+    /// The source text of a run's experiment file as it was when run.
+    pub fn source_text(&self, run_id: i64) -> Result<String> {
+        self.block_on(
+            sqlx::query_scalar(
+                "SELECT x.source_text FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = ?",
+            )
+            .bind(run_id)
+            .fetch_optional(self.pool()),
+        )
+        .context("reading a run's source")?
+        .ok_or_else(|| invalid(format!("no run {run_id} in {}", self.path().display())))
+    }
+
+    /// Deletes runs (and everything recorded for them) and experiments left
+    /// without runs. Refuses a RUNNING run. Returns how many were deleted.
+    pub fn delete_runs(&self, ids: &[i64]) -> Result<usize> {
+        for &id in ids {
+            let run = self.run_summary(id)?;
+            if run.status == "RUNNING" {
+                return Err(invalid(format!(
+                    "run {id} is still RUNNING (process alive on {}); stop it before deleting",
+                    run.host
+                )));
+            }
+        }
+        let pool = self.pool().clone();
+        let ids = ids.to_vec();
+        self.block_on(async move {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut n = 0;
+            for id in ids {
+                n += sqlx::query("DELETE FROM runs WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
+            }
+            sqlx::query("DELETE FROM experiments WHERE id NOT IN (SELECT experiment_id FROM runs)")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<usize, sqlx::Error>(n as usize)
+        })
+        .context("deleting runs")
+    }
+
+    /// What exists for run `run_id` (stages, evaluations, checkpoints), read-only.
+    pub fn resume_info(&self, run_id: i64) -> Result<ResumeInfo> {
+        let run = self.run_summary(run_id)?;
+        let plan_yaml: String = self
+            .block_on(sqlx::query_scalar("SELECT plan_yaml FROM runs WHERE id = ?").bind(run_id).fetch_one(self.pool()))
+            .context("reading a run's plan")?;
+        Ok(ResumeInfo {
+            run,
+            plan_yaml,
+            stages: self.stages(run_id)?,
+            evaluations: self.evaluations(run_id)?,
+            checkpoints: self.artifacts(run_id)?,
+        })
+    }
+
+    /// Reopens an INTERRUPTED or FAILED run for `run --resume`: status back to
+    /// RUNNING under this process, and a recorder that appends to it.
+    /// Re-emitting `StageStarted` for a stage keeps its place; evaluations of
+    /// an epoch replace earlier ones of the same epoch.
+    pub fn reopen_run(&self, run_id: i64) -> Result<(super::RunRecorder, ResumeInfo)> {
+        // A RUNNING row whose process died is recovered first, so it can be resumed.
+        self.recover_dead_runs()?;
+        let info = self.resume_info(run_id)?;
+        match info.run.status.as_str() {
+            "RUNNING" => {
+                return Err(invalid(format!(
+                    "run {run_id} is still running on {} (pid alive); it cannot be resumed twice",
+                    info.run.host
+                )))
+            }
+            "FINISHED" => return Err(invalid(format!("run {run_id} already FINISHED; nothing to resume"))),
+            _ => {}
+        }
+        let pid = std::process::id();
+        let note = format!("resumed by process {pid} on {}", super::process::hostname());
+        let pool = self.pool().clone();
+        let reopened = self.block_on(async {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let res = sqlx::query(
+                "UPDATE runs SET status = 'RUNNING', ended_at = NULL, error = NULL, pid = ?, proc_start = ?,
+                    host = ?, resumed = resumed + 1
+                 WHERE id = ? AND status IN ('INTERRUPTED', 'FAILED')",
+            )
+            .bind(i64::from(pid))
+            .bind(super::process::start_token(pid))
+            .bind(super::process::hostname())
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            if res.rows_affected() != 1 {
+                return Ok::<bool, sqlx::Error>(false);
+            }
+            sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES (?, ?, 'info', ?)")
+                .bind(run_id)
+                .bind(super::db::now())
+                .bind(&note)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        });
+        if !reopened.context("reopening a run")? {
+            return Err(invalid(format!("run {run_id} changed status while being resumed; try again")));
+        }
+        let recorder = self.spawn_writer(run_id);
+        let info = self.resume_info(run_id)?;
+        Ok((recorder, info))
+    }
+}

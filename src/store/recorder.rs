@@ -1,0 +1,508 @@
+//! Recording a run: the run row at start, then events through a channel to a
+//! writer task that batches them into transactions, then the final status.
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Sqlite, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::db::{now, Inner, Store};
+use super::params::{flatten_params, numeric};
+use super::process;
+use crate::plan::ExperimentPlan;
+use crate::train::events::{Event, EventSink};
+
+/// A batch is written when it is this old or this large, whichever comes first.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+pub const MAX_BATCH: usize = 2000;
+/// How long `finish`, `flush` and `interrupt` wait for the writer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `Store::start_run` records about a new run. [`NewRun::new`] fills
+/// everything from the plan; fields are public to override.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// The declared experiment (`plan.experiment`).
+    pub experiment: String,
+    pub source_path: PathBuf,
+    pub source_text: String,
+    pub plan: &'a ExperimentPlan,
+    /// Flattened plan (`flatten_params(plan)`).
+    pub params: Vec<(String, String)>,
+    /// `k=v,k=v` for sweep points.
+    pub sweep_point: Option<String>,
+    /// The resolved device ("cpu", "cuda:0").
+    pub device: String,
+    pub seed: u64,
+}
+
+impl<'a> NewRun<'a> {
+    pub fn new(plan: &'a ExperimentPlan, source_path: &Path, source_text: &str, device: &str) -> Self {
+        NewRun {
+            experiment: plan.experiment.clone(),
+            source_path: source_path.to_path_buf(),
+            source_text: source_text.to_string(),
+            plan,
+            params: flatten_params(plan),
+            sweep_point: plan.sweep.as_ref().map(|s| {
+                s.assignments.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            }),
+            device: device.to_string(),
+            seed: plan.seed,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStatus {
+    Finished,
+    Failed(String),
+    Interrupted,
+}
+
+impl RunStatus {
+    fn parts(&self) -> (&'static str, Option<String>) {
+        match self {
+            RunStatus::Finished => ("FINISHED", None),
+            RunStatus::Failed(msg) => ("FAILED", Some(msg.clone())),
+            RunStatus::Interrupted => ("INTERRUPTED", Some("interrupted by the user".into())),
+        }
+    }
+}
+
+enum Msg {
+    Event(Event, chrono::DateTime<chrono::Utc>),
+    Flush(std_mpsc::SyncSender<Result<(), String>>),
+    /// `close`: the recorder is done; `false` for an interrupt from a handle.
+    Finish { status: RunStatus, note: Option<String>, reply: std_mpsc::SyncSender<Result<(), String>>, close: bool },
+}
+
+/// Records one run. Implements [`EventSink`]: `emit` only queues the event.
+/// Call [`RunRecorder::finish`] at the end; dropping it unfinished marks the
+/// run FAILED (a panic or early return).
+pub struct RunRecorder {
+    run_id: i64,
+    tx: mpsc::UnboundedSender<Msg>,
+    // Keeps the runtime (and so the writer task) alive while recording.
+    _inner: Arc<Inner>,
+    error: Arc<Mutex<Option<String>>>,
+    finished: bool,
+}
+
+/// A cloneable handle for a Ctrl-C handler: flushes what was emitted and
+/// marks the run INTERRUPTED. Usage with the `ctrlc` crate:
+///
+/// ```ignore
+/// let handle = recorder.interrupt_handle();
+/// ctrlc::set_handler(move || {
+///     let _ = handle.interrupt();
+///     std::process::exit(130);
+/// })?;
+/// ```
+///
+/// After an interrupt the run keeps its INTERRUPTED status: a later
+/// `finish` only flushes remaining events.
+#[derive(Clone)]
+pub struct InterruptHandle {
+    run_id: i64,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl InterruptHandle {
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// Flushes queued events and marks the run INTERRUPTED; blocks until committed.
+    pub fn interrupt(&self) -> Result<()> {
+        self.interrupt_with("interrupted by the user (Ctrl-C)")
+    }
+
+    /// Same with a custom note (stored in `runs.error`).
+    pub fn interrupt_with(&self, note: &str) -> Result<()> {
+        let (reply, rx) = std_mpsc::sync_channel(1);
+        let msg = Msg::Finish { status: RunStatus::Interrupted, note: Some(note.into()), reply, close: false };
+        request(&self.tx, msg, rx, self.run_id)
+    }
+}
+
+fn request(
+    tx: &mpsc::UnboundedSender<Msg>,
+    msg: Msg,
+    rx: std_mpsc::Receiver<Result<(), String>>,
+    run_id: i64,
+) -> Result<()> {
+    tx.send(msg).map_err(|_| anyhow::anyhow!("the writer of run {run_id} has already stopped"))?;
+    match rx.recv_timeout(REPLY_TIMEOUT) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::anyhow!("recording run {run_id}: {e}")),
+        Err(_) => Err(anyhow::anyhow!("the writer of run {run_id} did not answer within {REPLY_TIMEOUT:?}")),
+    }
+}
+
+impl RunRecorder {
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        InterruptHandle { run_id: self.run_id, tx: self.tx.clone() }
+    }
+
+    /// Blocks until every event emitted so far is committed.
+    pub fn flush(&self) -> Result<()> {
+        let (reply, rx) = std_mpsc::sync_channel(1);
+        request(&self.tx, Msg::Flush(reply), rx, self.run_id)?;
+        self.take_error()
+    }
+
+    /// Flushes everything, then records the final status and end time.
+    /// Returns an error if any write failed during the run.
+    pub fn finish(mut self, status: RunStatus) -> Result<()> {
+        self.finished = true;
+        let (reply, rx) = std_mpsc::sync_channel(1);
+        request(&self.tx, Msg::Finish { status, note: None, reply, close: true }, rx, self.run_id)?;
+        self.take_error()
+    }
+
+    fn take_error(&self) -> Result<()> {
+        match self.error.lock().ok().and_then(|mut e| e.take()) {
+            Some(e) => Err(anyhow::anyhow!("writing run {} to the database: {e}", self.run_id)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunRecorder {
+    fn drop(&mut self) {
+        if !self.finished {
+            let (reply, rx) = std_mpsc::sync_channel(1);
+            let status = RunStatus::Failed("the run ended without a final status (panic or early return)".into());
+            let _ = request(&self.tx, Msg::Finish { status, note: None, reply, close: true }, rx, self.run_id);
+        }
+    }
+}
+
+impl EventSink for RunRecorder {
+    fn emit(&self, event: Event) {
+        // A closed writer (after finish) drops late events; nothing to slow down.
+        let _ = self.tx.send(Msg::Event(event, chrono::Utc::now()));
+    }
+}
+
+impl EventSink for InterruptHandle {
+    fn emit(&self, event: Event) {
+        let _ = self.tx.send(Msg::Event(event, chrono::Utc::now()));
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Store {
+    /// Inserts the run as RUNNING (with its experiment and params) and starts
+    /// its writer.
+    pub fn start_run(&self, info: NewRun<'_>) -> Result<RunRecorder> {
+        let plan_yaml = serde_yaml::to_string(info.plan).context("rendering the plan as YAML")?;
+        let pool = self.pool().clone();
+        let run_id = self
+            .block_on(insert_run(&pool, &info, &plan_yaml))
+            .with_context(|| format!("recording a new run in {}", self.path().display()))?;
+        Ok(self.spawn_writer(run_id))
+    }
+
+    pub(crate) fn spawn_writer(&self, run_id: i64) -> RunRecorder {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let error = Arc::new(Mutex::new(None));
+        let writer = Writer { pool: self.pool().clone(), run_id, error: error.clone(), final_set: false };
+        self.inner.rt.spawn(writer.run(rx));
+        RunRecorder { run_id, tx, _inner: self.inner.clone(), error, finished: false }
+    }
+}
+
+async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sqlx::Result<i64> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let ts = now();
+    let hash = sha256_hex(&info.source_text);
+    sqlx::query(
+        "INSERT INTO experiments (name, source_path, file_hash, source_text, created_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, file_hash) DO NOTHING",
+    )
+    .bind(&info.experiment)
+    .bind(info.source_path.display().to_string())
+    .bind(&hash)
+    .bind(&info.source_text)
+    .bind(&ts)
+    .execute(&mut *tx)
+    .await?;
+    let experiment_id: i64 = sqlx::query_scalar("SELECT id FROM experiments WHERE name = ? AND file_hash = ?")
+        .bind(&info.experiment)
+        .bind(&hash)
+        .fetch_one(&mut *tx)
+        .await?;
+    let pid = std::process::id();
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO runs (experiment_id, name, sweep_point, status, started_at, device, host, pid, proc_start,
+                           crate_version, seed, plan_yaml)
+         VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(experiment_id)
+    .bind(&info.plan.name)
+    .bind(&info.sweep_point)
+    .bind(&ts)
+    .bind(&info.device)
+    .bind(process::hostname())
+    .bind(i64::from(pid))
+    .bind(process::start_token(pid))
+    .bind(env!("CARGO_PKG_VERSION"))
+    // Seeds above i64::MAX keep their bits (read back as u64).
+    .bind(info.seed as i64)
+    .bind(plan_yaml)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (key, value) in &info.params {
+        sqlx::query("INSERT OR REPLACE INTO params (run_id, key, value, num) VALUES (?, ?, ?, ?)")
+            .bind(run_id)
+            .bind(key)
+            .bind(value)
+            .bind(numeric(value))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(run_id)
+}
+
+struct Writer {
+    pool: SqlitePool,
+    run_id: i64,
+    error: Arc<Mutex<Option<String>>>,
+    /// A final status was recorded (by an interrupt); later ones don't override it.
+    final_set: bool,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut batch: Vec<(Event, chrono::DateTime<chrono::Utc>)> = Vec::new();
+        loop {
+            let Some(first) = rx.recv().await else {
+                self.write(&mut batch).await;
+                return;
+            };
+            let mut control = None;
+            let mut closed = false;
+            match first {
+                Msg::Event(e, ts) => batch.push((e, ts)),
+                other => control = Some(other),
+            }
+            if control.is_none() {
+                let deadline = Instant::now() + FLUSH_EVERY;
+                while batch.len() < MAX_BATCH {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(Msg::Event(e, ts))) => batch.push((e, ts)),
+                        Ok(Some(other)) => {
+                            control = Some(other);
+                            break;
+                        }
+                        Ok(None) => {
+                            closed = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.write(&mut batch).await;
+            match control {
+                Some(Msg::Flush(reply)) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Some(Msg::Finish { status, note, reply, close }) => {
+                    let res = self.finish(&status, note).await.map_err(|e| e.to_string());
+                    let _ = reply.send(res);
+                    if close {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    async fn write(&mut self, batch: &mut Vec<(Event, chrono::DateTime<chrono::Utc>)>) {
+        if batch.is_empty() {
+            return;
+        }
+        // One retry: a transient failure (lock held past the busy timeout) should not lose rows.
+        let mut result = self.write_once(batch).await;
+        if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            result = self.write_once(batch).await;
+        }
+        if let Err(e) = result {
+            if let Ok(mut slot) = self.error.lock() {
+                slot.get_or_insert_with(|| format!("{} events lost: {e}", batch.len()));
+            }
+        }
+        batch.clear();
+    }
+
+    async fn write_once(&self, batch: &[(Event, chrono::DateTime<chrono::Utc>)]) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (event, ts) in batch {
+            let ts = ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            self.write_event(&mut tx, event, &ts).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn write_event(&self, tx: &mut Transaction<'static, Sqlite>, event: &Event, ts: &str) -> sqlx::Result<()> {
+        let run_id = self.run_id;
+        match event {
+            Event::StageStarted { stage, kind, epochs, steps_per_epoch, rows } => {
+                // A resumed stage keeps its place in the order.
+                sqlx::query(
+                    "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, started_at)
+                     VALUES (?1, ?2, (SELECT COALESCE(MAX(ord) + 1, 0) FROM stages WHERE run_id = ?1),
+                             ?3, ?4, ?5, ?6, 'RUNNING', ?7)
+                     ON CONFLICT (run_id, stage) DO UPDATE SET
+                        kind = excluded.kind, epochs = excluded.epochs,
+                        steps_per_epoch = excluded.steps_per_epoch, rows = excluded.rows,
+                        status = 'RUNNING', ended_at = NULL",
+                )
+                .bind(run_id)
+                .bind(stage)
+                .bind(kind)
+                .bind(*epochs as i64)
+                .bind(*steps_per_epoch as i64)
+                .bind(*rows as i64)
+                .bind(ts)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Event::Step { stage, epoch, step, loss, lr, samples_per_s } => {
+                sqlx::query(
+                    "INSERT INTO metrics (run_id, stage, epoch, step, key, value, ts) VALUES
+                     (?1, ?2, ?3, ?4, 'loss', ?5, ?8),
+                     (?1, ?2, ?3, ?4, 'lr', ?6, ?8),
+                     (?1, ?2, ?3, ?4, 'samples_per_s', ?7, ?8)",
+                )
+                .bind(run_id)
+                .bind(stage)
+                .bind(*epoch as i64)
+                .bind(*step as i64)
+                .bind(finite(*loss))
+                .bind(finite(*lr))
+                .bind(finite(*samples_per_s))
+                .bind(ts)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Event::Eval { stage, epoch, split, auc, logloss, metrics } => {
+                let extra: serde_json::Map<String, serde_json::Value> = metrics
+                    .iter()
+                    .map(|(k, v)| (k.clone(), finite(*v).map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)))
+                    .collect();
+                sqlx::query(
+                    "INSERT OR REPLACE INTO evaluations (run_id, stage, epoch, split, auc, logloss, extra_json, ts)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(run_id)
+                .bind(stage)
+                .bind(*epoch as i64)
+                .bind(split.as_str())
+                .bind(auc.and_then(finite))
+                .bind(logloss.and_then(finite))
+                .bind(serde_json::Value::Object(extra).to_string())
+                .bind(ts)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Event::StageFinished { stage, best_epoch, seconds, train_samples_per_s, infer_samples_per_s } => {
+                sqlx::query(
+                    "UPDATE stages SET status = 'FINISHED', best_epoch = ?, seconds = ?, train_samples_per_s = ?,
+                        infer_samples_per_s = ?, ended_at = ?
+                     WHERE run_id = ? AND stage = ?",
+                )
+                .bind(best_epoch.map(|e| e as i64))
+                .bind(finite(*seconds))
+                .bind(finite(*train_samples_per_s))
+                .bind(infer_samples_per_s.and_then(finite))
+                .bind(ts)
+                .bind(run_id)
+                .bind(stage)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Event::Checkpoint { stage, epoch, path, bytes, sha256 } => {
+                sqlx::query(
+                    "INSERT INTO artifacts (run_id, stage, epoch, path, bytes, sha256, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(run_id)
+                .bind(stage)
+                .bind(epoch.map(|e| e as i64))
+                .bind(path)
+                .bind(i64::try_from(*bytes).unwrap_or(i64::MAX))
+                .bind(sha256)
+                .bind(ts)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Event::Log { level, message } => {
+                let level = match level {
+                    crate::train::events::LogLevel::Info => "info",
+                    crate::train::events::LogLevel::Warn => "warn",
+                    crate::train::events::LogLevel::Error => "error",
+                };
+                sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES (?, ?, ?, ?)")
+                    .bind(run_id)
+                    .bind(ts)
+                    .bind(level)
+                    .bind(message)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, status: &RunStatus, note: Option<String>) -> sqlx::Result<()> {
+        if self.final_set {
+            return Ok(());
+        }
+        let (name, default_note) = status.parts();
+        let note = note.or(default_note);
+        let ts = now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?")
+            .bind(name)
+            .bind(&ts)
+            .bind(&note)
+            .bind(self.run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE stages SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'RUNNING'")
+            .bind(name)
+            .bind(&ts)
+            .bind(self.run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.final_set = true;
+        Ok(())
+    }
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}

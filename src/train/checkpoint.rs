@@ -1,0 +1,140 @@
+//! Safetensors checkpoints, named by run and stage, and loading by name.
+//!
+//! Layout: `<root>/<run>/<stage>/epoch-N.safetensors` after every epoch and
+//! `<root>/<run>/<stage>/best.safetensors` for the best epoch. A later stage
+//! loads an earlier stage's `best` by variable name and reports what matched.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::model::vars::sorted_vars;
+
+/// A run name made safe for a directory (`sweep[lr=0.1]` → `sweep_lr=0.1_`).
+pub fn path_component(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | ',') { c } else { '_' })
+        .collect()
+}
+
+/// `<root>/<run>/<stage>`.
+pub fn stage_dir(root: &Path, run: &str, stage: &str) -> PathBuf {
+    root.join(path_component(run)).join(path_component(stage))
+}
+
+/// `<root>/<run>/<stage>/best.safetensors`.
+pub fn best_path(root: &Path, run: &str, stage: &str) -> PathBuf {
+    stage_dir(root, run, stage).join("best.safetensors")
+}
+
+/// `<root>/<run>/<stage>/epoch-N.safetensors`.
+pub fn epoch_path(root: &Path, run: &str, stage: &str, epoch: usize) -> PathBuf {
+    stage_dir(root, run, stage).join(format!("epoch-{epoch}.safetensors"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Writes every variable of `varmap` to `path` (parents created) and hashes the file.
+pub fn save(varmap: &VarMap, path: &Path) -> Result<Saved> {
+    let tensors: HashMap<String, Tensor> = sorted_vars(varmap)?
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    save_tensors(&tensors, path)
+}
+
+/// Writes named tensors to `path` (parents created) and hashes the file.
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<Saved> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // Write to a temporary name first so a crash never leaves a torn checkpoint.
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading back {}", path.display()))?;
+    Ok(Saved {
+        path: path.to_path_buf(),
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+    })
+}
+
+/// What loading by name did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// In the model and the file: copied from the file.
+    pub loaded: Vec<String>,
+    /// In the model but not taken from the file (absent, or excluded): kept as initialised.
+    pub initialised: Vec<String>,
+    /// In the file but not used by the model (absent, or excluded).
+    pub dropped: Vec<String>,
+}
+
+impl LoadReport {
+    /// One line for the run log.
+    pub fn summary(&self, path: &Path) -> String {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        format!(
+            "loaded {} tensors from {}; newly initialised: {}; dropped: {}",
+            self.loaded.len(),
+            path.display(),
+            list(&self.initialised),
+            list(&self.dropped)
+        )
+    }
+}
+
+/// Copies every tensor of the file at `path` into the variable of the same name.
+pub fn load_by_name(varmap: &VarMap, path: &Path) -> Result<LoadReport> {
+    load_by_name_except(varmap, path, |_| false)
+}
+
+/// Like [`load_by_name`], but names for which `exclude` is true are not
+/// loaded (they keep their fresh initialisation, e.g. `ctr.fc_out.*`).
+/// A shape mismatch between file and model is an error.
+pub fn load_by_name_except(varmap: &VarMap, path: &Path, exclude: impl Fn(&str) -> bool) -> Result<LoadReport> {
+    if !path.exists() {
+        bail!("checkpoint {} does not exist", path.display());
+    }
+    let file = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let mut report = LoadReport::default();
+    for (name, var) in sorted_vars(varmap)? {
+        match file.get(&name) {
+            Some(t) if !exclude(&name) => {
+                if t.shape() != var.as_tensor().shape() {
+                    bail!(
+                        "checkpoint {}: tensor {name} has shape {:?}, the model expects {:?}",
+                        path.display(),
+                        t.shape().dims(),
+                        var.as_tensor().shape().dims()
+                    );
+                }
+                var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)
+                    .with_context(|| format!("loading {name}"))?;
+                report.loaded.push(name);
+            }
+            _ => report.initialised.push(name),
+        }
+    }
+    let model: std::collections::HashSet<&String> = report.loaded.iter().collect();
+    let mut dropped: Vec<String> = file.keys().filter(|k| !model.contains(k)).cloned().collect();
+    dropped.sort();
+    report.dropped = dropped;
+    Ok(report)
+}
