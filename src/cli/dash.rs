@@ -20,17 +20,10 @@ pub struct DashArgs {
     pub run: Option<i64>,
 }
 
-/// `$CLICKPROMPT_DB` when set, else `./runs.db` (where `clickprompt run`
-/// records by default when run from the same folder).
-fn default_db() -> PathBuf {
-    match std::env::var_os("CLICKPROMPT_DB").filter(|v| !v.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from("runs.db"),
-    }
-}
-
 pub fn run(args: DashArgs) -> anyhow::Result<()> {
-    let path = args.db.unwrap_or_else(default_db);
+    let path = args
+        .db
+        .unwrap_or_else(|| crate::store::default_db_path(None));
     if let Some(why) = terminal::unavailable_reason() {
         return Err(crate::error::invalid(format!(
             "`clickprompt dash` needs an interactive terminal ({why}); use `clickprompt runs` for plain output"

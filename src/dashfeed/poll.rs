@@ -44,8 +44,6 @@ pub struct SqliteSource {
     wait_for_file: bool,
     rt: tokio::runtime::Runtime,
     conn: Option<SqliteConnection>,
-    /// Older schemas lack `stages.started_at`.
-    stage_times: Option<bool>,
     cache: HashMap<i64, RunCache>,
 }
 
@@ -86,7 +84,6 @@ impl SqliteSource {
             wait_for_file,
             rt,
             conn: None,
-            stage_times: None,
             cache: HashMap::new(),
         })
     }
@@ -140,19 +137,6 @@ impl SqliteSource {
         })
     }
 
-    fn has_stage_times(&mut self) -> Result<bool, String> {
-        if let Some(b) = self.stage_times {
-            return Ok(b);
-        }
-        let rows = self.query(
-            "SELECT 1 FROM pragma_table_info('stages') WHERE name = 'started_at'",
-            &[],
-        )?;
-        let b = !rows.is_empty();
-        self.stage_times = Some(b);
-        Ok(b)
-    }
-
     fn summaries(
         &mut self,
         only: Option<i64>,
@@ -160,7 +144,7 @@ impl SqliteSource {
         let filter = if only.is_some() { "WHERE r.id = ?" } else { "" };
         let sql = format!(
             "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
-                    r.started_at, r.ended_at, r.host, r.pid, r.error,
+                    r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,
                     (SELECT s.stage FROM stages s
                       WHERE s.run_id = r.id
                         AND EXISTS (SELECT 1 FROM evaluations e
@@ -192,8 +176,9 @@ impl SqliteSource {
             let id: i64 = get(r, "id")?;
             let host: String = get(r, "host")?;
             let pid: i64 = get(r, "pid")?;
+            let proc_start: Option<String> = get(r, "proc_start")?;
             let status = rows::run_status(&get::<String>(r, "status")?, || {
-                rows::process_alive(&host, pid)
+                rows::process_alive(&host, pid, proc_start.as_deref())
             });
             let started_at: String = get(r, "started_at")?;
             let ended_at: Option<String> = get(r, "ended_at")?;
@@ -342,15 +327,11 @@ impl SqliteSource {
     }
 
     fn stages(&mut self, id: i64, run: RunStatus) -> Result<Vec<StageProgress>, String> {
-        let times = self.has_stage_times()?;
-        let sql = if times {
+        let rows = self.query(
             "SELECT stage, kind, epochs, steps_per_epoch, status, best_epoch, seconds,
-                    started_at, ended_at FROM stages WHERE run_id = ? ORDER BY ord"
-        } else {
-            "SELECT stage, kind, epochs, steps_per_epoch, status, best_epoch, seconds,
-                    NULL AS started_at, NULL AS ended_at FROM stages WHERE run_id = ? ORDER BY ord"
-        };
-        let rows = self.query(sql, &[id])?;
+                    started_at, ended_at FROM stages WHERE run_id = ? ORDER BY ord",
+            &[id],
+        )?;
         let now = Utc::now();
         let cache = self.cache.get(&id);
         let mut out = Vec::with_capacity(rows.len());

@@ -38,47 +38,14 @@ pub fn stage_state(stored: &str, run: RunStatus) -> StageState {
     }
 }
 
-/// Whether `pid` on `host` is still running. Only this machine's processes can
-/// be checked; runs recorded elsewhere are taken at their word.
-pub fn process_alive(host: &str, pid: i64) -> bool {
-    if host != this_host() {
+/// Whether the process recording a run is still that process. Only this
+/// machine's processes can be checked; runs recorded elsewhere are taken at
+/// their word.
+pub fn process_alive(host: &str, pid: i64, proc_start: Option<&str>) -> bool {
+    if host != crate::store::process::hostname() {
         return true;
     }
-    #[cfg(unix)]
-    {
-        let Ok(raw) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if raw <= 0 {
-            return false;
-        }
-        // SAFETY: signal 0 sends nothing; it only reports whether the pid exists.
-        let rc = unsafe { libc::kill(raw, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
-fn this_host() -> String {
-    #[cfg(unix)]
-    {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; we stop at the first NUL
-        // or at the buffer end.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        if rc == 0 {
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
-            if !name.is_empty() {
-                return name;
-            }
-        }
-    }
-    "unknown".into()
+    crate::store::process::is_alive(pid, proc_start)
 }
 
 /// The stages a stored plan declares, as (name, kind, epochs), read loosely
@@ -160,8 +127,15 @@ mod tests {
             stage_state("FINISHED", RunStatus::Failed),
             StageState::Finished
         );
-        assert!(process_alive("some-other-host", 1));
-        assert!(process_alive(&this_host(), std::process::id() as i64));
-        assert!(!process_alive(&this_host(), -5));
+        let here = crate::store::process::hostname();
+        assert!(process_alive("some-other-host", 1, None));
+        let me = std::process::id();
+        let token = crate::store::process::start_token(me);
+        assert!(process_alive(&here, me as i64, token.as_deref()));
+        assert!(!process_alive(&here, -5, None));
+        // Our pid with another incarnation's token: a reused pid, not our run.
+        if token.is_some() {
+            assert!(!process_alive(&here, me as i64, Some("other-boot:1")));
+        }
     }
 }

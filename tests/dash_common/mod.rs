@@ -1,5 +1,5 @@
 //! A run-database writer for the dashboard tests: the schema from
-//! `migrations/*.sql`, rows inserted with plain SQL like the recorder's.
+//! store's migrations, rows inserted with plain SQL like the recorder's.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -10,7 +10,6 @@ use sqlx::{ConnectOptions, SqliteConnection};
 pub struct Writer {
     pub rt: tokio::runtime::Runtime,
     pub conn: SqliteConnection,
-    stage_times: bool,
 }
 
 impl Writer {
@@ -28,29 +27,9 @@ impl Writer {
                     .connect(),
             )
             .unwrap();
-        let mut files: Vec<_> =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-                .collect();
-        files.sort();
-        for f in files {
-            let sql = std::fs::read_to_string(&f).unwrap();
-            rt.block_on(sqlx::raw_sql(&sql).execute(&mut conn)).unwrap();
-        }
-        let stage_times = rt
-            .block_on(
-                sqlx::query("SELECT 1 FROM pragma_table_info('stages') WHERE name = 'started_at'")
-                    .fetch_optional(&mut conn),
-            )
-            .unwrap()
-            .is_some();
-        Writer {
-            rt,
-            conn,
-            stage_times,
-        }
+        rt.block_on(clickprompt::store::MIGRATOR.run(&mut conn))
+            .unwrap();
+        Writer { rt, conn }
     }
 
     pub fn exec(&mut self, sql: &str) {
@@ -72,26 +51,14 @@ impl Writer {
         best: &str,
         seconds: &str,
     ) {
-        let sql = if self.stage_times {
-            format!(
-                "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, best_epoch, seconds, started_at)
-                 VALUES ({run}, '{name}', {ord}, '{kind}', {epochs}, {spe}, 100, '{status}', {best}, {seconds}, '2026-11-29T18:00:00.000Z')"
-            )
-        } else {
-            format!(
-                "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, best_epoch, seconds)
-                 VALUES ({run}, '{name}', {ord}, '{kind}', {epochs}, {spe}, 100, '{status}', {best}, {seconds})"
-            )
-        };
+        let sql = format!(
+            "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, best_epoch, seconds, started_at)
+             VALUES ({run}, '{name}', {ord}, '{kind}', {epochs}, {spe}, 100, '{status}', {best}, {seconds}, '2026-11-29T18:00:00.000Z')"
+        );
         self.exec(&sql);
     }
 }
 
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: valid buffer of its length.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    assert_eq!(rc, 0);
-    let end = buf.iter().position(|&b| b == 0).unwrap();
-    String::from_utf8_lossy(&buf[..end]).trim().to_string()
+    clickprompt::store::process::hostname()
 }
