@@ -24,11 +24,16 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'echo "e2e-dash: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 echo "== e2e-dash: building"
-cargo build --quiet --bin clickprompt
-# Our own copy: a shared target dir may be rebuilt by someone else meanwhile.
+# One cargo call builds the binary and the test harness (integration tests
+# build the crate's binaries); copy both at once, since a shared target dir
+# may be rebuilt from another checkout meanwhile.
+cargo test --quiet --test dash_live --no-run
 cp "$TARGET/debug/clickprompt" "$WORK/clickprompt"
+TEST_BIN="$(ls -t "$TARGET"/debug/deps/dash_live-* | grep -v '\.d$' | head -1)"
+cp "$TEST_BIN" "$WORK/dash_live"
 BIN="$WORK/clickprompt"
 
 pane() { tmux capture-pane -p -t "$SESSION" 2>/dev/null || true; }
@@ -84,9 +89,6 @@ else
   NAME=dash_e2e
   echo "== e2e-dash: note: \`clickprompt run --dash\` is not available in this build;"
   echo "   checking run_with_dashboard through tests/dash_live.rs instead"
-  cargo test --quiet --test dash_live --no-run 2>/dev/null
-  TEST_BIN="$(ls -t "$TARGET"/debug/deps/dash_live-* | grep -v '\.d$' | head -1)"
-  cp "$TEST_BIN" "$WORK/dash_live"
   start_pane "env DASH_E2E_DB='$WORK/runs.db' '$WORK/dash_live' --ignored --nocapture --test-threads 1 live_view_follows_a_training_thread"
 fi
 
@@ -124,9 +126,6 @@ tmux kill-session -t "$SESSION"
 
 # A panic on the training thread restores the terminal and is reported.
 echo "== e2e-dash: a training panic restores the terminal"
-cargo test --quiet --test dash_live --no-run 2>/dev/null
-TEST_BIN="$(ls -t "$TARGET"/debug/deps/dash_live-* | grep -v '\.d$' | head -1)"
-cp "$TEST_BIN" "$WORK/dash_live"
 rm -f "$WORK"/panic.db*
 start_pane "env DASH_E2E_DB='$WORK/panic.db' '$WORK/dash_live' --ignored --nocapture --test-threads 1 a_training_panic_restores_the_terminal"
 wait_for "E2E-EXIT=" 60 || fail "the panic did not end the dashboard"
