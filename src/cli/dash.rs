@@ -62,6 +62,20 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why no dashboard can be shown here (stdout/stdin not a terminal,
+/// TERM=dumb), or None when it can. `run --dash` checks this first to pick
+/// progress bars, and says why: "--dash: {reason}; showing progress bars".
+pub fn unavailable_reason() -> Option<&'static str> {
+    terminal::unavailable_reason()
+}
+
+/// Leaves raw mode and the alternate screen if a dashboard is up (idempotent,
+/// cheap). A Ctrl-C handler that exits the process must call it first: a
+/// SIGINT sent from outside (`kill -INT`) does not pass through the view.
+pub fn restore_terminal() {
+    let _ = terminal::restore();
+}
+
 /// What `run_with_dashboard` did.
 pub enum Dashboard<T, F> {
     /// Training ran while the dashboard showed it; its result.
@@ -84,6 +98,24 @@ pub enum Dashboard<T, F> {
 ///   Ctrl-C restores the terminal and raises SIGINT, so whatever Ctrl-C does
 ///   without the dashboard (the run command's handler) happens.
 /// * A panic on either thread restores the terminal first.
+/// * Call it from a plain thread, not inside a tokio runtime (the database
+///   reader blocks on its own runtime), like `store::Store`.
+///
+/// Wiring in `run --dash`:
+/// ```ignore
+/// let db = crate::store::default_db_path(Some(&file));
+/// let result = match crate::cli::dash::unavailable_reason() {
+///     Some(why) => {
+///         eprintln!("--dash: {why}; showing progress bars instead");
+///         train_all(&plans, Progress::Bars)
+///     }
+///     None => match run_with_dashboard(&db, || train_all(&plans, Progress::Quiet))? {
+///         Dashboard::Shown(result) => result,
+///         Dashboard::Unavailable { train, .. } => train(),
+///     },
+/// };
+/// print_summary(&result?);
+/// ```
 pub fn run_with_dashboard<T, F>(db_path: &Path, train: F) -> anyhow::Result<Dashboard<T, F>>
 where
     F: FnOnce() -> T + Send,

@@ -202,3 +202,22 @@ fn help_popup_lists_the_keys() {
     );
     snapshot("help", &text);
 }
+
+#[test]
+fn every_view_survives_any_terminal_size() {
+    let mut fix = mixed();
+    let mut app = app_with(&mut fix, Follow::Run(5), View::Runs);
+    app.selected = vec![1, 2, 3, 4, 5];
+    for view in [View::Runs, View::Live, View::Compare] {
+        app.view = view;
+        app.refresh(&mut fix);
+        for help in [false, true] {
+            app.help = help;
+            for (w, h) in [(200, 60), (80, 24), (40, 12), (20, 6), (3, 3), (1, 1), (0, 0)] {
+                let text = render_text(&app, w, h);
+                assert!(text.lines().all(|l| l.chars().count() <= w as usize));
+                assert_eq!(text.lines().count(), h as usize);
+            }
+        }
+    }
+}
