@@ -400,7 +400,7 @@ impl SqliteSource {
 
     fn evals(&mut self, id: i64) -> Result<Vec<EpochEval>, String> {
         let rows = self.query(
-            "SELECT stage, epoch, split, auc, logloss FROM evaluations
+            "SELECT stage, epoch, split, auc, logloss, extra_json FROM evaluations
               WHERE run_id = ? ORDER BY stage, epoch, split",
             &[id],
         )?;
@@ -415,6 +415,7 @@ impl SqliteSource {
                 split,
                 auc: get(r, "auc")?,
                 logloss: get(r, "logloss")?,
+                extras: rows::extras(&get::<String>(r, "extra_json")?),
             });
         }
         Ok(out)

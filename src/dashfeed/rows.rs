@@ -48,6 +48,20 @@ pub fn process_alive(host: &str, pid: i64, proc_start: Option<&str>) -> bool {
     crate::store::process::is_alive(pid, proc_start)
 }
 
+/// `extra_json` ({"mlm_acc": 0.41, "mlm_loss": null}) as (key, value) pairs;
+/// null (a non-finite value) reads as NaN, non-numbers are skipped.
+pub fn extras(json: &str) -> Vec<(String, f64)> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(json) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::Null => Some((k, f64::NAN)),
+            v => v.as_f64().map(|x| (k, x)),
+        })
+        .collect()
+}
+
 /// The stages a stored plan declares, as (name, kind, epochs), read loosely
 /// from the YAML so a plan written by another version still shows what it
 /// can; an unreadable plan gives none.
@@ -93,6 +107,11 @@ mod tests {
             ]
         );
         assert!(planned_stages("{}").is_empty());
+        let x = extras(r#"{"mlm_acc": 0.5, "mlm_loss": null, "note": "x"}"#);
+        assert_eq!(x.len(), 2);
+        assert_eq!(x[0], ("mlm_acc".to_string(), 0.5));
+        assert!(x[1].0 == "mlm_loss" && x[1].1.is_nan());
+        assert!(extras("not json").is_empty());
         assert!(planned_stages(": not yaml [").is_empty());
     }
 

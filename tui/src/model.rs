@@ -153,6 +153,9 @@ pub struct EpochEval {
     pub split: Split,
     pub auc: Option<f64>,
     pub logloss: Option<f64>,
+    /// Other metrics of the evaluation (`mlm_acc`, `mlm_loss`, …); NaN when
+    /// the value was not finite.
+    pub extras: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,6 +68,7 @@ fn valid(stage: &str, epoch: usize, auc: f64, ll: f64) -> EpochEval {
         split: Split::Valid,
         auc: Some(auc),
         logloss: Some(ll),
+        extras: vec![],
     }
 }
 
@@ -114,6 +115,14 @@ pub fn finished_run(id: i64, k: &str, aucs: [f64; 3], test_auc: f64) -> RunDetai
         },
     ];
     d.evals = vec![
+        EpochEval {
+            stage: "pretrain".into(),
+            epoch: 1,
+            split: Split::Valid,
+            auc: None,
+            logloss: None,
+            extras: vec![("mlm_acc".into(), 0.4125), ("mlm_loss".into(), 3.2)],
+        },
         valid("finetune", 1, aucs[0], 0.55),
         valid("finetune", 2, aucs[1], 0.52),
         valid("finetune", 3, aucs[2], 0.51),
@@ -123,6 +132,7 @@ pub fn finished_run(id: i64, k: &str, aucs: [f64; 3], test_auc: f64) -> RunDetai
             split: Split::Test,
             auc: Some(test_auc),
             logloss: Some(0.9 - test_auc),
+            extras: vec![],
         },
     ];
     d.params = vec![
