@@ -6,6 +6,7 @@
 //! → `store`; `cli` wires them together and feeds the `clickprompt-tui` dashboard.
 
 pub mod cli;
+pub mod dashfeed;
 pub mod data;
 pub mod dsl;
 pub mod error;

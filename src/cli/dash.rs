@@ -1,11 +1,282 @@
-//! `clickprompt dash` (in progress on its issue's branch).
+//! `clickprompt dash`: the live terminal dashboard over the run database, and
+//! `run_with_dashboard`, which `clickprompt run --dash` wraps around training.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clickprompt_tui::event::{self, Cadence};
+use clickprompt_tui::{terminal, App, DataSource, Follow, View};
+
+use crate::dashfeed::SqliteSource;
 
 #[derive(Debug, clap::Args)]
 pub struct DashArgs {
-    /// Experiment file(s).
-    pub files: Vec<std::path::PathBuf>,
+    /// Run database to watch [default: $CLICKPROMPT_DB, else ./runs.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Follow this run in the live view instead of opening on the run list.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
 }
 
-pub fn run(_args: DashArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`dash` is being built")
+pub fn run(args: DashArgs) -> anyhow::Result<()> {
+    let path = args
+        .db
+        .unwrap_or_else(|| crate::store::default_db_path(None));
+    if let Some(why) = terminal::unavailable_reason() {
+        return Err(crate::error::invalid(format!(
+            "`clickprompt dash` needs an interactive terminal ({why}); use `clickprompt runs` for plain output"
+        )));
+    }
+    let mut src = SqliteSource::open(&path)?;
+    let (follow, view) = match args.run {
+        Some(id) => {
+            let known = src.runs().map_err(anyhow::Error::msg)?;
+            if !known.iter().any(|r| r.id == id) {
+                return Err(crate::error::invalid(format!(
+                    "no run #{id} in {}",
+                    path.display()
+                )));
+            }
+            (Follow::Run(id), View::Live)
+        }
+        None => (Follow::Auto, View::Runs),
+    };
+    // In raw mode Ctrl-C is a key; a SIGINT from elsewhere must still restore
+    // the terminal. Another handler may already be installed (tests): fine.
+    let _ = ctrlc::set_handler(terminal::request_quit);
+    let mut app = App::new(follow, view);
+    app.source_label = path.display().to_string();
+    let mut term = terminal::init().context("setting up the terminal")?;
+    let guard = terminal::Guard;
+    let res = event::run(
+        &mut term,
+        &mut app,
+        &mut src,
+        Cadence::default(),
+        &mut |_| false,
+    );
+    drop(guard);
+    res.context("running the dashboard")?;
+    Ok(())
+}
+
+/// Why no dashboard can be shown here (stdout/stdin not a terminal,
+/// TERM=dumb), or None when it can. `run --dash` checks this first to pick
+/// progress bars, and says why: "--dash: {reason}; showing progress bars".
+pub fn unavailable_reason() -> Option<&'static str> {
+    terminal::unavailable_reason()
+}
+
+/// Leaves raw mode and the alternate screen if a dashboard is up (idempotent,
+/// cheap). A Ctrl-C handler that exits the process must call it first: a
+/// SIGINT sent from outside (`kill -INT`) does not pass through the view.
+pub fn restore_terminal() {
+    let _ = terminal::restore();
+}
+
+/// What `run_with_dashboard` did.
+pub enum Dashboard<T, F> {
+    /// Training ran while the dashboard showed it; its result.
+    Shown(T),
+    /// No dashboard possible here (no TTY); `train` was not called. The caller
+    /// runs it with progress bars and tells the user why (`reason`).
+    Unavailable { train: F, reason: String },
+}
+
+/// Runs `train` on a background thread while the live view follows the run(s)
+/// it records into `db_path` (the newest run started after this call, so each
+/// point of a sweep is followed in turn). When training ends the view stays,
+/// with a banner, until the user leaves; the terminal is then restored and
+/// `train`'s result returned, so the caller prints its summary afterwards.
+///
+/// * `train` must not draw progress bars or print: the screen belongs to the
+///   dashboard. Anything written to stderr meanwhile is held back and printed
+///   after the terminal is restored.
+/// * Leaving early (q) waits for training to finish (it keeps recording).
+///   Ctrl-C restores the terminal and raises SIGINT, so whatever Ctrl-C does
+///   without the dashboard (the run command's handler) happens.
+/// * A panic on either thread restores the terminal first.
+/// * Call it from a plain thread, not inside a tokio runtime (the database
+///   reader blocks on its own runtime), like `store::Store`.
+///
+/// Wiring in `run --dash`:
+/// ```ignore
+/// let db = crate::store::default_db_path(Some(&file));
+/// let result = match crate::cli::dash::unavailable_reason() {
+///     Some(why) => {
+///         eprintln!("--dash: {why}; showing progress bars instead");
+///         train_all(&plans, Progress::Bars)
+///     }
+///     None => match run_with_dashboard(&db, || train_all(&plans, Progress::Quiet))? {
+///         Dashboard::Shown(result) => result,
+///         Dashboard::Unavailable { train, .. } => train(),
+///     },
+/// };
+/// print_summary(&result?);
+/// ```
+pub fn run_with_dashboard<T, F>(db_path: &Path, train: F) -> anyhow::Result<Dashboard<T, F>>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    if let Some(why) = terminal::unavailable_reason() {
+        return Ok(Dashboard::Unavailable {
+            train,
+            reason: why.to_string(),
+        });
+    }
+    let mut src = SqliteSource::watch(db_path)?;
+    let after = src.max_run_id();
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("clickprompt-train".into())
+            .spawn_scoped(scope, train)
+            .context("starting the training thread")?;
+        let mut app = App::new(Follow::After(after), View::Live);
+        app.source_label = db_path.display().to_string();
+        let shown = show_until_quit(&mut app, &mut src, &|| handle.is_finished());
+        if app.interrupted && !handle.is_finished() {
+            let _ = writeln!(std::io::stderr(), "interrupted: stopping the run…");
+            raise_sigint();
+        } else if !handle.is_finished() && !terminal::panicked() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "dashboard closed; training continues until it finishes (Ctrl-C interrupts)"
+            );
+        }
+        let out = match handle.join() {
+            Ok(out) => out,
+            // The panic message was printed by the hook (after the restore).
+            Err(_) => anyhow::bail!("the training thread panicked"),
+        };
+        shown?;
+        Ok(Dashboard::Shown(out))
+    })
+}
+
+/// The terminal part of `run_with_dashboard`: set up, loop, always restore.
+fn show_until_quit(
+    app: &mut App,
+    src: &mut SqliteSource,
+    finished: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    let capture = stderr_hold::Held::start();
+    let mut term = terminal::init().context("setting up the terminal")?;
+    let guard = terminal::Guard;
+    let mut announced = false;
+    let res = event::run(
+        &mut term,
+        app,
+        src,
+        Cadence::default(),
+        &mut |app: &mut App| {
+            if !announced && finished() {
+                announced = true;
+                app.banner = Some("training finished · q to leave · Tab: runs".into());
+                return true;
+            }
+            // Training ended without recording a run (it failed before the
+            // first write, e.g. bad input): nothing to watch, show the error.
+            if announced && app.live_target().is_none() {
+                app.quit = true;
+            }
+            false
+        },
+    );
+    drop(guard);
+    drop(capture);
+    res.context("running the dashboard")
+}
+
+fn raise_sigint() {
+    #[cfg(unix)]
+    // SAFETY: raise only sends a signal to this process.
+    unsafe {
+        libc::raise(libc::SIGINT);
+    }
+}
+
+/// Holds back what is written to stderr while the dashboard owns the screen
+/// (stray prints would tear the frame) and prints it after the restore.
+mod stderr_hold {
+    #[cfg(unix)]
+    pub struct Held {
+        saved: libc::c_int,
+        file: std::fs::File,
+    }
+
+    #[cfg(unix)]
+    impl Held {
+        /// None when redirecting fails; the dashboard then runs without it.
+        pub fn start() -> Option<Held> {
+            use std::os::fd::AsRawFd;
+            let path = std::env::temp_dir().join(format!(
+                "clickprompt-dash-stderr-{}.log",
+                std::process::id()
+            ));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .ok()?;
+            // Unlinked at once: nothing to clean up, whatever happens.
+            let _ = std::fs::remove_file(&path);
+            // SAFETY: dup/dup2 on valid descriptors; on failure nothing changed.
+            unsafe {
+                let saved = libc::dup(2);
+                if saved < 0 {
+                    return None;
+                }
+                if libc::dup2(file.as_raw_fd(), 2) < 0 {
+                    libc::close(saved);
+                    return None;
+                }
+                Some(Held { saved, file })
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    impl Drop for Held {
+        fn drop(&mut self) {
+            use std::io::{Read, Seek, SeekFrom, Write};
+            // SAFETY: `saved` is the descriptor dup'ed in `start`.
+            unsafe {
+                libc::dup2(self.saved, 2);
+                libc::close(self.saved);
+            }
+            let mut text = String::new();
+            if self.file.seek(SeekFrom::Start(0)).is_ok() {
+                let _ = self.file.read_to_string(&mut text);
+            }
+            if !text.is_empty() {
+                // Progress bars redraw with carriage returns: keep the last
+                // state of each line, and only the tail of a long output.
+                let lines: Vec<&str> = text
+                    .lines()
+                    .map(|l| l.rsplit('\r').next().unwrap_or(l))
+                    .filter(|l| !l.trim().is_empty())
+                    .collect();
+                let start = lines.len().saturating_sub(200);
+                let mut err = std::io::stderr().lock();
+                for l in &lines[start..] {
+                    let _ = writeln!(err, "{l}");
+                }
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub struct Held;
+
+    #[cfg(not(unix))]
+    impl Held {
+        pub fn start() -> Option<Held> {
+            None
+        }
+    }
 }

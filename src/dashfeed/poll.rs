@@ -1,0 +1,478 @@
+//! `SqliteSource`: the dashboard's `DataSource` over the run database.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use clickprompt_tui::{
+    DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
+    StageProgress, StageSeries, StageState,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{ConnectOptions, Row};
+
+use super::rows;
+
+/// Log lines kept per run (the view shows the last screenful).
+const LOG_KEEP: usize = 500;
+/// Metric rows read per query; a refresh reads at most `METRIC_ROUNDS` of
+/// them so catching up on a long run never freezes the screen.
+const METRIC_BATCH: i64 = 20_000;
+const METRIC_ROUNDS: usize = 2;
+
+/// What has been read of one run so far.
+#[derive(Default)]
+struct RunCache {
+    last_metric: i64,
+    last_log: i64,
+    series: Vec<StageSeries>,
+    /// Per stage: (epoch, step) of the newest step, and the first step's time.
+    progress: HashMap<String, (usize, usize)>,
+    first_ts: HashMap<String, String>,
+    logs: VecDeque<LogLine>,
+    params: Vec<(String, String)>,
+    /// Stages the plan declares (name, kind, epochs), read once.
+    planned: Option<Vec<(String, String, usize)>>,
+}
+
+pub struct SqliteSource {
+    path: PathBuf,
+    /// A missing file or schema reads as "no runs yet" (the run being started
+    /// next to the dashboard creates it) instead of an error.
+    wait_for_file: bool,
+    rt: tokio::runtime::Runtime,
+    conn: Option<SqliteConnection>,
+    cache: HashMap<i64, RunCache>,
+}
+
+impl SqliteSource {
+    /// Opens an existing run database for reading (`clickprompt dash`).
+    pub fn open(path: &Path) -> anyhow::Result<SqliteSource> {
+        if !path.exists() {
+            return Err(crate::error::invalid(format!(
+                "no run database at {} (runs are recorded by `clickprompt run`; pass --db PATH or set CLICKPROMPT_DB)",
+                path.display()
+            )));
+        }
+        let mut src = SqliteSource::new(path, false)?;
+        src.connect()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("opening the run database {}", path.display()))?;
+        src.runs().map_err(|e| {
+            crate::error::invalid(format!(
+                "{} is not a clickprompt run database ({e})",
+                path.display()
+            ))
+        })?;
+        Ok(src)
+    }
+
+    /// Watches `path`, which may not exist yet (`run --dash`).
+    pub fn watch(path: &Path) -> anyhow::Result<SqliteSource> {
+        SqliteSource::new(path, true)
+    }
+
+    fn new(path: &Path, wait_for_file: bool) -> anyhow::Result<SqliteSource> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the dashboard's database runtime")?;
+        Ok(SqliteSource {
+            path: path.to_path_buf(),
+            wait_for_file,
+            rt,
+            conn: None,
+            cache: HashMap::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The highest run id recorded so far (0 for none or no database).
+    pub fn max_run_id(&mut self) -> i64 {
+        self.runs()
+            .ok()
+            .and_then(|r| r.iter().map(|r| r.id).max())
+            .unwrap_or(0)
+    }
+
+    fn connect(&mut self) -> Result<(), String> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(2))
+            .disable_statement_logging();
+        let conn = self
+            .rt
+            .block_on(opts.connect())
+            .map_err(|e| format!("opening {}: {e}", self.path.display()))?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    fn query(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<SqliteRow>, String> {
+        self.connect()?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err("no database connection".into());
+        };
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let res = self.rt.block_on(q.fetch_all(&mut *conn));
+        res.map_err(|e| {
+            // A dropped connection (file replaced) reconnects next time.
+            if matches!(e, sqlx::Error::Io(_)) {
+                self.conn = None;
+            }
+            e.to_string()
+        })
+    }
+
+    fn summaries(
+        &mut self,
+        only: Option<i64>,
+    ) -> Result<Vec<(RunSummary, Option<String>)>, String> {
+        let filter = if only.is_some() { "WHERE r.id = ?" } else { "" };
+        let sql = format!(
+            "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
+                    r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,
+                    (SELECT s.stage FROM stages s
+                      WHERE s.run_id = r.id
+                        AND EXISTS (SELECT 1 FROM evaluations e
+                                     WHERE e.run_id = r.id AND e.stage = s.stage
+                                       AND e.split IN ('valid', 'test') AND e.auc IS NOT NULL)
+                      ORDER BY s.ord DESC LIMIT 1) AS final_stage
+               FROM runs r JOIN experiments x ON x.id = r.experiment_id
+               {filter} ORDER BY r.id"
+        );
+        let binds: Vec<i64> = only.into_iter().collect();
+        let rows = self.query(&sql, &binds)?;
+        let test_sql = if only.is_some() {
+            "SELECT run_id, stage, epoch, auc, logloss FROM evaluations
+              WHERE split = 'test' AND run_id = ? ORDER BY run_id, epoch"
+        } else {
+            "SELECT run_id, stage, epoch, auc, logloss FROM evaluations
+              WHERE split = 'test' ORDER BY run_id, epoch"
+        };
+        let tests = self.query(test_sql, &binds)?;
+        // (run, stage) → the latest test evaluation.
+        let mut test: HashMap<(i64, String), (Option<f64>, Option<f64>)> = HashMap::new();
+        for t in &tests {
+            let key = (get::<i64>(t, "run_id")?, get::<String>(t, "stage")?);
+            test.insert(key, (get(t, "auc")?, get(t, "logloss")?));
+        }
+        let now = Utc::now();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = get(r, "id")?;
+            let host: String = get(r, "host")?;
+            let pid: i64 = get(r, "pid")?;
+            let proc_start: Option<String> = get(r, "proc_start")?;
+            let status = rows::run_status(&get::<String>(r, "status")?, || {
+                rows::process_alive(&host, pid, proc_start.as_deref())
+            });
+            let started_at: String = get(r, "started_at")?;
+            let ended_at: Option<String> = get(r, "ended_at")?;
+            // A lost run has no end time; its last sign of life is unknown,
+            // so no duration rather than one that keeps growing.
+            let duration_s = if status == RunStatus::Lost && ended_at.is_none() {
+                None
+            } else {
+                rows::seconds_between(&started_at, ended_at.as_deref(), now)
+            };
+            let final_stage: Option<String> = get(r, "final_stage")?;
+            let (test_auc, test_logloss) = final_stage
+                .and_then(|s| test.get(&(id, s)).copied())
+                .unwrap_or((None, None));
+            out.push((
+                RunSummary {
+                    id,
+                    experiment: get(r, "experiment")?,
+                    name: get(r, "name")?,
+                    sweep_point: get(r, "sweep_point")?,
+                    status,
+                    device: get(r, "device")?,
+                    started_at,
+                    duration_s,
+                    test_auc,
+                    test_logloss,
+                },
+                get::<Option<String>>(r, "error")?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Reads the metric and log rows added since the last poll of `id`.
+    fn poll_new_rows(&mut self, id: i64) -> Result<(), String> {
+        let mut cache = self.cache.remove(&id).unwrap_or_default();
+        let res = self.poll_into(id, &mut cache);
+        self.cache.insert(id, cache);
+        res
+    }
+
+    fn poll_into(&mut self, id: i64, c: &mut RunCache) -> Result<(), String> {
+        for _ in 0..METRIC_ROUNDS {
+            let rows = self.query(
+                "SELECT rowid AS rid, stage, epoch, step, key, value, ts FROM metrics
+                  WHERE run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                &[id, c.last_metric, METRIC_BATCH],
+            )?;
+            let n = rows.len();
+            for r in &rows {
+                // By index and borrowed: this loop runs per stored step.
+                c.last_metric = at(r, 0)?;
+                let stage: &str = at(r, 1)?;
+                let epoch: Option<i64> = at(r, 2)?;
+                let step: i64 = at(r, 3)?;
+                let key: &str = at(r, 4)?;
+                // NULL is how a non-finite value (NaN loss) is stored.
+                let value: f64 = at::<Option<f64>>(r, 5)?.unwrap_or(f64::NAN);
+                if !c.first_ts.contains_key(stage) {
+                    c.first_ts.insert(stage.to_string(), at(r, 6)?);
+                }
+                let step_u = usize::try_from(step).unwrap_or(0);
+                let epoch_u = epoch.and_then(|e| usize::try_from(e).ok()).unwrap_or(0);
+                match c.progress.get_mut(stage) {
+                    Some(p) => {
+                        if step_u >= p.1 {
+                            *p = (epoch_u.max(p.0), step_u);
+                        }
+                    }
+                    None => {
+                        c.progress.insert(stage.to_string(), (epoch_u, step_u));
+                    }
+                }
+                let idx = match c.series.iter().position(|s| s.stage == stage) {
+                    Some(i) => i,
+                    None => {
+                        c.series.push(StageSeries {
+                            stage: stage.to_string(),
+                            ..Default::default()
+                        });
+                        c.series.len() - 1
+                    }
+                };
+                let s = &mut c.series[idx];
+                let point = (step as f64, value);
+                match key {
+                    "loss" => s.loss.push(point),
+                    "lr" => s.lr.push(point),
+                    "samples_per_s" => s.samples_per_s.push(point),
+                    _ => {}
+                }
+            }
+            if (n as i64) < METRIC_BATCH {
+                break;
+            }
+        }
+
+        let first_time = c.last_log == 0;
+        let rows = if first_time {
+            // Only the tail of a long log on first sight.
+            let mut rows = self.query(
+                "SELECT rowid AS rid, ts, level, message FROM logs
+                  WHERE run_id = ? ORDER BY rowid DESC LIMIT ?",
+                &[id, LOG_KEEP as i64],
+            )?;
+            rows.reverse();
+            rows
+        } else {
+            self.query(
+                "SELECT rowid AS rid, ts, level, message FROM logs
+                  WHERE run_id = ? AND rowid > ? ORDER BY rowid",
+                &[id, c.last_log],
+            )?
+        };
+        for r in &rows {
+            c.last_log = get(r, "rid")?;
+            c.logs.push_back(LogLine {
+                ts: get(r, "ts")?,
+                level: LogLevel::parse(&get::<String>(r, "level")?),
+                message: get(r, "message")?,
+            });
+        }
+        while c.logs.len() > LOG_KEEP {
+            c.logs.pop_front();
+        }
+
+        if c.planned.is_none() {
+            let rows = self.query("SELECT plan_yaml FROM runs WHERE id = ?", &[id])?;
+            let yaml: Option<String> = match rows.first() {
+                Some(r) => get(r, "plan_yaml")?,
+                None => None,
+            };
+            c.planned = Some(yaml.map(|y| rows::planned_stages(&y)).unwrap_or_default());
+        }
+        if c.params.is_empty() {
+            let rows = self.query(
+                "SELECT key, value FROM params WHERE run_id = ? ORDER BY key",
+                &[id],
+            )?;
+            c.params = rows
+                .iter()
+                .map(|r| Ok((get(r, "key")?, get(r, "value")?)))
+                .collect::<Result<_, String>>()?;
+        }
+        Ok(())
+    }
+
+    fn stages(&mut self, id: i64, run: RunStatus) -> Result<Vec<StageProgress>, String> {
+        let rows = self.query(
+            "SELECT stage, kind, epochs, steps_per_epoch, status, best_epoch, seconds,
+                    started_at, ended_at FROM stages WHERE run_id = ? ORDER BY ord",
+            &[id],
+        )?;
+        let now = Utc::now();
+        let cache = self.cache.get(&id);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let name: String = get(r, "stage")?;
+            let epochs = usize::try_from(get::<i64>(r, "epochs")?).unwrap_or(0);
+            let steps_per_epoch = usize::try_from(get::<i64>(r, "steps_per_epoch")?).unwrap_or(0);
+            let state = rows::stage_state(&get::<String>(r, "status")?, run);
+            let (mut epoch, mut step) = cache
+                .and_then(|c| c.progress.get(&name).copied())
+                .unwrap_or((0, 0));
+            if state == StageState::Finished {
+                epoch = epoch.max(epochs);
+                step = step.max(epochs * steps_per_epoch);
+            }
+            let started: Option<String> = get::<Option<String>>(r, "started_at")?
+                .or_else(|| cache.and_then(|c| c.first_ts.get(&name).cloned()));
+            let ended: Option<String> = get(r, "ended_at")?;
+            let seconds: Option<f64> = get(r, "seconds")?;
+            let elapsed_s = match state {
+                StageState::Running => started
+                    .as_deref()
+                    .and_then(|s| rows::seconds_between(s, None, now)),
+                _ => seconds.or_else(|| {
+                    started
+                        .as_deref()
+                        .zip(ended.as_deref())
+                        .and_then(|(s, e)| rows::seconds_between(s, Some(e), now))
+                }),
+            };
+            out.push(StageProgress {
+                name,
+                kind: get(r, "kind")?,
+                epochs,
+                steps_per_epoch,
+                epoch,
+                step,
+                state,
+                elapsed_s,
+                best_epoch: get::<Option<i64>>(r, "best_epoch")?
+                    .and_then(|b| usize::try_from(b).ok()),
+            });
+        }
+        // Stages the plan still has to run, so a live run shows all its gauges.
+        if run == RunStatus::Running {
+            if let Some(planned) = cache.and_then(|c| c.planned.as_ref()) {
+                for (name, kind, epochs) in planned {
+                    if !out.iter().any(|s| &s.name == name) {
+                        out.push(StageProgress {
+                            name: name.clone(),
+                            kind: kind.clone(),
+                            epochs: *epochs,
+                            steps_per_epoch: 0,
+                            epoch: 0,
+                            step: 0,
+                            state: StageState::Pending,
+                            elapsed_s: None,
+                            best_epoch: None,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn evals(&mut self, id: i64) -> Result<Vec<EpochEval>, String> {
+        let rows = self.query(
+            "SELECT stage, epoch, split, auc, logloss, extra_json FROM evaluations
+              WHERE run_id = ? ORDER BY stage, epoch, split",
+            &[id],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(split) = Split::parse(&get::<String>(r, "split")?) else {
+                continue;
+            };
+            out.push(EpochEval {
+                stage: get(r, "stage")?,
+                epoch: usize::try_from(get::<i64>(r, "epoch")?).unwrap_or(0),
+                split,
+                auc: get(r, "auc")?,
+                logloss: get(r, "logloss")?,
+                extras: rows::extras(&get::<String>(r, "extra_json")?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// True when the error means "the database is not there yet".
+    fn not_yet(&self, e: &str) -> bool {
+        self.wait_for_file
+            && (!self.path.exists()
+                || e.contains("no such table")
+                || e.contains("unable to open database"))
+    }
+}
+
+impl DataSource for SqliteSource {
+    fn runs(&mut self) -> Result<Vec<RunSummary>, String> {
+        match self.summaries(None) {
+            Ok(v) => Ok(v.into_iter().map(|(s, _)| s).collect()),
+            Err(e) if self.not_yet(&e) => {
+                self.conn = None;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn run_detail(&mut self, id: i64) -> Result<RunDetail, String> {
+        let Some((summary, error)) = self.summaries(Some(id))?.into_iter().next() else {
+            return Err(format!("no run #{id} in {}", self.path.display()));
+        };
+        self.poll_new_rows(id)?;
+        let stages = self.stages(id, summary.status)?;
+        let evals = self.evals(id)?;
+        let mut detail = RunDetail::new(summary);
+        detail.stages = stages;
+        detail.evals = evals;
+        detail.error = error;
+        if let Some(c) = self.cache.get(&id) {
+            detail.series = c.series.clone();
+            detail.logs = c.logs.iter().cloned().collect();
+            detail.params = c.params.clone();
+        }
+        Ok(detail)
+    }
+}
+
+fn at<'r, T>(row: &'r SqliteRow, col: usize) -> Result<T, String>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col)
+        .map_err(|e| format!("reading column {col}: {e}"))
+}
+
+fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, String>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col).map_err(|e| format!("reading {col}: {e}"))
+}
