@@ -121,10 +121,5 @@ pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 /// A fresh seed drawn from the (seeded) CPU dropout generator, for fused
 /// kernels that draw their own dropout masks (the fused attention).
 pub fn dropout_seed() -> u64 {
-    match DROPOUT_RNG.lock() {
-        Ok(mut g) => g
-            .get_or_insert_with(|| SmallRng::seed_from_u64(0))
-            .next_u64(),
-        Err(_) => 0,
-    }
+    DROPOUT_RNG.with(|cell| cell.borrow_mut().next_u64())
 }
