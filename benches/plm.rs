@@ -241,6 +241,7 @@ fn build(s: &Setup, kind: StageKind) -> Result<(VarMap, PlmStageModel)> {
         name: "bench".into(),
         kind,
         train: train_plan(1),
+        pool: None,
     };
     let model = build_stage_model(&s.plan, &stage, &s.dataset, &s.cfg, &vb)?;
     load_checkpoint(&varmap, &Checkpoint::open(&s.plm_dir)?)?;

@@ -166,11 +166,13 @@ fn pa_mlm_then_joint_and_plm_only() {
         name: "pretrain".into(),
         kind: StageKind::PaMlm { mask: 0.3 },
         train: train(6, 5e-3),
+        pool: None,
     };
     let joint = StagePlan {
         name: "joint".into(),
         kind: StageKind::Joint,
         train: train(2, 2e-3),
+        pool: None,
     };
     let p = plan(
         vec![pre.clone(), joint.clone()],
@@ -252,6 +254,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         name: "plm_only".into(),
         kind: StageKind::PlmOnly,
         train: train(3, 3e-3),
+        pool: None,
     };
     let p2 = plan(vec![only.clone()], FusionPlan::None);
     let out = run_plm_stage(&PlmStageInput {

@@ -373,11 +373,7 @@ pub fn attention_with_seed(
         dh,
         scale,
         p,
-        seed: if p > 0.0 {
-            super::nn::dropout_seed()
-        } else {
-            0
-        },
+        seed,
     };
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)

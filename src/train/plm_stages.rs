@@ -99,7 +99,8 @@ pub fn build_stage_model(
         .as_ref()
         .ok_or_else(|| invalid(format!("stage \"{}\" needs a PLM", stage.name)))?;
     let encoder = PlmEncoder::load(vb.pp("plm"), cfg, plm_plan.family)?;
-    let pooling: Pooling = plm_plan.pool;
+    // A stage may override the PLM's pooling (`finetune joint { pool cls }`).
+    let pooling: Pooling = stage.pool.unwrap_or(plm_plan.pool);
     let ctr = || -> Result<CtrModel> {
         let ctr_plan = plan
             .ctr
