@@ -358,6 +358,9 @@ fn report(phase: &str, m: &Measured, gflop_per_row: f64, mm: f64) {
 }
 
 fn run_phase(phase: &str) -> Result<()> {
+    if std::env::var_os("CP_NO_MALLOPT").is_none() {
+        clickprompt::alloc::tune_for_training();
+    }
     let mm = matmul_gflops()?;
     if phase == "matmul" {
         println!("matmul       {mm:.1} GFLOP/s (1536×384 · 384×1536, f32)");

@@ -28,12 +28,12 @@ experiment quickstart {
   ctr dcnv2 { embed 16, cross 2, mlp [64, 64], dropout 0.0 }
   prompts 4 deep  fusion prefix_add  device auto  seed 42
   stage pretrain pa_mlm   { epochs 1, batch 32, lr 1e-4, mask 0.15, max_rows 3000 }
-  stage finetune joint    { epochs 2, batch 32, lr 1e-3, plm_lr 5e-5, warmup 0.05, max_rows 3000 }
-  stage finetune ctr_only { from pretrain, epochs 6, batch 256, lr 1e-3, patience 2 }
+  stage finetune joint    { epochs 2, batch 32, lr 1e-3, plm_lr 5e-5, warmup 0.05, max_rows 2000 }
+  stage finetune ctr_only { from pretrain, epochs 30, batch 128, lr 2e-3, patience 3 }
 }
 
 # The same backbone from scratch, for comparison.
 experiment dcnv2_scratch extends quickstart {
   plm none
-  stages { finetune ctr_only { epochs 8, batch 256, lr 1e-3, patience 2 } }
+  stages { finetune ctr_only { epochs 30, batch 128, lr 2e-3, patience 3 } }
 }

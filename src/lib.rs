@@ -5,6 +5,7 @@
 //! `dsl` (parse) → `plan` (validate, resolve) → `data` → `model` → `train`
 //! → `store`; `cli` wires them together and feeds the `clickprompt-tui` dashboard.
 
+pub mod alloc;
 pub mod cli;
 pub mod dashfeed;
 pub mod data;

@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    clickprompt::alloc::tune_for_training();
     let cli = clickprompt::cli::Cli::parse();
     match clickprompt::cli::dispatch(cli) {
         Ok(()) => {}

@@ -112,7 +112,10 @@ experiment e {{
         "{msg}"
     );
     assert!(msg.contains("user, rating, ts"), "{msg}");
-    assert!(msg.contains("while loading dataset `c` for experiment `e` of"), "{msg}");
+    assert!(
+        msg.contains("while loading dataset `c` for experiment `e` of"),
+        "{msg}"
+    );
     // What main prints for invalid input is the top-level message: it must carry both.
     assert!(e.to_string().contains("reads column 'item'") && e.to_string().contains("e.cp"));
 }

@@ -191,6 +191,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         init_from: None,
         checkpoint_dir: Some(tmp.path().join("ckpt/pretrain")),
         cancel: None,
+        resume: None,
     })
     .unwrap();
     let weights = out.best_checkpoint.clone().expect("best checkpoint");
@@ -236,6 +237,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         init_from: Some(&weights),
         checkpoint_dir: None,
         cancel: None,
+        resume: None,
     })
     .unwrap();
     let events = sink.0.lock().unwrap().clone();
@@ -267,6 +269,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         init_from: None,
         checkpoint_dir: None,
         cancel: None,
+        resume: None,
     })
     .unwrap();
     // The item word is in the text, so the PLM alone can learn the label.

@@ -21,10 +21,24 @@ fn fixture(dir: &tempfile::TempDir) -> PathBuf {
     full_run(&b, [0.80, 0.78], 0.79, 0.50, 5);
     finish_ok(b);
     let c = start(&store, &plan("movielens", dcnv2(), 5));
-    c.emit(Event::StageStarted { stage: "ctr_only".into(), kind: "ctr_only".into(), epochs: 2, steps_per_epoch: 5, rows: 1280 });
+    c.emit(Event::StageStarted {
+        stage: "ctr_only".into(),
+        kind: "ctr_only".into(),
+        epochs: 2,
+        steps_per_epoch: 5,
+        rows: 1280,
+    });
     steps(&c, "ctr_only", 1, 1, 5);
-    c.emit(Event::Eval { stage: "ctr_only".into(), epoch: 1, split: EvalSplit::Valid, auc: Some(0.6), logloss: Some(0.65), metrics: vec![] });
-    c.finish(RunStatus::Failed("out of memory".into())).expect("finish");
+    c.emit(Event::Eval {
+        stage: "ctr_only".into(),
+        epoch: 1,
+        split: EvalSplit::Valid,
+        auc: Some(0.6),
+        logloss: Some(0.65),
+        metrics: vec![],
+    });
+    c.finish(RunStatus::Failed("out of memory".into()))
+        .expect("finish");
     drop(store);
     sql(
         &db,
@@ -61,7 +75,10 @@ fn ok(db: &Path, args: &[&str]) -> String {
 fn fails(db: &Path, args: &[&str]) -> (i32, String) {
     let out = cp(db, args);
     assert!(!out.status.success(), "{args:?} should fail");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const HEADER: &str =
@@ -81,27 +98,69 @@ const FAILED_ONLY: &str = "ID  EXPERIMENT  SWEEP  STATUS  STARTED (UTC)        D
 fn list_filters_sorts_and_limits() {
     let dir = tempdir();
     let db = fixture(&dir);
-    assert_eq!(ok(&db, &["list"]), format!("{HEADER}\n{ROW3}\n{ROW2}\n{ROW1}\n"));
+    assert_eq!(
+        ok(&db, &["list"]),
+        format!("{HEADER}\n{ROW3}\n{ROW2}\n{ROW1}\n")
+    );
     assert!(!ok(&db, &["list"]).contains('\x1b'), "no colour on a pipe");
 
-    assert_eq!(ok(&db, &["list", "--where", "test_auc > 0.75"]), format!("{HEADER}\n{ROW2}\n"));
     assert_eq!(
-        ok(&db, &["list", "--where", "params.ctr.backbone.name = dcnv2 and status = finished"]),
+        ok(&db, &["list", "--where", "test_auc > 0.75"]),
         format!("{HEADER}\n{ROW2}\n")
     );
-    assert_eq!(ok(&db, &["list", "--where", "params.prompts.count >= 5"]), format!("{HEADER}\n{ROW3}\n{ROW2}\n"));
     assert_eq!(
-        ok(&db, &["list", "--where", "ctr_only.valid_auc < 0.75 or error ~ memory"]),
+        ok(
+            &db,
+            &[
+                "list",
+                "--where",
+                "params.ctr.backbone.name = dcnv2 and status = finished"
+            ]
+        ),
+        format!("{HEADER}\n{ROW2}\n")
+    );
+    assert_eq!(
+        ok(&db, &["list", "--where", "params.prompts.count >= 5"]),
+        format!("{HEADER}\n{ROW3}\n{ROW2}\n")
+    );
+    assert_eq!(
+        ok(
+            &db,
+            &[
+                "list",
+                "--where",
+                "ctr_only.valid_auc < 0.75 or error ~ memory"
+            ]
+        ),
         format!("{HEADER}\n{ROW3}\n{ROW1}\n")
     );
-    assert_eq!(ok(&db, &["list", "--where", "test_auc is null"]), FAILED_ONLY);
-    assert_eq!(ok(&db, &["list", "--sort", "test_auc"]), format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n"));
-    assert_eq!(ok(&db, &["list", "--sort", "test_logloss"]), format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n"));
-    assert_eq!(ok(&db, &["list", "--sort", "test_auc", "--asc", "--limit", "2"]), format!("{HEADER}\n{ROW1}\n{ROW2}\n"));
+    assert_eq!(
+        ok(&db, &["list", "--where", "test_auc is null"]),
+        FAILED_ONLY
+    );
+    assert_eq!(
+        ok(&db, &["list", "--sort", "test_auc"]),
+        format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
+    );
+    assert_eq!(
+        ok(&db, &["list", "--sort", "test_logloss"]),
+        format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
+    );
+    assert_eq!(
+        ok(
+            &db,
+            &["list", "--sort", "test_auc", "--asc", "--limit", "2"]
+        ),
+        format!("{HEADER}\n{ROW1}\n{ROW2}\n")
+    );
     assert_eq!(ok(&db, &["list", "--status", "FAILED"]), FAILED_ONLY);
-    assert_eq!(ok(&db, &["list", "--experiment", "nope"]), format!("no runs match in {}\n", db.display()));
+    assert_eq!(
+        ok(&db, &["list", "--experiment", "nope"]),
+        format!("no runs match in {}\n", db.display())
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&ok(&db, &["list", "--json", "--limit", "1"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["list", "--json", "--limit", "1"])).expect("json");
     assert_eq!(json[0]["id"], 3);
     assert_eq!(json[0]["status"], "FAILED");
     assert_eq!(json[0]["error"], "out of memory");
@@ -113,7 +172,10 @@ fn list_filters_sorts_and_limits() {
 fn bad_expressions_and_flags_are_rejected_clearly() {
     let dir = tempdir();
     let db = fixture(&dir);
-    let (code, err) = fails(&db, &["list", "--where", "test_auc > 0.78 and tset_auc > 1"]);
+    let (code, err) = fails(
+        &db,
+        &["list", "--where", "test_auc > 0.78 and tset_auc > 1"],
+    );
     assert_eq!(code, 2);
     assert_eq!(
         err,
@@ -124,11 +186,17 @@ fn bad_expressions_and_flags_are_rejected_clearly() {
     );
     let (code, err) = fails(&db, &["list", "--where", "test_auc >> 1"]);
     assert_eq!(code, 2);
-    assert!(err.starts_with("invalid --where expression: expected a value after `>`, found `>`\n"), "{err}");
+    assert!(
+        err.starts_with("invalid --where expression: expected a value after `>`, found `>`\n"),
+        "{err}"
+    );
     assert!(err.ends_with("\n  test_auc >> 1\n            ^\n"), "{err}");
     let (code, err) = fails(&db, &["list", "--sort", "speed"]);
     assert_eq!(code, 2);
-    assert!(err.contains("invalid --sort `speed`: unknown field `speed`"), "{err}");
+    assert!(
+        err.contains("invalid --sort `speed`: unknown field `speed`"),
+        "{err}"
+    );
     let (code, err) = fails(&db, &["list", "--status", "done"]);
     assert_eq!(code, 2);
     assert!(err.contains("invalid --status `done`"), "{err}");
@@ -172,9 +240,13 @@ fn show_prints_the_run_in_full() {
     }
     assert!(out.contains("\nplan\n"));
 
-    let json: serde_json::Value = serde_json::from_str(&ok(&db, &["show", "2", "--json"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["show", "2", "--json"])).expect("json");
     assert_eq!(json["id"], 2);
-    assert_eq!(json["stages"][0]["evaluations"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        json["stages"][0]["evaluations"].as_array().map(Vec::len),
+        Some(3)
+    );
     assert_eq!(json["params"]["ctr.backbone.name"], "dcnv2");
 }
 
@@ -185,11 +257,16 @@ fn compare_shows_differing_params_and_marks_the_best() {
     let out = ok(&db, &["compare", "1", "2"]);
     // The plan's size changes as the language grows; count the union of keys.
     let store = Store::open(&db).expect("open");
-    let mut keys: Vec<String> = [1, 2].iter().flat_map(|&id| store.params(id).expect("params")).map(|(k, _)| k).collect();
+    let mut keys: Vec<String> = [1, 2]
+        .iter()
+        .flat_map(|&id| store.params(id).expect("params"))
+        .map(|(k, _)| k)
+        .collect();
     keys.sort();
     keys.dedup();
     let total = keys.len();
-    let expected = format!("            #1                   #2
+    let expected = format!(
+        "            #1                   #2
 experiment  movielens            movielens
 sweep       prompts=1            prompts=5
 status      FINISHED             FINISHED
@@ -215,12 +292,16 @@ final metrics per stage
   ctr_only  time (s)               12.5      12.5
   ctr_only  train samples/s     20480.0   20480.0
   * best
-");
+"
+    );
     assert_eq!(out, expected);
     let all = ok(&db, &["compare", "1", "2", "--all"]);
     assert!(all.contains(&format!("params ({total})")));
-    assert!(all.lines().any(|l| l.starts_with("  seed ") && l.ends_with("42")));
-    let json: serde_json::Value = serde_json::from_str(&ok(&db, &["compare", "1", "2", "--json"])).expect("json");
+    assert!(all
+        .lines()
+        .any(|l| l.starts_with("  seed ") && l.ends_with("42")));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["compare", "1", "2", "--json"])).expect("json");
     assert_eq!(json["metrics"][2]["metric"], "test_auc");
     assert_eq!(json["metrics"][2]["best"], 1);
     let (code, _) = fails(&db, &["compare", "1"]);
@@ -232,10 +313,19 @@ fn best_export_and_delete() {
     let dir = tempdir();
     let db = fixture(&dir);
     let out = ok(&db, &["best", "--metric", "test_auc"]);
-    assert_eq!(out, format!("best by test_auc (higher is better): run 2 with 0.7900\n{HEADER}\n{ROW2}\n"));
+    assert_eq!(
+        out,
+        format!("best by test_auc (higher is better): run 2 with 0.7900\n{HEADER}\n{ROW2}\n")
+    );
     let out = ok(&db, &["best", "--metric", "ctr_only.valid_logloss"]);
-    assert!(out.starts_with("best by ctr_only.valid_logloss (lower is better): run 2 with 0.5200\n"), "{out}");
-    let (code, err) = fails(&db, &["best", "--metric", "test_auc", "--experiment", "other"]);
+    assert!(
+        out.starts_with("best by ctr_only.valid_logloss (lower is better): run 2 with 0.5200\n"),
+        "{out}"
+    );
+    let (code, err) = fails(
+        &db,
+        &["best", "--metric", "test_auc", "--experiment", "other"],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("no run of experiment `other`"), "{err}");
     let (_, err) = fails(&db, &["best", "--metric", "name"]);
@@ -244,16 +334,25 @@ fn best_export_and_delete() {
     let csv = ok(&db, &["export", "--format", "csv", "1", "3"]);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines[0].starts_with("id,experiment,name,sweep_point,status,started_at,ended_at,duration_s,device,host,seed,"));
-    assert!(lines[0].contains(",ctr_only.best_valid_auc,ctr_only.test_auc,ctr_only.test_logloss,params."));
-    assert!(lines[1].starts_with("1,movielens,sweep[prompts=1],prompts=1,FINISHED,2026-11-29T10:00:00.000Z,"));
+    assert!(lines[0].starts_with(
+        "id,experiment,name,sweep_point,status,started_at,ended_at,duration_s,device,host,seed,"
+    ));
+    assert!(lines[0]
+        .contains(",ctr_only.best_valid_auc,ctr_only.test_auc,ctr_only.test_logloss,params."));
+    assert!(lines[1]
+        .starts_with("1,movielens,sweep[prompts=1],prompts=1,FINISHED,2026-11-29T10:00:00.000Z,"));
     assert!(lines[1].contains(",0.72,0.71,0.55,"), "{}", lines[1]);
     assert!(lines[2].contains(",FAILED,"), "{}", lines[2]);
 
     let json: serde_json::Value = serde_json::from_str(&ok(&db, &["export"])).expect("json");
     assert_eq!(json["format"], "clickprompt.runs");
     assert_eq!(json["version"], 1);
-    let ids: Vec<i64> = json["runs"].as_array().expect("runs").iter().filter_map(|r| r["id"].as_i64()).collect();
+    let ids: Vec<i64> = json["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
     assert_eq!(ids, vec![1, 2, 3]);
     assert_eq!(json["runs"][1]["summary"]["test_auc"], 0.79);
     assert_eq!(json["runs"][1]["artifacts"][0]["bytes"], 123456);
@@ -261,10 +360,21 @@ fn best_export_and_delete() {
     // No TTY and no --yes: refused, nothing deleted.
     let (code, err) = fails(&db, &["delete", "3"]);
     assert_eq!(code, 2);
-    assert!(err.contains("refusing to delete without confirmation"), "{err}");
+    assert!(
+        err.contains("refusing to delete without confirmation"),
+        "{err}"
+    );
     assert_eq!(ok(&db, &["list", "--status", "failed"]), FAILED_ONLY);
     assert_eq!(ok(&db, &["delete", "3", "--yes"]), "deleted 1 run(s): 3\n");
     assert_eq!(ok(&db, &["list"]), format!("{HEADER}\n{ROW2}\n{ROW1}\n"));
-    assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM metrics WHERE run_id = 3"), 0, "cascade");
-    assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM params WHERE run_id = 3"), 0, "cascade");
+    assert_eq!(
+        scalar_i64(&db, "SELECT COUNT(*) FROM metrics WHERE run_id = 3"),
+        0,
+        "cascade"
+    );
+    assert_eq!(
+        scalar_i64(&db, "SELECT COUNT(*) FROM params WHERE run_id = 3"),
+        0,
+        "cascade"
+    );
 }

@@ -29,10 +29,14 @@ fn parallel_writers_and_a_reader_lose_nothing() {
             let mut seen = std::collections::HashMap::<i64, i64>::new();
             let mut rows = 0;
             while !done.load(Ordering::SeqCst) {
-                let runs = store.list_runs(&RunFilter::default()).expect("list while writing");
+                let runs = store
+                    .list_runs(&RunFilter::default())
+                    .expect("list while writing");
                 for r in &runs {
                     let last = seen.entry(r.id).or_insert(0);
-                    let new = store.metrics_since(r.id, *last, 100_000).expect("poll while writing");
+                    let new = store
+                        .metrics_since(r.id, *last, 100_000)
+                        .expect("poll while writing");
                     // Ids only grow and batches are whole: a step's three keys arrive together.
                     assert!(new.windows(2).all(|w| w[0].id < w[1].id));
                     assert_eq!(new.len() % 3, 0, "a batch was visible half-written");
@@ -62,7 +66,14 @@ fn parallel_writers_and_a_reader_lose_nothing() {
                 });
                 for step in 1..=STEPS {
                     let epoch = (step - 1) / (STEPS / 3) + 1;
-                    rec.emit(Event::Step { stage: "joint".into(), epoch, step, loss: step as f64, lr: 1e-3, samples_per_s: 1.0 });
+                    rec.emit(Event::Step {
+                        stage: "joint".into(),
+                        epoch,
+                        step,
+                        loss: step as f64,
+                        lr: 1e-3,
+                        samples_per_s: 1.0,
+                    });
                     if step % (STEPS / 3) == 0 {
                         rec.emit(Event::Eval {
                             stage: "joint".into(),
@@ -72,7 +83,10 @@ fn parallel_writers_and_a_reader_lose_nothing() {
                             logloss: Some(0.5),
                             metrics: vec![],
                         });
-                        rec.emit(Event::Log { level: LogLevel::Info, message: format!("epoch {epoch}") });
+                        rec.emit(Event::Log {
+                            level: LogLevel::Info,
+                            message: format!("epoch {epoch}"),
+                        });
                     }
                     if step % 500 == 0 {
                         // Give the batcher real interleaving with the other writers.
@@ -80,27 +94,42 @@ fn parallel_writers_and_a_reader_lose_nothing() {
                     }
                 }
                 let id = rec.run_id();
-                rec.finish(RunStatus::Finished).expect("finish without database errors");
+                rec.finish(RunStatus::Finished)
+                    .expect("finish without database errors");
                 id
             })
         })
         .collect();
-    let ids: Vec<i64> = writers.into_iter().map(|h| h.join().expect("writer thread")).collect();
+    let ids: Vec<i64> = writers
+        .into_iter()
+        .map(|h| h.join().expect("writer thread"))
+        .collect();
     done.store(true, Ordering::SeqCst);
     let (polls, _rows) = reader.join().expect("reader thread");
     assert!(polls > 0);
 
     let store = Store::open(&db).expect("open");
     for id in &ids {
-        let loss = store.metric_series(*id, Some("joint"), Some("loss")).expect("loss");
+        let loss = store
+            .metric_series(*id, Some("joint"), Some("loss"))
+            .expect("loss");
         assert_eq!(loss.len(), STEPS, "run {id}");
-        assert!(loss.iter().enumerate().all(|(i, m)| m.step == i as i64 + 1 && m.value == Some((i + 1) as f64)));
-        assert_eq!(store.metric_series(*id, None, None).expect("all").len(), 3 * STEPS);
+        assert!(loss
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.step == i as i64 + 1 && m.value == Some((i + 1) as f64)));
+        assert_eq!(
+            store.metric_series(*id, None, None).expect("all").len(),
+            3 * STEPS
+        );
         assert_eq!(store.evaluations(*id).expect("evals").len(), 3);
         assert_eq!(store.logs_tail(*id, 100).expect("logs").len(), 3);
         assert_eq!(store.run_summary(*id).expect("summary").status, "FINISHED");
     }
-    assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM metrics"), (WRITERS * STEPS * 3) as i64);
+    assert_eq!(
+        scalar_i64(&db, "SELECT COUNT(*) FROM metrics"),
+        (WRITERS * STEPS * 3) as i64
+    );
     assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM experiments"), 1);
     assert_eq!(scalar_text(&db, "PRAGMA journal_mode"), "wal");
 }

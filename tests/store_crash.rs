@@ -19,10 +19,18 @@ const FLUSHED: usize = 500;
 /// keeps recording until killed. In a normal test run: nothing.
 #[test]
 fn child_writer() {
-    let Ok(db) = std::env::var(CHILD_ENV) else { return };
+    let Ok(db) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let store = Store::open(std::path::Path::new(&db)).expect("child open");
     let rec = start(&store, &plan("crash", dcnv2(), 3));
-    rec.emit(Event::StageStarted { stage: "joint".into(), kind: "joint".into(), epochs: 1, steps_per_epoch: 1_000_000, rows: 1 });
+    rec.emit(Event::StageStarted {
+        stage: "joint".into(),
+        kind: "joint".into(),
+        epochs: 1,
+        steps_per_epoch: 1_000_000,
+        rows: 1,
+    });
     steps(&rec, "joint", 1, 1, FLUSHED);
     rec.flush().expect("flush");
     println!("RUN {} FLUSHED {FLUSHED}", rec.run_id());
@@ -55,7 +63,10 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
         let line = line.expect("read child");
         // libtest prints "test child_writer ... " on the same line first.
         if let Some(rest) = line.find("RUN ").map(|i| &line[i + 4..]) {
-            run_id = rest.split_whitespace().next().and_then(|s| s.parse::<i64>().ok());
+            run_id = rest
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<i64>().ok());
             break;
         }
     }
@@ -64,7 +75,10 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
     // While the child lives, opening the database leaves its run alone.
     std::thread::sleep(std::time::Duration::from_millis(600));
     let store = Store::open(&db).expect("open while child runs");
-    assert_eq!(store.run_summary(run_id).expect("summary").status, "RUNNING");
+    assert_eq!(
+        store.run_summary(run_id).expect("summary").status,
+        "RUNNING"
+    );
     drop(store);
 
     child.kill().expect("SIGKILL");
@@ -74,16 +88,35 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
     let run = store.run_summary(run_id).expect("summary");
     assert_eq!(run.status, "INTERRUPTED");
     let note = run.error.clone().unwrap_or_default();
-    assert!(note.contains("stopped without finishing the run (killed or crashed)"), "{note}");
+    assert!(
+        note.contains("stopped without finishing the run (killed or crashed)"),
+        "{note}"
+    );
     assert!(run.ended_at.is_some());
-    assert_eq!(store.stages(run_id).expect("stages")[0].status, "INTERRUPTED");
-    assert!(store.logs_tail(run_id, 5).expect("logs").iter().any(|l| l.level == "warn" && l.message == note));
+    assert_eq!(
+        store.stages(run_id).expect("stages")[0].status,
+        "INTERRUPTED"
+    );
+    assert!(store
+        .logs_tail(run_id, 5)
+        .expect("logs")
+        .iter()
+        .any(|l| l.level == "warn" && l.message == note));
 
     // Every step flushed before the kill is there; later batches are whole
     // (all three keys of a step) and contiguous — no gaps, no torn batches.
-    let loss = store.metric_series(run_id, Some("joint"), Some("loss")).expect("loss");
-    assert!(loss.len() > FLUSHED, "the child kept writing after the flush ({} rows)", loss.len());
-    assert!(loss.iter().enumerate().all(|(i, m)| m.step == i as i64 + 1 && m.value == Some(1.0 / (i + 1) as f64)));
+    let loss = store
+        .metric_series(run_id, Some("joint"), Some("loss"))
+        .expect("loss");
+    assert!(
+        loss.len() > FLUSHED,
+        "the child kept writing after the flush ({} rows)",
+        loss.len()
+    );
+    assert!(loss
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.step == i as i64 + 1 && m.value == Some(1.0 / (i + 1) as f64)));
     let all = store.metric_series(run_id, None, None).expect("all");
     assert_eq!(all.len(), loss.len() * 3);
 
@@ -91,5 +124,8 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
     let (rec, info) = store.reopen_run(run_id).expect("resume");
     assert_eq!(info.stages[0].last_step, loss.len() as i64);
     rec.finish(RunStatus::Finished).expect("finish");
-    assert_eq!(store.run_summary(run_id).expect("summary").status, "FINISHED");
+    assert_eq!(
+        store.run_summary(run_id).expect("summary").status,
+        "FINISHED"
+    );
 }

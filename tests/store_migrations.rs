@@ -9,8 +9,20 @@ use std::path::Path;
 use store_support::*;
 
 fn migrations_applied(db: &Path) -> Vec<i64> {
-    let n = scalar_i64(db, "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1");
-    (0..n).map(|i| scalar_i64(db, &format!("SELECT version FROM _sqlx_migrations ORDER BY version LIMIT 1 OFFSET {i}"))).collect()
+    let n = scalar_i64(
+        db,
+        "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1",
+    );
+    (0..n)
+        .map(|i| {
+            scalar_i64(
+                db,
+                &format!(
+                    "SELECT version FROM _sqlx_migrations ORDER BY version LIMIT 1 OFFSET {i}"
+                ),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -22,16 +34,39 @@ fn fresh_file_gets_every_migration_and_the_pragmas() {
     let all: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
     assert_eq!(migrations_applied(&db), all);
     assert!(all.len() >= 2);
-    for table in ["experiments", "runs", "params", "metrics", "evaluations", "stages", "artifacts", "logs"] {
+    for table in [
+        "experiments",
+        "runs",
+        "params",
+        "metrics",
+        "evaluations",
+        "stages",
+        "artifacts",
+        "logs",
+    ] {
         assert_eq!(
-            scalar_i64(&db, &format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'")),
+            scalar_i64(
+                &db,
+                &format!(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
+                )
+            ),
             1,
             "{table}"
         );
     }
-    assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND name = 'run_summary'"), 1);
+    assert_eq!(
+        scalar_i64(
+            &db,
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND name = 'run_summary'"
+        ),
+        1
+    );
     assert_eq!(scalar_text(&db, "PRAGMA journal_mode"), "wal");
-    assert!(store.list_runs(&RunFilter::default()).expect("list").is_empty());
+    assert!(store
+        .list_runs(&RunFilter::default())
+        .expect("list")
+        .is_empty());
     drop(store);
     // Reopening is idempotent.
     Store::open(&db).expect("reopen");
@@ -50,14 +85,25 @@ fn an_older_schema_is_upgraded_with_its_runs_intact() {
         .expect("migrations dir")
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("0001_")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("0001_"))
+        })
         .expect("0001 migration");
     std::fs::copy(&first, only_first.join(first.file_name().expect("name"))).expect("copy");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.expect("connect");
-        let old = sqlx::migrate::Migrator::new(only_first.as_path()).await.expect("old migrator");
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+                .await
+                .expect("connect");
+        let old = sqlx::migrate::Migrator::new(only_first.as_path())
+            .await
+            .expect("old migrator");
         old.run(&mut conn).await.expect("apply 0001");
         conn.close().await.expect("close");
     });
@@ -84,16 +130,31 @@ fn an_older_schema_is_upgraded_with_its_runs_intact() {
     );
 
     let store = Store::open(&db).expect("the current build opens the old file");
-    assert_eq!(migrations_applied(&db), MIGRATOR.iter().map(|m| m.version).collect::<Vec<_>>());
+    assert_eq!(
+        migrations_applied(&db),
+        MIGRATOR.iter().map(|m| m.version).collect::<Vec<_>>()
+    );
     let runs = store.list_runs(&RunFilter::default()).expect("list");
     assert_eq!(runs.len(), 1);
     let r = &runs[0];
-    assert_eq!((r.id, r.experiment.as_str(), r.status.as_str()), (7, "movielens", "FINISHED"));
+    assert_eq!(
+        (r.id, r.experiment.as_str(), r.status.as_str()),
+        (7, "movielens", "FINISHED")
+    );
     assert_eq!(r.final_stage.as_deref(), Some("joint"));
-    assert_eq!((r.best_valid_auc, r.test_auc, r.test_logloss), (Some(0.74), Some(0.73), Some(0.54)));
+    assert_eq!(
+        (r.best_valid_auc, r.test_auc, r.test_logloss),
+        (Some(0.74), Some(0.73), Some(0.54))
+    );
     assert_eq!(r.duration_s.map(|d| d.round()), Some(600.0));
-    assert_eq!(store.params(7).expect("params"), vec![("ctr.backbone.name".to_string(), "dcnv2".to_string())]);
-    assert_eq!(store.metric_series(7, None, None).expect("metrics").len(), 1);
+    assert_eq!(
+        store.params(7).expect("params"),
+        vec![("ctr.backbone.name".to_string(), "dcnv2".to_string())]
+    );
+    assert_eq!(
+        store.metric_series(7, None, None).expect("metrics").len(),
+        1
+    );
     // New runs go in after the old ones.
     let rec = start(&store, &plan("new", dnn(), 1));
     assert_eq!(rec.run_id(), 8);
@@ -121,7 +182,11 @@ fn a_newer_schema_is_refused_clearly() {
 fn not_a_database_and_missing_files() {
     let dir = tempdir();
     let junk = dir.path().join("junk.db");
-    std::fs::write(&junk, "this is not sqlite, just text that is long enough to have a header ......").expect("write");
+    std::fs::write(
+        &junk,
+        "this is not sqlite, just text that is long enough to have a header ......",
+    )
+    .expect("write");
     let err = Store::open(&junk).err().expect("not a database");
     let msg = format!("{err:#}");
     assert!(msg.contains("junk.db"), "{msg}");

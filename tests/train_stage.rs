@@ -12,7 +12,9 @@ use clickprompt::model::vars::{seeded_var_builder, sorted_vars};
 use clickprompt::plan::{Backbone, TrainPlan};
 use clickprompt::train::checkpoint::{load_by_name, load_by_name_except, save};
 use clickprompt::train::events::{Collect, EvalSplit, Event};
-use clickprompt::train::trainer::{train_stage, EvalCtx, Evaluation, StageData, StageModel, StageResult, StageSpec, StepCtx};
+use clickprompt::train::trainer::{
+    train_stage, EvalCtx, Evaluation, StageData, StageModel, StageResult, StageSpec, StepCtx,
+};
 use ctr_support::*;
 use std::cell::RefCell;
 
@@ -33,16 +35,38 @@ fn splits(seed: u64, n: usize) -> Result<Splits> {
 }
 
 fn spec(name: &str, train: TrainPlan, seed: u64) -> StageSpec {
-    StageSpec { name: name.into(), kind: "ctr_only".into(), train, seed, checkpoint_dir: None, cancel: None }
+    StageSpec {
+        name: name.into(),
+        kind: "ctr_only".into(),
+        train,
+        seed,
+        checkpoint_dir: None,
+        cancel: None,
+        resume: None,
+    }
 }
 
-fn train_ctr(backbone: Backbone, s: &Splits, tp: TrainPlan, seed: u64, sink: &Collect) -> Result<StageResult> {
+fn train_ctr(
+    backbone: Backbone,
+    s: &Splits,
+    tp: TrainPlan,
+    seed: u64,
+    sink: &Collect,
+) -> Result<StageResult> {
     let vm = VarMap::new();
-    let model = CtrModel::new(&ctr_plan(8, backbone), &meta(), seeded_var_builder(&vm, seed, DType::F32, &Device::Cpu))?;
+    let model = CtrModel::new(
+        &ctr_plan(8, backbone),
+        &meta(),
+        seeded_var_builder(&vm, seed, DType::F32, &Device::Cpu),
+    )?;
     train_stage(
         &model,
         &vm,
-        StageData { train: &s.train, valid: &s.valid, test: Some(&s.test) },
+        StageData {
+            train: &s.train,
+            valid: &s.valid,
+            test: Some(&s.test),
+        },
         &spec("ctr", tp, seed),
         sink,
     )
@@ -56,7 +80,10 @@ fn every_backbone_learns_the_planted_signal() -> Result<()> {
     let mut report = Vec::new();
     for backbone in all_backbones(0.0) {
         let sink = Collect::default();
-        let tp = TrainPlan { patience: Some(2), ..train_plan(4, 256, 0.01) };
+        let tp = TrainPlan {
+            patience: Some(2),
+            ..train_plan(4, 256, 0.01)
+        };
         let r = train_ctr(backbone.clone(), &s, tp, 3, &sink)?;
         let auc = r.test.as_ref().and_then(|t| t.auc).unwrap();
         report.push((backbone.clone(), auc));
@@ -66,7 +93,10 @@ fn every_backbone_learns_the_planted_signal() -> Result<()> {
     for (backbone, auc) in report {
         // lr sees only first-order effects (the planted signal is mostly an interaction).
         let threshold = if backbone == Backbone::Lr { 0.54 } else { 0.70 };
-        assert!(auc > threshold, "{backbone:?} reached only {auc:.4} test AUC");
+        assert!(
+            auc > threshold,
+            "{backbone:?} reached only {auc:.4} test AUC"
+        );
     }
     Ok(())
 }
@@ -74,9 +104,19 @@ fn every_backbone_learns_the_planted_signal() -> Result<()> {
 #[test]
 fn same_seed_same_metrics_on_cpu() -> Result<()> {
     let s = splits(2, 3000)?;
-    let bb = Backbone::DcnV2 { cross: 2, mlp: vec![16, 16], dropout: 0.2 };
+    let bb = Backbone::DcnV2 {
+        cross: 2,
+        mlp: vec![16, 16],
+        dropout: 0.2,
+    };
     let run = |seed| -> Result<(f64, f64, f64)> {
-        let r = train_ctr(bb.clone(), &s, train_plan(2, 128, 0.005), seed, &Collect::default())?;
+        let r = train_ctr(
+            bb.clone(),
+            &s,
+            train_plan(2, 128, 0.005),
+            seed,
+            &Collect::default(),
+        )?;
         let v = r.best_valid.unwrap();
         let t = r.test.unwrap();
         Ok((v.auc.unwrap(), t.auc.unwrap(), t.logloss.unwrap()))
@@ -91,17 +131,56 @@ fn same_seed_same_metrics_on_cpu() -> Result<()> {
 fn events_follow_the_contract() -> Result<()> {
     let s = splits(3, 2000)?;
     let sink = Collect::default();
-    let tp = TrainPlan { warmup: 0.5, schedule: clickprompt::plan::Schedule::Linear, ..train_plan(2, 500, 0.01) };
-    let r = train_ctr(Backbone::DeepFm { mlp: vec![8], dropout: 0.1 }, &s, tp, 1, &sink)?;
+    let tp = TrainPlan {
+        warmup: 0.5,
+        schedule: clickprompt::plan::Schedule::Linear,
+        ..train_plan(2, 500, 0.01)
+    };
+    let r = train_ctr(
+        Backbone::DeepFm {
+            mlp: vec![8],
+            dropout: 0.1,
+        },
+        &s,
+        tp,
+        1,
+        &sink,
+    )?;
     let ev = sink.0.lock().unwrap().clone();
-    assert!(matches!(&ev[0], Event::StageStarted { steps_per_epoch: 4, epochs: 2, rows: 2000, .. }));
-    let steps: Vec<(usize, f64)> = ev.iter().filter_map(|e| match e { Event::Step { step, lr, .. } => Some((*step, *lr)), _ => None }).collect();
-    assert_eq!(steps.iter().map(|s| s.0).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+    assert!(matches!(
+        &ev[0],
+        Event::StageStarted {
+            steps_per_epoch: 4,
+            epochs: 2,
+            rows: 2000,
+            ..
+        }
+    ));
+    let steps: Vec<(usize, f64)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step { step, lr, .. } => Some((*step, *lr)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
     // Warm-up over 4 steps to 0.01, then linear decay.
     assert!((steps[0].1 - 0.0025).abs() < 1e-12 && (steps[3].1 - 0.01).abs() < 1e-12);
     assert!(steps[7].1 < steps[4].1);
-    let evals: Vec<EvalSplit> = ev.iter().filter_map(|e| match e { Event::Eval { split, .. } => Some(*split), _ => None }).collect();
-    assert_eq!(evals, vec![EvalSplit::Valid, EvalSplit::Valid, EvalSplit::Test]);
+    let evals: Vec<EvalSplit> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Eval { split, .. } => Some(*split),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        evals,
+        vec![EvalSplit::Valid, EvalSplit::Valid, EvalSplit::Test]
+    );
     assert!(matches!(ev.last(), Some(Event::StageFinished { .. })));
     assert!(r.infer_samples_per_s.unwrap() > 0.0);
     Ok(())
@@ -110,20 +189,51 @@ fn events_follow_the_contract() -> Result<()> {
 #[test]
 fn gradient_accumulation_equals_one_large_batch() -> Result<()> {
     let s = splits(4, 64)?;
-    let bb = Backbone::Dnn { mlp: vec![8], dropout: 0.0 };
+    let bb = Backbone::Dnn {
+        mlp: vec![8],
+        dropout: 0.0,
+    };
     let weights = |batch: usize, accumulate: usize| -> Result<Vec<(String, Vec<f32>)>> {
         let vm = VarMap::new();
-        let model = CtrModel::new(&ctr_plan(4, bb.clone()), &meta(), seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu))?;
-        let tp = TrainPlan { accumulate, max_rows: Some(32), ..train_plan(1, batch, 0.05) };
-        train_stage(&model, &vm, StageData { train: &s.train, valid: &s.valid, test: None }, &spec("acc", tp, 7), &Collect::default())?;
-        sorted_vars(&vm)?.into_iter().map(|(n, v)| Ok((n, v.as_tensor().flatten_all()?.to_vec1::<f32>()?))).collect()
+        let model = CtrModel::new(
+            &ctr_plan(4, bb.clone()),
+            &meta(),
+            seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu),
+        )?;
+        let tp = TrainPlan {
+            accumulate,
+            max_rows: Some(32),
+            ..train_plan(1, batch, 0.05)
+        };
+        train_stage(
+            &model,
+            &vm,
+            StageData {
+                train: &s.train,
+                valid: &s.valid,
+                test: None,
+            },
+            &spec("acc", tp, 7),
+            &Collect::default(),
+        )?;
+        sorted_vars(&vm)?
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+            .collect()
     };
     let big = weights(32, 1)?;
     let acc = weights(8, 4)?;
     let untouched = {
         let vm = VarMap::new();
-        CtrModel::new(&ctr_plan(4, bb.clone()), &meta(), seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu))?;
-        sorted_vars(&vm)?.into_iter().map(|(n, v)| Ok((n, v.as_tensor().flatten_all()?.to_vec1::<f32>()?))).collect::<Result<Vec<_>>>()?
+        CtrModel::new(
+            &ctr_plan(4, bb.clone()),
+            &meta(),
+            seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu),
+        )?;
+        sorted_vars(&vm)?
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+            .collect::<Result<Vec<_>>>()?
     };
     assert_ne!(big, untouched);
     for ((n, a), (_, b)) in big.iter().zip(&acc) {
@@ -156,28 +266,64 @@ impl StageModel for Scripted {
     }
     fn evaluate(&self, split: &DeviceSplit, _eb: usize, ctx: &EvalCtx) -> Result<Evaluation> {
         let w = self.w.as_tensor().to_vec1::<f32>()?[0];
-        let score = if ctx.split == EvalSplit::Valid { self.scores[ctx.epoch - 1] } else { -1.0 };
+        let score = if ctx.split == EvalSplit::Valid {
+            self.scores[ctx.epoch - 1]
+        } else {
+            -1.0
+        };
         self.seen.borrow_mut().push(w);
-        Ok(Evaluation { auc: None, logloss: None, metrics: vec![("score".into(), score)], score, rows: split.rows, seconds: 1e-3 })
+        Ok(Evaluation {
+            auc: None,
+            logloss: None,
+            metrics: vec![("score".into(), score)],
+            score,
+            rows: split.rows,
+            seconds: 1e-3,
+        })
     }
 }
 
 fn scripted(nan_at: Option<usize>, scores: Vec<f64>) -> Result<(Scripted, VarMap)> {
     let vm = VarMap::new();
-    let w = seeded_var_builder(&vm, 0, DType::F32, &Device::Cpu).get_with_hints(1, "ctr.w", candle_nn::Init::Const(3.0))?;
+    let w = seeded_var_builder(&vm, 0, DType::F32, &Device::Cpu).get_with_hints(
+        1,
+        "ctr.w",
+        candle_nn::Init::Const(3.0),
+    )?;
     let var = vm.data().lock().unwrap().get("ctr.w").unwrap().clone();
     let _ = w;
-    Ok((Scripted { w: var, nan_at, scores, seen: RefCell::new(vec![]) }, vm))
+    Ok((
+        Scripted {
+            w: var,
+            nan_at,
+            scores,
+            seen: RefCell::new(vec![]),
+        },
+        vm,
+    ))
 }
 
 #[test]
 fn nan_loss_stops_with_the_step_named() -> Result<()> {
     let s = splits(5, 400)?;
     let (m, vm) = scripted(Some(3), vec![0.5; 5])?;
-    let err = train_stage(&m, &vm, StageData { train: &s.train, valid: &s.valid, test: None }, &spec("nan", train_plan(2, 100, 0.1), 1), &Collect::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("step 3") && err.contains("NaN") && err.contains("nan"), "{err}");
+    let err = train_stage(
+        &m,
+        &vm,
+        StageData {
+            train: &s.train,
+            valid: &s.valid,
+            test: None,
+        },
+        &spec("nan", train_plan(2, 100, 0.1), 1),
+        &Collect::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("step 3") && err.contains("NaN") && err.contains("nan"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -186,10 +332,26 @@ fn early_stopping_restores_the_best_epoch_and_checkpoints() -> Result<()> {
     let s = splits(6, 400)?;
     let dir = tempfile::tempdir()?;
     let (m, vm) = scripted(None, vec![0.5, 0.7, 0.6, 0.65, 0.9, 0.9])?;
-    let tp = TrainPlan { patience: Some(2), ..train_plan(6, 100, 0.1) };
-    let sp = StageSpec { checkpoint_dir: Some(dir.path().join("run/ctr")), ..spec("es", tp, 1) };
+    let tp = TrainPlan {
+        patience: Some(2),
+        ..train_plan(6, 100, 0.1)
+    };
+    let sp = StageSpec {
+        checkpoint_dir: Some(dir.path().join("run/ctr")),
+        ..spec("es", tp, 1)
+    };
     let sink = Collect::default();
-    let r = train_stage(&m, &vm, StageData { train: &s.train, valid: &s.valid, test: Some(&s.test) }, &sp, &sink)?;
+    let r = train_stage(
+        &m,
+        &vm,
+        StageData {
+            train: &s.train,
+            valid: &s.valid,
+            test: Some(&s.test),
+        },
+        &sp,
+        &sink,
+    )?;
     assert_eq!(r.best_epoch, Some(2));
     assert_eq!(r.epochs_run, 4);
     assert!(r.stopped_early);
@@ -200,7 +362,10 @@ fn early_stopping_restores_the_best_epoch_and_checkpoints() -> Result<()> {
     assert_eq!(seen[4], seen[1]);
     assert_eq!(m.w.as_tensor().to_vec1::<f32>()?[0], seen[1]);
     for e in 1..=4 {
-        assert!(dir.path().join(format!("run/ctr/epoch-{e}.safetensors")).exists());
+        assert!(dir
+            .path()
+            .join(format!("run/ctr/epoch-{e}.safetensors"))
+            .exists());
     }
     assert!(!dir.path().join("run/ctr/epoch-5.safetensors").exists());
     let best = dir.path().join("run/ctr/best.safetensors");
@@ -208,7 +373,13 @@ fn early_stopping_restores_the_best_epoch_and_checkpoints() -> Result<()> {
     // best.safetensors holds the epoch-2 weights.
     let t = candle_core::safetensors::load(&best, &Device::Cpu)?;
     assert_eq!(t["ctr.w"].to_vec1::<f32>()?[0], seen[1]);
-    let ck = sink.0.lock().unwrap().iter().filter(|e| matches!(e, Event::Checkpoint { .. })).count();
+    let ck = sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Checkpoint { .. }))
+        .count();
     assert_eq!(ck, 4 + 2); // four epochs + best at epochs 1 and 2
     Ok(())
 }
@@ -219,25 +390,77 @@ fn load_by_name_reports_loaded_initialised_dropped() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("best.safetensors");
     let vm_a = VarMap::new();
-    CtrModel::new(&ctr_plan(4, Backbone::DcnV2 { cross: 1, mlp: vec![8], dropout: 0.0 }), &meta(), seeded_var_builder(&vm_a, 1, DType::F32, &dev))?;
+    CtrModel::new(
+        &ctr_plan(
+            4,
+            Backbone::DcnV2 {
+                cross: 1,
+                mlp: vec![8],
+                dropout: 0.0,
+            },
+        ),
+        &meta(),
+        seeded_var_builder(&vm_a, 1, DType::F32, &dev),
+    )?;
     let saved = save(&vm_a, &path)?;
     assert!(saved.bytes > 0 && saved.sha256.len() == 64);
     // Same embedding and MLP sizes, no cross network, fresh fc_out.
     let vm_b = VarMap::new();
-    CtrModel::new(&ctr_plan(4, Backbone::Dnn { mlp: vec![8], dropout: 0.0 }), &meta(), seeded_var_builder(&vm_b, 2, DType::F32, &dev))?;
+    CtrModel::new(
+        &ctr_plan(
+            4,
+            Backbone::Dnn {
+                mlp: vec![8],
+                dropout: 0.0,
+            },
+        ),
+        &meta(),
+        seeded_var_builder(&vm_b, 2, DType::F32, &dev),
+    )?;
     let r = load_by_name_except(&vm_b, &path, |n| n.starts_with("ctr.fc_out."))?;
     assert!(r.loaded.contains(&"ctr.embedding.weight".to_string()));
     assert!(r.loaded.contains(&"ctr.mlp.0.weight".to_string()));
-    assert_eq!(r.initialised, vec!["ctr.fc_out.bias".to_string(), "ctr.fc_out.weight".to_string()]);
+    assert_eq!(
+        r.initialised,
+        vec![
+            "ctr.fc_out.bias".to_string(),
+            "ctr.fc_out.weight".to_string()
+        ]
+    );
     assert!(r.dropped.contains(&"ctr.cross.0.weight".to_string()));
     assert!(r.dropped.contains(&"ctr.fc_out.weight".to_string()));
-    let get = |vm: &VarMap, n: &str| vm.data().lock().unwrap()[n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(get(&vm_a, "ctr.embedding.weight"), get(&vm_b, "ctr.embedding.weight"));
-    assert_ne!(get(&vm_a, "ctr.fc_out.weight"), get(&vm_b, "ctr.fc_out.weight"));
+    let get = |vm: &VarMap, n: &str| {
+        vm.data().lock().unwrap()[n]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(
+        get(&vm_a, "ctr.embedding.weight"),
+        get(&vm_b, "ctr.embedding.weight")
+    );
+    assert_ne!(
+        get(&vm_a, "ctr.fc_out.weight"),
+        get(&vm_b, "ctr.fc_out.weight")
+    );
     // Shape mismatch is an error naming the tensor.
     let vm_c = VarMap::new();
-    CtrModel::new(&ctr_plan(4, Backbone::Dnn { mlp: vec![5], dropout: 0.0 }), &meta(), seeded_var_builder(&vm_c, 2, DType::F32, &dev))?;
-    let err = load_by_name_except(&vm_c, &path, |n| n.starts_with("ctr.fc_out.")).unwrap_err().to_string();
+    CtrModel::new(
+        &ctr_plan(
+            4,
+            Backbone::Dnn {
+                mlp: vec![5],
+                dropout: 0.0,
+            },
+        ),
+        &meta(),
+        seeded_var_builder(&vm_c, 2, DType::F32, &dev),
+    )?;
+    let err = load_by_name_except(&vm_c, &path, |n| n.starts_with("ctr.fc_out."))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ctr.mlp.0") && err.contains("shape"), "{err}");
     assert!(load_by_name(&vm_c, &dir.path().join("missing.safetensors")).is_err());
     Ok(())

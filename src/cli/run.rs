@@ -1,27 +1,55 @@
-//! `clickprompt run FILE.cp [--experiment NAME]`: executes an experiment's
-//! stages (every run of the file, or of one experiment / sweep) with progress
-//! bars, then prints a summary table.
+//! `clickprompt run`: loads an experiment file, builds the data and runs the
+//! stages (every run of the file, or of one experiment / sweep), recording
+//! each run in the run database, with progress bars or the live dashboard,
+//! then prints a summary table.
+//!
+//! Ctrl-C once stops after the current step: the run is marked INTERRUPTED
+//! with everything recorded so far, and `--resume ID` continues it. Ctrl-C
+//! twice marks it and exits at once.
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::data::{self, LoadOptions};
 use crate::error::invalid;
-use crate::plan::DeviceSpec;
+use crate::model::plm::resolve_plm_dir;
+use crate::plan::{DeviceSpec, ExperimentPlan};
+use crate::store::{self, InterruptHandle, NewRun, ResumeInfo, RunRecorder, RunStatus, Store};
 use crate::train::events::{Event, EventSink, LogLevel};
-use crate::train::runner::{run_experiment, RunOptions, RunSummary};
+use crate::train::runner::{
+    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary, StageSummary,
+};
+use crate::train::trainer::StageResume;
+
+const AFTER_HELP: &str = "\
+Every run is recorded in the run database (--db, else $CLICKPROMPT_DB, else
+./runs.db): plan, parameters, step metrics, evaluations and checkpoints.
+Checkpoints go to CHECKPOINTS/run-<id>/<run name>/<stage>/.
+
+Ctrl-C stops after the current step and marks the run INTERRUPTED; continue
+it with `clickprompt run --resume ID`. A second Ctrl-C stops at once.
+
+Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130 interrupted.
+
+Examples:
+  clickprompt run experiments/quickstart.cp
+  clickprompt run experiments/ml100k_prompt_sweep.cp --experiment prompt_count --dash
+  clickprompt run --resume 12";
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct RunArgs {
     /// Experiment file (`.cp`).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "resume", value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Only this experiment or sweep (every point of a sweep runs in turn);
     /// default: every run in the file.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "resume")]
     pub experiment: Option<String>,
     /// Override the plan's device: `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long)]
@@ -29,34 +57,80 @@ pub struct RunArgs {
     /// Where processed datasets are cached.
     #[arg(long, default_value = ".cache/data")]
     pub cache_dir: PathBuf,
-    /// Checkpoints go to `DIR/<run>/<stage>/`.
+    /// Root folder of the checkpoints.
     #[arg(long, default_value = "checkpoints")]
     pub checkpoints: PathBuf,
     /// Rebuild the processed dataset even when a cached copy exists.
     #[arg(long)]
     pub rebuild: bool,
+    /// Run database (default: $CLICKPROMPT_DB, else ./runs.db).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Continue an interrupted or failed run (its stored plan; FILE not needed).
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<i64>,
+    /// Show the live dashboard while training (falls back to progress bars without a terminal).
+    #[arg(long)]
+    pub dash: bool,
+}
+
+/// The outcome of `run_file`.
+#[derive(Default)]
+pub struct Outcome {
+    pub summaries: Vec<RunSummary>,
+    /// Runs that failed, with their database id when they got one.
+    pub failures: Vec<(String, Option<i64>, anyhow::Error)>,
+    /// Set when Ctrl-C stopped a run (its id).
+    pub interrupted: Option<i64>,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let sink = ProgressSink::new();
-    let (summaries, failures) = run_file(&args, &sink)?;
-    if !summaries.is_empty() {
-        println!("{}", summary_table(&summaries));
-    }
-    if failures.is_empty() {
-        Ok(())
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| store::default_db_path(None));
+    let outcome = if args.dash {
+        let dash_args = &args;
+        let db = &db_path;
+        match super::dash::run_with_dashboard(&db_path, move || run_file(dash_args, db, &Quiet))? {
+            super::dash::Dashboard::Shown(r) => r?,
+            super::dash::Dashboard::Unavailable { reason, .. } => {
+                eprintln!("--dash: {reason}; showing progress bars instead");
+                run_file(&args, &db_path, &ProgressSink::new())?
+            }
+        }
     } else {
-        let n = failures.len();
-        let mut msg = format!("{n} run(s) failed:");
-        for (run, err) in &failures {
-            msg.push_str(&format!("\n  {run}: {err:#}"));
-        }
-        // Exit code 2 only when every failure is the user's to fix.
-        if failures.iter().all(|(_, e)| crate::error::exit_code(e) == 2) {
-            Err(invalid(msg))
-        } else {
-            Err(anyhow::anyhow!(msg))
-        }
+        run_file(&args, &db_path, &ProgressSink::new())?
+    };
+    if !outcome.summaries.is_empty() {
+        println!("{}", summary_table(&outcome.summaries));
+    }
+    eprintln!(
+        "runs recorded in {} (`clickprompt runs list --db {}`)",
+        db_path.display(),
+        db_path.display()
+    );
+    if let Some(id) = outcome.interrupted {
+        eprintln!("interrupted: run {id} is marked INTERRUPTED; continue it with `clickprompt run --resume {id}`");
+        std::process::exit(130);
+    }
+    if outcome.failures.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!("{} run(s) failed:", outcome.failures.len());
+    for (run, id, err) in &outcome.failures {
+        let id = id.map_or(String::new(), |i| format!(" (run {i})"));
+        msg.push_str(&format!("\n  {run}{id}: {err:#}"));
+    }
+    // Exit code 2 only when every failure is the user's to fix.
+    if outcome
+        .failures
+        .iter()
+        .all(|(_, _, e)| crate::error::exit_code(e) == 2)
+    {
+        Err(invalid(msg))
+    } else {
+        Err(anyhow::anyhow!(msg))
     }
 }
 
@@ -68,73 +142,305 @@ pub fn parse_device(s: &str) -> Result<DeviceSpec> {
         "cuda" => Ok(DeviceSpec::Cuda(0)),
         _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(i)) => Ok(DeviceSpec::Cuda(i)),
-            _ => Err(invalid(format!("--device {s}: expected auto, cpu, cuda or cuda:N"))),
+            _ => Err(invalid(format!(
+                "--device {s}: expected auto, cpu, cuda or cuda:N"
+            ))),
         },
     }
 }
 
-/// Ctrl-C sets this; the trainer stops after the current step.
-fn cancel_flag() -> Arc<AtomicBool> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
-        // A second handler cannot be installed (tests, embedding): run without one then.
-        let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
-        flag
-    })
-    .clone()
+/// Ctrl-C state shared with the handler: the first press sets `cancel` (the
+/// trainer stops after the current step); the second marks the current run
+/// INTERRUPTED through its handle and exits.
+struct Interrupts {
+    cancel: Arc<AtomicBool>,
+    current: Mutex<Option<InterruptHandle>>,
 }
 
-/// Runs every selected plan of the file; returns the summaries of the runs
-/// that finished and the errors of those that did not (a sweep goes on
-/// after a failed point). Errors before any run starts are returned as such.
-pub fn run_file(args: &RunArgs, sink: &dyn EventSink) -> Result<(Vec<RunSummary>, Vec<(String, anyhow::Error)>)> {
-    let plans = crate::plan::select(crate::plan::load_file(&args.file)?, args.experiment.as_deref())?;
-    let device = args.device.as_deref().map(parse_device).transpose()?;
-    let cancel = cancel_flag();
-    cancel.store(false, Ordering::Relaxed);
-    let opts = RunOptions { checkpoint_root: args.checkpoints.clone(), device, cancel: Some(cancel.clone()) };
-    let mut summaries = Vec::new();
-    let mut failures = Vec::new();
-    for plan in &plans {
-        if cancel.load(Ordering::Relaxed) {
-            failures.push((plan.name.clone(), anyhow::anyhow!("not started: interrupted")));
-            continue;
-        }
-        let outcome = (|| -> Result<RunSummary> {
-            let load = LoadOptions {
-                cache_dir: args.cache_dir.clone(),
-                rebuild: args.rebuild,
-                tokenizer_dir: match &plan.plm {
-                    Some(p) => Some(crate::cli::data::plm_dir(&p.location)?),
-                    None => None,
-                },
-            };
-            let loaded = data::load(plan, &load).with_context(|| format!("loading dataset {}", plan.dataset.name))?;
-            sink.emit(Event::Log {
-                level: LogLevel::Info,
-                message: format!(
-                    "dataset {}: {} / {} / {} rows ({} {})",
-                    plan.dataset.name,
-                    loaded.dataset.train.rows,
-                    loaded.dataset.valid.rows,
-                    loaded.dataset.test.rows,
-                    if loaded.cache.hit { "cached at" } else { "built, cached at" },
-                    loaded.cache.path.display()
-                ),
-            });
-            run_experiment(plan, &loaded.dataset, &opts, sink)
-        })();
-        match outcome {
-            Ok(s) => summaries.push(s),
-            Err(e) => {
-                sink.emit(Event::Log { level: LogLevel::Error, message: format!("run {} failed: {e:#}", plan.name) });
-                failures.push((plan.name.clone(), e));
+fn interrupts() -> &'static Interrupts {
+    static STATE: OnceLock<Interrupts> = OnceLock::new();
+    STATE.get_or_init(|| {
+        // A second handler cannot be installed (tests, embedding): run without one then.
+        let _ = ctrlc::set_handler(|| {
+            let st = interrupts();
+            if st.cancel.swap(true, Ordering::SeqCst) {
+                if let Ok(guard) = st.current.lock() {
+                    if let Some(h) = guard.as_ref() {
+                        let _ = h.interrupt();
+                    }
+                }
+                super::dash::restore_terminal();
+                eprintln!("\ninterrupted");
+                std::process::exit(130);
             }
+            eprintln!("\nCtrl-C: stopping after the current step (again to stop now)");
+        });
+        Interrupts {
+            cancel: Arc::new(AtomicBool::new(false)),
+            current: Mutex::new(None),
+        }
+    })
+}
+
+/// Sends every event to two sinks (progress display and recorder).
+struct Both<'a>(&'a dyn EventSink, &'a dyn EventSink);
+
+impl EventSink for Both<'_> {
+    fn emit(&self, event: Event) {
+        self.0.emit(event.clone());
+        self.1.emit(event);
+    }
+}
+
+/// Shows nothing: the dashboard reads the database instead.
+pub struct Quiet;
+
+impl EventSink for Quiet {
+    fn emit(&self, _event: Event) {}
+}
+
+/// Runs every selected plan of the file (or the resumed run), recording each
+/// in the database at `db_path`. A sweep goes on after a failed point; Ctrl-C
+/// stops the loop. Errors before any run starts are returned as such.
+pub fn run_file(args: &RunArgs, db_path: &Path, sink: &dyn EventSink) -> Result<Outcome> {
+    let override_device = args.device.as_deref().map(parse_device).transpose()?;
+    let store = Store::open(db_path)
+        .with_context(|| format!("opening the run database {}", db_path.display()))?;
+    let st = interrupts();
+    st.cancel.store(false, Ordering::SeqCst);
+    let mut outcome = Outcome::default();
+
+    if let Some(id) = args.resume {
+        let (recorder, info) = store.reopen_run(id)?;
+        let plan: ExperimentPlan = serde_yaml::from_str(&info.plan_yaml)
+            .with_context(|| format!("run {id}: reading its stored plan"))?;
+        let resume = resume_state(&info, &plan);
+        let root = resume
+            .1
+            .clone()
+            .unwrap_or_else(|| run_checkpoint_root(&args.checkpoints, id));
+        execute(
+            args,
+            &plan,
+            recorder,
+            Some(resume.0),
+            root,
+            override_device,
+            sink,
+            &mut outcome,
+        );
+        return Ok(outcome);
+    }
+
+    let file = args
+        .file
+        .as_ref()
+        .ok_or_else(|| invalid("an experiment file is required"))?;
+    let source =
+        std::fs::read_to_string(file).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    let plans = crate::plan::select(crate::plan::load_file(file)?, args.experiment.as_deref())?;
+    for plan in &plans {
+        if st.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let device = select_device(override_device.unwrap_or(plan.device))
+            .map(|d| device_name(&d))
+            .with_context(|| format!("run {}", plan.name))?;
+        let recorder = store.start_run(NewRun::new(plan, file, &source, &device))?;
+        let root = run_checkpoint_root(&args.checkpoints, recorder.run_id());
+        execute(
+            args,
+            plan,
+            recorder,
+            None,
+            root,
+            override_device,
+            sink,
+            &mut outcome,
+        );
+    }
+    Ok(outcome)
+}
+
+/// `<checkpoints>/run-<id>`: re-running an experiment never overwrites the
+/// checkpoints of an earlier run, and `--resume` finds its own.
+fn run_checkpoint_root(root: &Path, id: i64) -> PathBuf {
+    root.join(format!("run-{id}"))
+}
+
+/// Loads the data, runs the plan and closes the run's record.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    args: &RunArgs,
+    plan: &ExperimentPlan,
+    recorder: RunRecorder,
+    resume: Option<RunResume>,
+    checkpoint_root: PathBuf,
+    device: Option<DeviceSpec>,
+    sink: &dyn EventSink,
+    outcome: &mut Outcome,
+) {
+    let st = interrupts();
+    let id = recorder.run_id();
+    if let Ok(mut g) = st.current.lock() {
+        *g = Some(recorder.interrupt_handle());
+    }
+    let both = Both(sink, &recorder);
+    both.emit(Event::Log {
+        level: LogLevel::Info,
+        message: format!("run {id}: {}", plan.name),
+    });
+    let opts = RunOptions {
+        checkpoint_root,
+        device,
+        cancel: Some(st.cancel.clone()),
+        resume,
+    };
+    let result = (|| -> Result<RunSummary> {
+        let load = LoadOptions {
+            cache_dir: args.cache_dir.clone(),
+            rebuild: args.rebuild,
+            tokenizer_dir: plan.plm.as_ref().map(resolve_plm_dir).transpose()?,
+        };
+        let loaded = data::load(plan, &load)
+            .with_context(|| format!("loading dataset {}", plan.dataset.name))?;
+        both.emit(Event::Log {
+            level: LogLevel::Info,
+            message: format!(
+                "dataset {}: {} / {} / {} rows ({} {})",
+                plan.dataset.name,
+                loaded.dataset.train.rows,
+                loaded.dataset.valid.rows,
+                loaded.dataset.test.rows,
+                if loaded.cache.hit {
+                    "cached at"
+                } else {
+                    "built, cached at"
+                },
+                loaded.cache.path.display()
+            ),
+        });
+        run_experiment(plan, &loaded.dataset, &opts, &both)
+    })();
+    if let Ok(mut g) = st.current.lock() {
+        *g = None;
+    }
+    let interrupted = st.cancel.load(Ordering::SeqCst);
+    let status = match &result {
+        Ok(_) => RunStatus::Finished,
+        Err(_) if interrupted => RunStatus::Interrupted,
+        Err(e) => RunStatus::Failed(format!("{e:#}")),
+    };
+    if let Err(e) = &result {
+        if !interrupted {
+            sink.emit(Event::Log {
+                level: LogLevel::Error,
+                message: format!("run {} failed: {e:#}", plan.name),
+            });
         }
     }
-    Ok((summaries, failures))
+    let closed = recorder.finish(status);
+    match (result, closed) {
+        (Ok(s), Ok(())) => outcome.summaries.push(s),
+        (Ok(_), Err(e)) => {
+            outcome
+                .failures
+                .push((plan.name.clone(), Some(id), e.context("recording the run")))
+        }
+        (Err(_), _) if interrupted => outcome.interrupted = Some(id),
+        (Err(e), _) => outcome.failures.push((plan.name.clone(), Some(id), e)),
+    }
+}
+
+/// Finished stages (summaries rebuilt from the database) and the stage that
+/// stopped (continued from its last completed epoch), plus the checkpoint
+/// root the run wrote to, when it wrote any.
+fn resume_state(info: &ResumeInfo, plan: &ExperimentPlan) -> (RunResume, Option<PathBuf>) {
+    let mut finished = HashMap::new();
+    let mut partial = HashMap::new();
+    for st in &info.stages {
+        let evals = |split: &str, epoch: Option<i64>| {
+            info.evaluations.iter().rfind(|e| {
+                e.stage == st.stage && e.split == split && epoch.is_none_or(|ep| e.epoch == ep)
+            })
+        };
+        if st.status == "FINISHED" {
+            let valid = evals("valid", st.best_epoch);
+            let test = evals("test", None);
+            finished.insert(
+                st.stage.clone(),
+                StageSummary {
+                    stage: st.stage.clone(),
+                    kind: st.kind.clone(),
+                    best_epoch: st.best_epoch.map(|e| e as usize),
+                    epochs_run: info
+                        .evaluations
+                        .iter()
+                        .filter(|e| e.stage == st.stage && e.split == "valid")
+                        .map(|e| e.epoch as usize)
+                        .max()
+                        .unwrap_or(0),
+                    valid_auc: valid.and_then(|e| e.auc),
+                    valid_logloss: valid.and_then(|e| e.logloss),
+                    test_auc: test.and_then(|e| e.auc),
+                    test_logloss: test.and_then(|e| e.logloss),
+                    metrics: valid
+                        .map(|e| {
+                            e.metrics
+                                .iter()
+                                .filter_map(|(k, v)| v.map(|v| (k.clone(), v)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    seconds: st.seconds.unwrap_or(0.0),
+                    train_samples_per_s: st.train_samples_per_s.unwrap_or(0.0),
+                    infer_samples_per_s: st.infer_samples_per_s,
+                    best_checkpoint: info
+                        .last_checkpoint(&st.stage)
+                        .map(|a| PathBuf::from(&a.path)),
+                },
+            );
+            continue;
+        }
+        let Some(done) = info.last_evaluated_epoch(&st.stage).filter(|e| *e > 0) else {
+            continue;
+        };
+        let suffix = format!("epoch-{done}.safetensors");
+        let last = info
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|a| a.stage == st.stage && a.path.ends_with(&suffix))
+            .map(|a| PathBuf::from(&a.path))
+            .filter(|p| p.is_file());
+        let Some(last) = last else { continue };
+        let best = info
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|a| a.stage == st.stage && a.path.ends_with("best.safetensors"))
+            .and_then(|a| Some((a.epoch? as usize, PathBuf::from(&a.path))))
+            .filter(|(_, p)| p.is_file());
+        partial.insert(
+            st.stage.clone(),
+            StageResume {
+                done_epochs: done as usize,
+                last_checkpoint: last,
+                best,
+            },
+        );
+    }
+    // <root>/<run name>/<stage>/<file>
+    let root = info
+        .checkpoints
+        .first()
+        .and_then(|a| Path::new(&a.path).ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|_| {
+            info.checkpoints
+                .first()
+                .is_some_and(|a| a.path.contains(&plan.name))
+        });
+    (RunResume { finished, partial }, root)
 }
 
 /// Progress bars (stage, epoch, step, loss, samples/s, ETA) and evaluation
@@ -157,7 +463,12 @@ impl Default for ProgressSink {
 
 impl ProgressSink {
     pub fn new() -> Self {
-        Self { state: Mutex::new(Bars { bar: None, epochs: 0 }) }
+        Self {
+            state: Mutex::new(Bars {
+                bar: None,
+                epochs: 0,
+            }),
+        }
     }
 
     fn line(bar: Option<&ProgressBar>, text: String) {
@@ -170,9 +481,17 @@ impl ProgressSink {
 
 impl EventSink for ProgressSink {
     fn emit(&self, event: Event) {
-        let Ok(mut st) = self.state.lock() else { return };
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
         match event {
-            Event::StageStarted { stage, kind, epochs, steps_per_epoch, rows } => {
+            Event::StageStarted {
+                stage,
+                kind,
+                epochs,
+                steps_per_epoch,
+                rows,
+            } => {
                 if let Some(b) = st.bar.take() {
                     b.finish_and_clear();
                 }
@@ -189,13 +508,29 @@ impl EventSink for ProgressSink {
                 st.bar = Some(bar);
                 st.epochs = epochs;
             }
-            Event::Step { epoch, step, loss, samples_per_s, .. } => {
+            Event::Step {
+                epoch,
+                step,
+                loss,
+                samples_per_s,
+                ..
+            } => {
                 if let Some(b) = &st.bar {
                     b.set_position(step as u64);
-                    b.set_message(format!("epoch {epoch}/{} loss {loss:.4} {samples_per_s:.0} samples/s", st.epochs));
+                    b.set_message(format!(
+                        "epoch {epoch}/{} loss {loss:.4} {samples_per_s:.0} samples/s",
+                        st.epochs
+                    ));
                 }
             }
-            Event::Eval { stage, epoch, split, auc, logloss, metrics } => {
+            Event::Eval {
+                stage,
+                epoch,
+                split,
+                auc,
+                logloss,
+                metrics,
+            } => {
                 let mut parts = Vec::new();
                 if let Some(a) = auc {
                     parts.push(format!("AUC {a:.4}"));
@@ -206,9 +541,21 @@ impl EventSink for ProgressSink {
                 for (k, v) in metrics {
                     parts.push(format!("{k} {v:.4}"));
                 }
-                Self::line(st.bar.as_ref(), format!("{stage} epoch {epoch} {}: {}", split.as_str(), parts.join(", ")));
+                Self::line(
+                    st.bar.as_ref(),
+                    format!(
+                        "{stage} epoch {epoch} {}: {}",
+                        split.as_str(),
+                        parts.join(", ")
+                    ),
+                );
             }
-            Event::StageFinished { stage, best_epoch, seconds, .. } => {
+            Event::StageFinished {
+                stage,
+                best_epoch,
+                seconds,
+                ..
+            } => {
                 if let Some(b) = st.bar.take() {
                     b.finish_and_clear();
                 }
@@ -234,7 +581,19 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 /// The summary table: one row per stage of every run.
 pub fn summary_table(runs: &[RunSummary]) -> String {
-    let header = ["run", "stage", "kind", "best", "valid AUC", "valid LogLoss", "test AUC", "test LogLoss", "time (s)", "train/s", "infer/s"];
+    let header = [
+        "run",
+        "stage",
+        "kind",
+        "best",
+        "valid AUC",
+        "valid LogLoss",
+        "test AUC",
+        "test LogLoss",
+        "time (s)",
+        "train/s",
+        "infer/s",
+    ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in runs {
         for s in &r.stages {
@@ -242,7 +601,8 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
                 r.run.clone(),
                 s.stage.clone(),
                 s.kind.clone(),
-                s.best_epoch.map_or("-".into(), |e| format!("{e}/{}", s.epochs_run)),
+                s.best_epoch
+                    .map_or("-".into(), |e| format!("{e}/{}", s.epochs_run)),
                 opt(s.valid_auc, 4),
                 opt(s.valid_logloss, 4),
                 opt(s.test_auc, 4),
@@ -253,18 +613,32 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
         let cells: Vec<String> = r
             .iter()
             .enumerate()
-            .map(|(c, v)| if c < 3 { format!("{v:<w$}", w = widths[c]) } else { format!("{v:>w$}", w = widths[c]) })
+            .map(|(c, v)| {
+                if c < 3 {
+                    format!("{v:<w$}", w = widths[c])
+                } else {
+                    format!("{v:>w$}", w = widths[c])
+                }
+            })
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if i == 0 {
-            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push_str(
+                &widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  "),
+            );
             out.push('\n');
         }
     }

@@ -21,7 +21,10 @@ pub struct DbArg {
 
 impl DbArg {
     fn open(&self) -> Result<Store> {
-        let path = self.db.clone().unwrap_or_else(|| store::default_db_path(None));
+        let path = self
+            .db
+            .clone()
+            .unwrap_or_else(|| store::default_db_path(None));
         Store::open_existing(&path)
     }
 }
@@ -170,7 +173,9 @@ fn fmt_opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 /// "2026-11-29T19:00:05.123Z" → "2026-11-29 19:00:05".
 fn fmt_time(ts: &str) -> String {
-    ts.get(..19).map(|s| s.replace('T', " ")).unwrap_or_else(|| ts.to_string())
+    ts.get(..19)
+        .map(|s| s.replace('T', " "))
+        .unwrap_or_else(|| ts.to_string())
 }
 
 pub(crate) fn fmt_duration(secs: Option<f64>) -> String {
@@ -186,7 +191,11 @@ pub(crate) fn fmt_duration(secs: Option<f64>) -> String {
     } else {
         let s = s.round();
         let h = (s / 3600.0).floor();
-        format!("{}h{:02}m", h as u64, ((s - h * 3600.0) / 60.0).floor() as u64)
+        format!(
+            "{}h{:02}m",
+            h as u64,
+            ((s - h * 3600.0) / 60.0).floor() as u64
+        )
     }
 }
 
@@ -209,7 +218,17 @@ fn fmt_bytes(b: i64) -> String {
 
 fn runs_table(runs: &[RunSummary], style: Style) -> String {
     let mut t = Table::new(
-        &["ID", "EXPERIMENT", "SWEEP", "STATUS", "STARTED (UTC)", "DURATION", "BEST VALID AUC", "TEST AUC", "TEST LOGLOSS"],
+        &[
+            "ID",
+            "EXPERIMENT",
+            "SWEEP",
+            "STATUS",
+            "STARTED (UTC)",
+            "DURATION",
+            "BEST VALID AUC",
+            "TEST AUC",
+            "TEST LOGLOSS",
+        ],
         &[0, 5, 6, 7, 8],
     );
     for r in runs {
@@ -279,9 +298,22 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         ("experiment", s.experiment.clone()),
         ("name", s.name.clone()),
         ("sweep", s.sweep_point.clone().unwrap_or_else(|| "-".into())),
-        ("source", format!("{} (sha256 {})", d.source_path, d.file_hash.get(..12).unwrap_or(&d.file_hash))),
+        (
+            "source",
+            format!(
+                "{} (sha256 {})",
+                d.source_path,
+                d.file_hash.get(..12).unwrap_or(&d.file_hash)
+            ),
+        ),
         ("started", format!("{} UTC", fmt_time(&s.started_at))),
-        ("ended", s.ended_at.as_deref().map(|e| format!("{} UTC", fmt_time(e))).unwrap_or_else(|| "-".into())),
+        (
+            "ended",
+            s.ended_at
+                .as_deref()
+                .map(|e| format!("{} UTC", fmt_time(e)))
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("duration", fmt_duration(s.duration_s)),
         ("device", s.device.clone()),
         ("host", format!("{} (pid {})", s.host, d.pid)),
@@ -313,7 +345,17 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         writeln!(out, "  (none recorded)")?;
     } else {
         let mut t = Table::new(
-            &["STAGE", "KIND", "STATUS", "EPOCHS", "STEPS", "BEST EPOCH", "TIME", "TRAIN SAMPLES/S", "INFER SAMPLES/S"],
+            &[
+                "STAGE",
+                "KIND",
+                "STATUS",
+                "EPOCHS",
+                "STEPS",
+                "BEST EPOCH",
+                "TIME",
+                "TRAIN SAMPLES/S",
+                "INFER SAMPLES/S",
+            ],
             &[3, 4, 5, 6, 7, 8],
         );
         for st in &d.stages {
@@ -337,10 +379,21 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     if d.evaluations.is_empty() {
         writeln!(out, "  (none recorded)")?;
     } else {
-        let mut t = Table::new(&["STAGE", "EPOCH", "SPLIT", "AUC", "LOGLOSS", "OTHER"], &[1, 3, 4]);
+        let mut t = Table::new(
+            &["STAGE", "EPOCH", "SPLIT", "AUC", "LOGLOSS", "OTHER"],
+            &[1, 3, 4],
+        );
         for e in &d.evaluations {
-            let best = d.stages.iter().any(|st| st.stage == e.stage && st.best_epoch == Some(e.epoch)) && e.split == "valid";
-            let other: Vec<String> = e.metrics.iter().map(|(k, v)| format!("{k}={}", fmt_metric(*v))).collect();
+            let best = d
+                .stages
+                .iter()
+                .any(|st| st.stage == e.stage && st.best_epoch == Some(e.epoch))
+                && e.split == "valid";
+            let other: Vec<String> = e
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k}={}", fmt_metric(*v)))
+                .collect();
             t.push(vec![
                 e.stage.clone().into(),
                 e.epoch.to_string().into(),
@@ -434,7 +487,9 @@ fn stage_metric(e: &RunExport, stage: &str, key: &str) -> Option<f64> {
     let st = e.stages.iter().find(|s| s.name == stage)?;
     let split = |sp: &'static str| st.evaluations.iter().filter(move |v| v.split == sp);
     let best = |it: &mut dyn Iterator<Item = f64>, higher: bool| {
-        it.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| if higher { m.max(v) } else { m.min(v) })))
+        it.fold(None, |m: Option<f64>, v| {
+            Some(m.map_or(v, |m| if higher { m.max(v) } else { m.min(v) }))
+        })
     };
     let test = || split("test").max_by_key(|v| v.epoch);
     match key {
@@ -473,7 +528,11 @@ fn best_index(values: &[Option<f64>], better: Better) -> Option<usize> {
 
 fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let store = a.db.open()?;
-    let runs: Vec<RunExport> = a.ids.iter().map(|&id| store.export_run(id)).collect::<Result<_>>()?;
+    let runs: Vec<RunExport> = a
+        .ids
+        .iter()
+        .map(|&id| store.export_run(id))
+        .collect::<Result<_>>()?;
 
     let mut keys: Vec<&String> = runs.iter().flat_map(|r| r.params.keys()).collect();
     keys.sort();
@@ -481,7 +540,10 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let total_params = keys.len();
     let params: Vec<CompareRow<String>> = keys
         .into_iter()
-        .map(|k| CompareRow { key: k.clone(), values: runs.iter().map(|r| r.params.get(k).cloned()).collect() })
+        .map(|k| CompareRow {
+            key: k.clone(),
+            values: runs.iter().map(|r| r.params.get(k).cloned()).collect(),
+        })
         .filter(|row| a.all || row.values.iter().any(|v| v != &row.values[0]))
         .collect();
 
@@ -500,12 +562,24 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
             if values.iter().all(Option::is_none) {
                 continue;
             }
-            metrics.push(CompareMetric { stage: st.clone(), metric: key, best: best_index(&values, *better), values });
+            metrics.push(CompareMetric {
+                stage: st.clone(),
+                metric: key,
+                best: best_index(&values, *better),
+                values,
+            });
         }
     }
 
     if a.json {
-        return json_line(out, &CompareDoc { runs: a.ids.clone(), params, metrics });
+        return json_line(
+            out,
+            &CompareDoc {
+                runs: a.ids.clone(),
+                params,
+                metrics,
+            },
+        );
     }
 
     let run_heads: Vec<String> = runs.iter().map(|r| format!("#{}", r.id)).collect();
@@ -513,8 +587,13 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     head.extend(run_heads.iter().map(String::as_str));
     let mut t = Table::new(&head, &[]);
     for (label, f) in [
-        ("experiment", &(|r: &RunExport| r.experiment.clone()) as &dyn Fn(&RunExport) -> String),
-        ("sweep", &|r: &RunExport| r.sweep_point.clone().unwrap_or_else(|| "-".into())),
+        (
+            "experiment",
+            &(|r: &RunExport| r.experiment.clone()) as &dyn Fn(&RunExport) -> String,
+        ),
+        ("sweep", &|r: &RunExport| {
+            r.sweep_point.clone().unwrap_or_else(|| "-".into())
+        }),
         ("status", &|r: &RunExport| r.status.clone()),
         ("started", &|r: &RunExport| fmt_time(&r.started_at)),
         ("duration", &|r: &RunExport| fmt_duration(r.duration_s)),
@@ -529,7 +608,13 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     if a.all {
         writeln!(out, "\n{} ({})", b("params"), total_params)?;
     } else {
-        writeln!(out, "\n{} ({} of {})", b("params that differ"), params.len(), total_params)?;
+        writeln!(
+            out,
+            "\n{} ({} of {})",
+            b("params that differ"),
+            params.len(),
+            total_params
+        )?;
     }
     if params.is_empty() {
         writeln!(out, "  (none: the runs have identical params)")?;
@@ -539,7 +624,11 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         let mut t = Table::new(&head, &[]);
         for p in &params {
             let mut row: Vec<Cell> = vec![p.key.clone().into()];
-            row.extend(p.values.iter().map(|v| Cell::from(v.clone().unwrap_or_else(|| "-".into()))));
+            row.extend(
+                p.values
+                    .iter()
+                    .map(|v| Cell::from(v.clone().unwrap_or_else(|| "-".into()))),
+            );
             t.push(row);
         }
         write!(out, "{}", indent(&t.render(style)))?;
@@ -554,7 +643,11 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         let right: Vec<usize> = (2..2 + runs.len()).collect();
         let mut t = Table::new(&head, &right);
         for m in &metrics {
-            let label = COMPARED.iter().find(|c| c.1 == m.metric).map(|c| c.0).unwrap_or(m.metric);
+            let label = COMPARED
+                .iter()
+                .find(|c| c.1 == m.metric)
+                .map(|c| c.0)
+                .unwrap_or(m.metric);
             let mut row: Vec<Cell> = vec![m.stage.clone().into(), label.into()];
             for (i, v) in m.values.iter().enumerate() {
                 let text = match m.metric {
@@ -562,7 +655,11 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
                     "train_samples_per_s" => fmt_rate(*v),
                     _ => fmt_metric(*v),
                 };
-                row.push(if m.best == Some(i) { Cell::painted(format!("{text}*"), Paint::Best) } else { Cell::from(format!("{text} ")) });
+                row.push(if m.best == Some(i) {
+                    Cell::painted(format!("{text}*"), Paint::Best)
+                } else {
+                    Cell::from(format!("{text} "))
+                });
             }
             t.push(row);
         }
@@ -578,15 +675,31 @@ fn best(a: BestArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let store = a.db.open()?;
     let better = store::field_better(&a.metric)?;
     let Some(run) = store.best_run(&a.metric, a.experiment.as_deref())? else {
-        let scope = a.experiment.map(|x| format!(" of experiment `{x}`")).unwrap_or_default();
-        return Err(invalid(format!("no run{scope} in {} has a value for `{}`", store.path().display(), a.metric)));
+        let scope = a
+            .experiment
+            .map(|x| format!(" of experiment `{x}`"))
+            .unwrap_or_default();
+        return Err(invalid(format!(
+            "no run{scope} in {} has a value for `{}`",
+            store.path().display(),
+            a.metric
+        )));
     };
     if a.json {
         return json_line(out, &run);
     }
-    let value = store.field_value(run.id, &a.metric)?.unwrap_or_else(|| "-".into());
-    let value = value.parse::<f64>().map(|v| format!("{v:.4}")).unwrap_or(value);
-    let dir = if better == Better::Higher { "higher" } else { "lower" };
+    let value = store
+        .field_value(run.id, &a.metric)?
+        .unwrap_or_else(|| "-".into());
+    let value = value
+        .parse::<f64>()
+        .map(|v| format!("{v:.4}"))
+        .unwrap_or(value);
+    let dir = if better == Better::Higher {
+        "higher"
+    } else {
+        "lower"
+    };
     writeln!(
         out,
         "best by {} ({dir} is better): run {} with {}",
@@ -624,7 +737,10 @@ fn delete(a: DeleteArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let mut ids = a.ids.clone();
     ids.sort();
     ids.dedup();
-    let runs: Vec<RunSummary> = ids.iter().map(|&id| store.run_summary(id)).collect::<Result<_>>()?;
+    let runs: Vec<RunSummary> = ids
+        .iter()
+        .map(|&id| store.run_summary(id))
+        .collect::<Result<_>>()?;
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             return Err(invalid(
@@ -633,9 +749,14 @@ fn delete(a: DeleteArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         }
         write!(out, "{}", runs_table(&runs, style))?;
         out.flush()?;
-        eprint!("Delete {} run(s) and all their metrics, evaluations and artifacts records? [y/N] ", runs.len());
+        eprint!(
+            "Delete {} run(s) and all their metrics, evaluations and artifacts records? [y/N] ",
+            runs.len()
+        );
         let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).context("reading the answer")?;
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("reading the answer")?;
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
             writeln!(out, "nothing deleted")?;
             return Ok(());
@@ -663,9 +784,15 @@ mod tests {
 
     #[test]
     fn best_index_respects_direction_and_needs_two_values() {
-        assert_eq!(best_index(&[Some(0.7), Some(0.8), None], Better::Higher), Some(1));
+        assert_eq!(
+            best_index(&[Some(0.7), Some(0.8), None], Better::Higher),
+            Some(1)
+        );
         assert_eq!(best_index(&[Some(0.5), Some(0.4)], Better::Lower), Some(1));
         assert_eq!(best_index(&[Some(0.5), None], Better::Lower), None);
-        assert_eq!(best_index(&[Some(0.5), Some(0.5), Some(0.1)], Better::Higher), None);
+        assert_eq!(
+            best_index(&[Some(0.5), Some(0.5), Some(0.1)], Better::Higher),
+            None
+        );
     }
 }

@@ -97,7 +97,10 @@ impl DeviceSplit {
 
     /// Token length of every row (empty when the split has no text).
     pub fn token_lengths(&self) -> &[usize] {
-        self.tokens.as_ref().map(|(_, l)| l.as_slice()).unwrap_or(&[])
+        self.tokens
+            .as_ref()
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or(&[])
     }
 
     pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
@@ -127,7 +130,11 @@ impl DeviceSplit {
         Ok(Batch {
             rows: rows.len(),
             single: self.single.as_ref().map(take).transpose()?,
-            multi: self.multi.iter().map(take).collect::<candle_core::Result<_>>()?,
+            multi: self
+                .multi
+                .iter()
+                .map(take)
+                .collect::<candle_core::Result<_>>()?,
             numbers: self.numbers.as_ref().map(take).transpose()?,
             labels: take(&self.labels)?,
             text,
@@ -150,7 +157,11 @@ fn pad_tokens(
     pad: u32,
     device: &Device,
 ) -> Result<(Tensor, Vec<usize>)> {
-    let width = (0..n).map(|r| tok.len_of(r)).max().unwrap_or(1).clamp(1, max_len.max(1));
+    let width = (0..n)
+        .map(|r| tok.len_of(r))
+        .max()
+        .unwrap_or(1)
+        .clamp(1, max_len.max(1));
     let mut flat = vec![pad; n * width];
     let mut lengths = Vec::with_capacity(n);
     for r in 0..n {

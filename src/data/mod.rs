@@ -242,14 +242,21 @@ pub fn build(
 
 /// Adds where the failing dataset was declared to a load error, keeping an
 /// invalid-input error invalid input (its message is what users see).
-pub fn with_declaration(err: anyhow::Error, file: &std::path::Path, plan: &ExperimentPlan) -> anyhow::Error {
+pub fn with_declaration(
+    err: anyhow::Error,
+    file: &std::path::Path,
+    plan: &ExperimentPlan,
+) -> anyhow::Error {
     let note = format!(
         "note: while loading dataset `{}` for experiment `{}` of {}",
         plan.dataset.name,
         plan.name,
         file.display()
     );
-    match err.chain().find_map(|e| e.downcast_ref::<crate::error::InvalidInput>()) {
+    match err
+        .chain()
+        .find_map(|e| e.downcast_ref::<crate::error::InvalidInput>())
+    {
         Some(inv) => invalid(format!("{}\n{note}", inv.0)),
         None => err.context(note),
     }

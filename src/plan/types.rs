@@ -61,10 +61,16 @@ pub struct DatasetPlan {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourcePlan {
     #[serde(rename = "movielens_100k")]
-    MovieLens100k { dir: PathBuf },
+    MovieLens100k {
+        dir: PathBuf,
+    },
     #[serde(rename = "movielens_1m")]
-    MovieLens1m { dir: PathBuf },
-    Bookcrossing { dir: PathBuf },
+    MovieLens1m {
+        dir: PathBuf,
+    },
+    Bookcrossing {
+        dir: PathBuf,
+    },
     Csv(CsvSource),
     Synthetic(SyntheticSource),
 }
@@ -103,7 +109,11 @@ pub struct SyntheticSource {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LabelRule {
     /// `rating > 3`: positive when `column op value`.
-    Threshold { column: String, op: CmpOp, value: f64 },
+    Threshold {
+        column: String,
+        op: CmpOp,
+        value: f64,
+    },
     /// `label clicked`: the column already holds 0/1.
     Binary { column: String },
 }
@@ -158,9 +168,13 @@ pub enum FieldKind {
     Id,
     Category,
     /// Numeric value bucketised by ascending `edges` (len(edges)+1 buckets).
-    Bucket { edges: Vec<f64> },
+    Bucket {
+        edges: Vec<f64>,
+    },
     /// Several values in one cell separated by `sep`; mean-pooled embedding.
-    Multi { sep: String },
+    Multi {
+        sep: String,
+    },
     /// Free text: rendered verbatim in the template; on the CTR side one id per distinct value.
     Text,
     /// A real number: scales a learned field embedding on the CTR side.
@@ -238,18 +252,47 @@ pub struct CtrPlan {
 pub enum Backbone {
     Lr,
     Fm,
-    Dnn { mlp: Vec<usize>, dropout: f64 },
+    Dnn {
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
     #[serde(rename = "deepfm")]
-    DeepFm { mlp: Vec<usize>, dropout: f64 },
-    Dcn { cross: usize, mlp: Vec<usize>, dropout: f64 },
+    DeepFm {
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
+    Dcn {
+        cross: usize,
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
     #[serde(rename = "dcnv2")]
-    DcnV2 { cross: usize, mlp: Vec<usize>, dropout: f64 },
+    DcnV2 {
+        cross: usize,
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
     #[serde(rename = "autoint")]
-    AutoInt { layers: usize, heads: usize, att_dim: usize, mlp: Vec<usize>, dropout: f64 },
+    AutoInt {
+        layers: usize,
+        heads: usize,
+        att_dim: usize,
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
     #[serde(rename = "xdeepfm")]
-    XDeepFm { cin: Vec<usize>, mlp: Vec<usize>, dropout: f64 },
+    XDeepFm {
+        cin: Vec<usize>,
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
     #[serde(rename = "fibinet")]
-    FiBiNet { reduction: usize, bilinear: BilinearKind, mlp: Vec<usize>, dropout: f64 },
+    FiBiNet {
+        reduction: usize,
+        bilinear: BilinearKind,
+        mlp: Vec<usize>,
+        dropout: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,19 +372,29 @@ pub struct StagePlan {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StageKind {
     /// Prompt-augmented MLM; `mask` is the masking ratio (0 < mask < 1).
-    PaMlm { mask: f64 },
+    PaMlm {
+        mask: f64,
+    },
     Joint,
     /// CTR backbone alone, initialised by name from stage `from` (if any).
-    CtrOnly { from: Option<String> },
+    CtrOnly {
+        from: Option<String>,
+    },
     PlmOnly,
 }
 
 impl StageKind {
     pub fn needs_plm(&self) -> bool {
-        matches!(self, StageKind::PaMlm { .. } | StageKind::Joint | StageKind::PlmOnly)
+        matches!(
+            self,
+            StageKind::PaMlm { .. } | StageKind::Joint | StageKind::PlmOnly
+        )
     }
     pub fn needs_ctr(&self) -> bool {
-        matches!(self, StageKind::PaMlm { .. } | StageKind::Joint | StageKind::CtrOnly { .. })
+        matches!(
+            self,
+            StageKind::PaMlm { .. } | StageKind::Joint | StageKind::CtrOnly { .. }
+        )
     }
 }
 

@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,8 +84,12 @@ impl Store {
     fn open_with(path: &Path, create: bool) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if create && !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the folder for the run database {}", path.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!(
+                        "creating the folder for the run database {}",
+                        path.display()
+                    )
+                })?;
             }
         }
         // One worker is plenty: sqlx's SQLite driver runs statements on its own
@@ -114,7 +120,11 @@ impl Store {
             .with_context(|| format!("opening the run database {shown}"))?;
         rt.block_on(migrate(&pool, &shown))?;
         let store = Store {
-            inner: Arc::new(Inner { pool, rt, path: path.to_path_buf() }),
+            inner: Arc::new(Inner {
+                pool,
+                rt,
+                path: path.to_path_buf(),
+            }),
         };
         store.recover_dead_runs()?;
         Ok(store)
@@ -141,9 +151,11 @@ impl Store {
         let host = process::hostname();
         let candidates: Vec<(i64, i64, Option<String>)> = self
             .block_on(
-                sqlx::query_as("SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?")
-                    .bind(&host)
-                    .fetch_all(self.pool()),
+                sqlx::query_as(
+                    "SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?",
+                )
+                .bind(&host)
+                .fetch_all(self.pool()),
             )
             .context("looking for interrupted runs")?;
         let mut marked = Vec::new();
@@ -235,10 +247,15 @@ async fn migrate(pool: &SqlitePool, shown: &str) -> Result<()> {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                 if attempt == 3 {
-                    return Err(anyhow::Error::new(e).context(format!("migrating the run database {shown}")));
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("migrating the run database {shown}")));
                 }
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("migrating the run database {shown}"))),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("migrating the run database {shown}"))
+                )
+            }
         }
     }
 }

@@ -87,7 +87,13 @@ pub struct ArtifactExport {
 
 impl From<&Artifact> for ArtifactExport {
     fn from(a: &Artifact) -> Self {
-        ArtifactExport { stage: a.stage.clone(), epoch: a.epoch, path: a.path.clone(), bytes: a.bytes, sha256: a.sha256.clone() }
+        ArtifactExport {
+            stage: a.stage.clone(),
+            epoch: a.epoch,
+            path: a.path.clone(),
+            bytes: a.bytes,
+            sha256: a.sha256.clone(),
+        }
     }
 }
 
@@ -158,14 +164,25 @@ impl Store {
     /// The export document for `ids` (every run, oldest first, when empty).
     pub fn export(&self, ids: &[i64]) -> Result<ExportDoc> {
         let ids: Vec<i64> = if ids.is_empty() {
-            let mut all: Vec<i64> = self.list_runs(&Default::default())?.iter().map(|r| r.id).collect();
+            let mut all: Vec<i64> = self
+                .list_runs(&Default::default())?
+                .iter()
+                .map(|r| r.id)
+                .collect();
             all.sort();
             all
         } else {
             ids.to_vec()
         };
-        let runs = ids.iter().map(|&id| self.export_run(id)).collect::<Result<Vec<_>>>()?;
-        Ok(ExportDoc { format: EXPORT_FORMAT, version: EXPORT_VERSION, runs })
+        let runs = ids
+            .iter()
+            .map(|&id| self.export_run(id))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ExportDoc {
+            format: EXPORT_FORMAT,
+            version: EXPORT_VERSION,
+            runs,
+        })
     }
 }
 
@@ -234,10 +251,15 @@ pub fn to_csv(doc: &ExportDoc) -> String {
         for s in &stage_names {
             let st = r.stages.iter().find(|x| &x.name == s);
             let evals = st.map(|x| x.evaluations.as_slice()).unwrap_or(&[]);
-            let best_valid = evals.iter().filter(|e| e.split == "valid").filter_map(|e| e.auc).fold(None, |m: Option<f64>, v| {
-                Some(m.map_or(v, |m| m.max(v)))
-            });
-            let test = evals.iter().filter(|e| e.split == "test").max_by_key(|e| e.epoch);
+            let best_valid = evals
+                .iter()
+                .filter(|e| e.split == "valid")
+                .filter_map(|e| e.auc)
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+            let test = evals
+                .iter()
+                .filter(|e| e.split == "test")
+                .max_by_key(|e| e.epoch);
             row.push(num(best_valid));
             row.push(num(test.and_then(|e| e.auc)));
             row.push(num(test.and_then(|e| e.logloss)));

@@ -92,9 +92,17 @@ pub(crate) const STATUSES: &[&str] = &["RUNNING", "FINISHED", "FAILED", "INTERRU
 /// A resolved field reference.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Field {
-    Column { sql: &'static str, ty_num: bool, status: bool, better: Better },
+    Column {
+        sql: &'static str,
+        ty_num: bool,
+        status: bool,
+        better: Better,
+    },
     Param(String),
-    Stage { stage: String, metric: &'static str },
+    Stage {
+        stage: String,
+        metric: &'static str,
+    },
 }
 
 impl Field {
@@ -117,7 +125,10 @@ impl Field {
     /// SQL for the field's value on run `s` (params: the text value).
     pub fn value_sql(&self) -> Sql {
         match self {
-            Field::Column { sql, .. } => Sql { sql: format!("s.{sql}"), binds: vec![] },
+            Field::Column { sql, .. } => Sql {
+                sql: format!("s.{sql}"),
+                binds: vec![],
+            },
             Field::Param(key) => Sql {
                 sql: "(SELECT p.value FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
                 binds: vec![Bind::Text(key.clone())],
@@ -151,7 +162,9 @@ fn stage_metric_better(metric: &str) -> Better {
 fn stage_metric_sql(stage: &str, metric: &str) -> Sql {
     let binds = vec![Bind::Text(stage.to_string())];
     let sql = match metric.split_once('_') {
-        Some((split @ ("train" | "valid" | "test"), m @ ("auc" | "logloss"))) if !metric.contains("samples") => {
+        Some((split @ ("train" | "valid" | "test"), m @ ("auc" | "logloss")))
+            if !metric.contains("samples") =>
+        {
             if split == "test" {
                 format!(
                     "(SELECT e.{m} FROM evaluations e WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'test' \
@@ -167,7 +180,11 @@ fn stage_metric_sql(stage: &str, metric: &str) -> Sql {
         }
         _ => {
             // best_epoch, seconds, train_samples_per_s, infer_samples_per_s: stage columns.
-            let col = STAGE_METRICS.iter().find(|m| **m == metric).copied().unwrap_or("seconds");
+            let col = STAGE_METRICS
+                .iter()
+                .find(|m| **m == metric)
+                .copied()
+                .unwrap_or("seconds");
             format!("(SELECT st.{col} FROM stages st WHERE st.run_id = s.id AND st.stage = ?)")
         }
     };
@@ -183,14 +200,22 @@ pub(crate) fn resolve_field(name: &str) -> Result<Field, String> {
         return Ok(Field::Param(key.to_string()));
     }
     if let Some(&(_, sql, ty, better)) = COLUMNS.iter().find(|c| c.0.eq_ignore_ascii_case(name)) {
-        return Ok(Field::Column { sql, ty_num: ty == Ty::Num, status: ty == Ty::Status, better });
+        return Ok(Field::Column {
+            sql,
+            ty_num: ty == Ty::Num,
+            status: ty == Ty::Status,
+            better,
+        });
     }
     if let Some((stage, metric)) = name.split_once('.') {
         if stage.is_empty() {
             return Err(format!("`{name}` names no stage before the dot"));
         }
         return match STAGE_METRICS.iter().find(|m| **m == metric) {
-            Some(m) => Ok(Field::Stage { stage: stage.to_string(), metric: m }),
+            Some(m) => Ok(Field::Stage {
+                stage: stage.to_string(),
+                metric: m,
+            }),
             None => {
                 let hint = suggest(metric, STAGE_METRICS.iter().copied());
                 Err(format!(
@@ -207,7 +232,10 @@ pub(crate) fn resolve_field(name: &str) -> Result<Field, String> {
 pub(crate) fn fields_help() -> String {
     let mut cols: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
     cols.dedup();
-    format!("fields are {}, params.<key>, and <stage>.<metric>", cols.join(", "))
+    format!(
+        "fields are {}, params.<key>, and <stage>.<metric>",
+        cols.join(", ")
+    )
 }
 
 fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
@@ -283,7 +311,11 @@ fn lex(src: &str) -> Result<Vec<Token>, At> {
                     ('<', _) => (Tok::Op("<"), i + 1),
                     ('>', _) => (Tok::Op(">"), i + 1),
                     _ => {
-                        return Err(At { start, end: end_of(i + 1), msg: "`!` must be followed by `=`".into() });
+                        return Err(At {
+                            start,
+                            end: end_of(i + 1),
+                            msg: "`!` must be followed by `=`".into(),
+                        });
                     }
                 }
             }
@@ -307,16 +339,27 @@ fn lex(src: &str) -> Result<Vec<Token>, At> {
                     j += 1;
                 }
                 if !closed {
-                    return Err(At { start, end: src.len(), msg: format!("unterminated text: missing closing {c}") });
+                    return Err(At {
+                        start,
+                        end: src.len(),
+                        msg: format!("unterminated text: missing closing {c}"),
+                    });
                 }
                 (Tok::Str(s), j)
             }
-            c if c.is_ascii_digit() || ((c == '-' || c == '+' || c == '.') && next_is_digit(&chars, i)) => {
+            c if c.is_ascii_digit()
+                || ((c == '-' || c == '+' || c == '.') && next_is_digit(&chars, i)) =>
+            {
                 let mut j = i + 1;
                 while j < chars.len() {
                     let ch = chars[j].1;
                     let prev = chars[j - 1].1;
-                    if ch.is_ascii_digit() || ch == '.' || ch == 'e' || ch == 'E' || ((ch == '-' || ch == '+') && (prev == 'e' || prev == 'E')) {
+                    if ch.is_ascii_digit()
+                        || ch == '.'
+                        || ch == 'e'
+                        || ch == 'E'
+                        || ((ch == '-' || ch == '+') && (prev == 'e' || prev == 'E'))
+                    {
                         j += 1;
                     } else {
                         break;
@@ -331,12 +374,21 @@ fn lex(src: &str) -> Result<Vec<Token>, At> {
                     return Err(At {
                         start,
                         end: end_of(k),
-                        msg: format!("`{}` is not a number (quote text that starts with a digit)", &src[start..end_of(k)]),
+                        msg: format!(
+                            "`{}` is not a number (quote text that starts with a digit)",
+                            &src[start..end_of(k)]
+                        ),
                     });
                 }
                 match text.parse::<f64>() {
                     Ok(v) if v.is_finite() => (Tok::Num(v), j),
-                    _ => return Err(At { start, end: end_of(j), msg: format!("`{text}` is not a number") }),
+                    _ => {
+                        return Err(At {
+                            start,
+                            end: end_of(j),
+                            msg: format!("`{text}` is not a number"),
+                        })
+                    }
                 }
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -347,18 +399,30 @@ fn lex(src: &str) -> Result<Vec<Token>, At> {
                 (Tok::Word(src[start..end_of(j)].to_string()), j)
             }
             other => {
-                return Err(At { start, end: end_of(i + 1), msg: format!("unexpected character `{other}`") });
+                return Err(At {
+                    start,
+                    end: end_of(i + 1),
+                    msg: format!("unexpected character `{other}`"),
+                });
             }
         };
         let end = end_of(next);
-        out.push(Token { tok, start, end, text: src[start..end].to_string() });
+        out.push(Token {
+            tok,
+            start,
+            end,
+            text: src[start..end].to_string(),
+        });
         i = next;
     }
     Ok(out)
 }
 
 fn next_is_digit(chars: &[(usize, char)], i: usize) -> bool {
-    chars.get(i + 1).is_some_and(|c| c.1.is_ascii_digit() || (c.1 == '.' && chars.get(i + 2).is_some_and(|d| d.1.is_ascii_digit())))
+    chars.get(i + 1).is_some_and(|c| {
+        c.1.is_ascii_digit()
+            || (c.1 == '.' && chars.get(i + 2).is_some_and(|d| d.1.is_ascii_digit()))
+    })
 }
 
 // ---------------------------------------------------------------- parser
@@ -382,8 +446,16 @@ impl<'a> Parser<'a> {
 
     fn err_here(&self, msg: impl Into<String>) -> At {
         match self.peek() {
-            Some(t) => At { start: t.start, end: t.end, msg: msg.into() },
-            None => At { start: self.src_len, end: self.src_len, msg: msg.into() },
+            Some(t) => At {
+                start: t.start,
+                end: t.end,
+                msg: msg.into(),
+            },
+            None => At {
+                start: self.src_len,
+                end: self.src_len,
+                msg: msg.into(),
+            },
         }
     }
 
@@ -422,22 +494,41 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             let inner = self.unary(depth + 1)?;
             // NULL comparisons count as false, so NOT of them is true.
-            return Ok(Sql { sql: format!("NOT COALESCE({}, 0)", inner.sql), binds: inner.binds });
+            return Ok(Sql {
+                sql: format!("NOT COALESCE({}, 0)", inner.sql),
+                binds: inner.binds,
+            });
         }
         match self.peek() {
-            Some(Token { tok: Tok::LParen, .. }) => {
+            Some(Token {
+                tok: Tok::LParen, ..
+            }) => {
                 self.pos += 1;
                 let inner = self.or(depth + 1)?;
                 match self.peek() {
-                    Some(Token { tok: Tok::RParen, .. }) => {
+                    Some(Token {
+                        tok: Tok::RParen, ..
+                    }) => {
                         self.pos += 1;
-                        Ok(Sql { sql: format!("({})", inner.sql), binds: inner.binds })
+                        Ok(Sql {
+                            sql: format!("({})", inner.sql),
+                            binds: inner.binds,
+                        })
                     }
                     _ => Err(self.err_here(format!("expected `)`, {}", self.found()))),
                 }
             }
-            Some(Token { tok: Tok::Word(w), start, end, .. }) if !is_keyword(w) => {
-                let field = resolve_field(w).map_err(|msg| At { start: *start, end: *end, msg })?;
+            Some(Token {
+                tok: Tok::Word(w),
+                start,
+                end,
+                ..
+            }) if !is_keyword(w) => {
+                let field = resolve_field(w).map_err(|msg| At {
+                    start: *start,
+                    end: *end,
+                    msg,
+                })?;
                 self.pos += 1;
                 self.test(&field, w)
             }
@@ -462,7 +553,9 @@ impl<'a> Parser<'a> {
             return Ok(null_test(field, negate));
         }
         let op = match self.peek() {
-            Some(Token { tok: Tok::Op(op), .. }) => *op,
+            Some(Token {
+                tok: Tok::Op(op), ..
+            }) => *op,
             _ => {
                 return Err(self.err_here(format!(
                     "expected an operator (=, !=, <, <=, >, >=, ~, is null) after `{name}`, {}",
@@ -472,15 +565,25 @@ impl<'a> Parser<'a> {
         };
         self.pos += 1;
         let Some(vtok) = self.peek() else {
-            return Err(self.err_here(format!("expected a value after `{op}`, the expression ended")));
+            return Err(self.err_here(format!(
+                "expected a value after `{op}`, the expression ended"
+            )));
         };
         let value = match &vtok.tok {
             Tok::Num(v) => Value::Num(*v, vtok.text.clone()),
             Tok::Str(s) => Value::Text(s.clone()),
             Tok::Word(w) if !is_keyword(w) => Value::Text(w.clone()),
-            _ => return Err(self.err_here(format!("expected a value after `{op}`, {}", self.found()))),
+            _ => {
+                return Err(
+                    self.err_here(format!("expected a value after `{op}`, {}", self.found()))
+                )
+            }
         };
-        let at = |msg: String| At { start: vtok.start, end: vtok.end, msg };
+        let at = |msg: String| At {
+            start: vtok.start,
+            end: vtok.end,
+            msg,
+        };
         self.pos += 1;
         compare(field, name, op, value).map_err(at)
     }
@@ -492,13 +595,18 @@ enum Value {
 }
 
 fn is_keyword(w: &str) -> bool {
-    ["and", "or", "not", "is", "null"].iter().any(|k| w.eq_ignore_ascii_case(k))
+    ["and", "or", "not", "is", "null"]
+        .iter()
+        .any(|k| w.eq_ignore_ascii_case(k))
 }
 
 fn combine(left: Sql, op: &str, right: Sql) -> Sql {
     let mut binds = left.binds;
     binds.extend(right.binds);
-    Sql { sql: format!("({} {op} {})", left.sql, right.sql), binds }
+    Sql {
+        sql: format!("({} {op} {})", left.sql, right.sql),
+        binds,
+    }
 }
 
 fn null_test(field: &Field, negate: bool) -> Sql {
@@ -507,13 +615,20 @@ fn null_test(field: &Field, negate: bool) -> Sql {
             // A param is null when absent or unset (`flatten_params` renders None as "none").
             let exists = "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND p.value != 'none')";
             Sql {
-                sql: if negate { exists.to_string() } else { format!("NOT {exists}") },
+                sql: if negate {
+                    exists.to_string()
+                } else {
+                    format!("NOT {exists}")
+                },
                 binds: vec![Bind::Text(key.clone())],
             }
         }
         other => {
             let v = other.value_sql();
-            Sql { sql: format!("({} IS {}NULL)", v.sql, if negate { "NOT " } else { "" }), binds: v.binds }
+            Sql {
+                sql: format!("({} IS {}NULL)", v.sql, if negate { "NOT " } else { "" }),
+                binds: v.binds,
+            }
         }
     }
 }
@@ -548,16 +663,26 @@ fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, Str
                 (Value::Num(v, text), "=" | "!=") => {
                     // Equal as a number or as written text.
                     let eq = "(COALESCE(p.num = ?, 0) OR p.value = ?)";
-                    let cond = if op == "=" { eq.to_string() } else { format!("NOT {eq}") };
+                    let cond = if op == "=" {
+                        eq.to_string()
+                    } else {
+                        format!("NOT {eq}")
+                    };
                     (cond, vec![Bind::Real(*v), Bind::Text(text.clone())])
                 }
                 (Value::Num(v, _), _) => (format!("p.num {} ?", sql_op(op)), vec![Bind::Real(*v)]),
-                (Value::Text(t), _) => (format!("p.value {} ?", sql_op(op)), vec![Bind::Text(t.clone())]),
+                (Value::Text(t), _) => (
+                    format!("p.value {} ?", sql_op(op)),
+                    vec![Bind::Text(t.clone())],
+                ),
             };
             let mut binds = vec![key];
             binds.extend(cond.1);
             Ok(Sql {
-                sql: format!("EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND {})", cond.0),
+                sql: format!(
+                    "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND {})",
+                    cond.0
+                ),
                 binds,
             })
         }
@@ -573,7 +698,10 @@ fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, Str
                     if status {
                         let up = t.to_ascii_uppercase();
                         if !STATUSES.contains(&up.as_str()) {
-                            return Err(format!("`{t}` is not a run status; statuses are {}", STATUSES.join(", ")));
+                            return Err(format!(
+                                "`{t}` is not a run status; statuses are {}",
+                                STATUSES.join(", ")
+                            ));
                         }
                         Bind::Text(up)
                     } else {
@@ -583,7 +711,9 @@ fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, Str
             };
             let sql = if op == "~" {
                 if field.is_num() {
-                    return Err(format!("`~` (contains) needs a text field; `{name}` is a number"));
+                    return Err(format!(
+                        "`~` (contains) needs a text field; `{name}` is a number"
+                    ));
                 }
                 format!("(instr(lower({}), lower(?)) > 0)", lhs.sql)
             } else {
@@ -598,7 +728,10 @@ fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, Str
 
 fn render(src: &str, at: &At) -> String {
     let col = src[..at.start.min(src.len())].chars().count();
-    let width = src[at.start.min(src.len())..at.end.min(src.len())].chars().count().max(1);
+    let width = src[at.start.min(src.len())..at.end.min(src.len())]
+        .chars()
+        .count()
+        .max(1);
     format!(
         "invalid --where expression: {}\n  {}\n  {}{}",
         at.msg,
@@ -613,9 +746,15 @@ fn render(src: &str, at: &At) -> String {
 pub(crate) fn parse_where(src: &str) -> anyhow::Result<Sql> {
     let toks = lex(src).map_err(|at| invalid(render(src, &at)))?;
     if toks.is_empty() {
-        return Err(invalid("invalid --where expression: it is empty (try `test_auc > 0.78`)"));
+        return Err(invalid(
+            "invalid --where expression: it is empty (try `test_auc > 0.78`)",
+        ));
     }
-    let mut p = Parser { toks: &toks, pos: 0, src_len: src.len() };
+    let mut p = Parser {
+        toks: &toks,
+        pos: 0,
+        src_len: src.len(),
+    };
     let sql = p.or(0).map_err(|at| invalid(render(src, &at)))?;
     if p.pos < toks.len() {
         let at = p.err_here(format!("expected `and`, `or` or the end, {}", p.found()));
@@ -634,27 +773,40 @@ mod tests {
     use super::*;
 
     fn err(src: &str) -> String {
-        parse_where(src).err().map(|e| e.to_string()).unwrap_or_default()
+        parse_where(src)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
     fn compiles_with_bound_values_only() {
-        let sql = parse_where("test_auc > 0.78 and params.ctr.backbone.name = dcnv2").expect("parses");
+        let sql =
+            parse_where("test_auc > 0.78 and params.ctr.backbone.name = dcnv2").expect("parses");
         assert_eq!(
             sql.binds,
-            vec![Bind::Real(0.78), Bind::Text("ctr.backbone.name".into()), Bind::Text("dcnv2".into())]
+            vec![
+                Bind::Real(0.78),
+                Bind::Text("ctr.backbone.name".into()),
+                Bind::Text("dcnv2".into())
+            ]
         );
         assert!(sql.sql.starts_with("((s.test_auc > ?) AND EXISTS"));
         assert!(!sql.sql.contains("dcnv2"));
         // Hostile text stays a bound value.
         let sql = parse_where("name = \"x'); DROP TABLE runs; --\"").expect("parses");
         assert_eq!(sql.sql, "(s.name = ?)");
-        assert_eq!(sql.binds, vec![Bind::Text("x'); DROP TABLE runs; --".into())]);
+        assert_eq!(
+            sql.binds,
+            vec![Bind::Text("x'); DROP TABLE runs; --".into())]
+        );
     }
 
     #[test]
     fn precedence_not_and_or_and_parentheses() {
-        let sql = parse_where("status = finished or not (test_auc >= 1e-1 and joint.valid_auc < .9)").expect("parses");
+        let sql =
+            parse_where("status = finished or not (test_auc >= 1e-1 and joint.valid_auc < .9)")
+                .expect("parses");
         assert_eq!(
             sql.sql,
             "((s.status = ?) OR NOT COALESCE((((s.test_auc >= ?) AND ((SELECT MAX(e.auc) FROM evaluations e \
@@ -662,7 +814,12 @@ mod tests {
         );
         assert_eq!(
             sql.binds,
-            vec![Bind::Text("FINISHED".into()), Bind::Real(0.1), Bind::Text("joint".into()), Bind::Real(0.9)]
+            vec![
+                Bind::Text("FINISHED".into()),
+                Bind::Real(0.1),
+                Bind::Text("joint".into()),
+                Bind::Real(0.9)
+            ]
         );
         let sql = parse_where("test_logloss is not null and params.x is null").expect("parses");
         assert!(sql.sql.contains("IS NOT NULL"));
@@ -672,22 +829,37 @@ mod tests {
     #[test]
     fn errors_point_at_the_token() {
         let e = err("test_auc > 0.78 and tset_auc > 1");
-        assert!(e.contains("unknown field `tset_auc` (did you mean `test_auc`?)"), "{e}");
-        assert!(e.ends_with("\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^"), "{e}");
+        assert!(
+            e.contains("unknown field `tset_auc` (did you mean `test_auc`?)"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^"),
+            "{e}"
+        );
 
         let e = err("test_auc >");
-        assert!(e.contains("expected a value after `>`, the expression ended"), "{e}");
+        assert!(
+            e.contains("expected a value after `>`, the expression ended"),
+            "{e}"
+        );
         assert!(e.ends_with("            ^"), "{e}");
 
         let e = err("test_auc > abc");
-        assert!(e.contains("`test_auc` is a number, but `abc` is text"), "{e}");
+        assert!(
+            e.contains("`test_auc` is a number, but `abc` is text"),
+            "{e}"
+        );
         assert!(e.ends_with("             ^^^"), "{e}");
 
         let e = err("(test_auc > 1");
         assert!(e.contains("expected `)`, the expression ended"), "{e}");
 
         let e = err("test_auc > 1 test_logloss < 2");
-        assert!(e.contains("expected `and`, `or` or the end, found `test_logloss`"), "{e}");
+        assert!(
+            e.contains("expected `and`, `or` or the end, found `test_logloss`"),
+            "{e}"
+        );
 
         assert!(err("status = done").contains("`done` is not a run status"));
         assert!(err("joint.valid_acu > 1").contains("unknown stage metric `valid_acu`"));
@@ -697,7 +869,7 @@ mod tests {
         assert!(err("test_auc @ 1").contains("unexpected character `@`"));
         assert!(err("  ").contains("it is empty"));
         assert!(err(&"(".repeat(100)).contains("nested deeper"));
-        let e = parse_where("test_auc >").err().expect("error");
+        let e = parse_where("test_auc >").expect_err("error");
         assert_eq!(crate::error::exit_code(&e), 2);
     }
 }

@@ -49,11 +49,17 @@ pub mod process;
 mod read;
 mod recorder;
 
-pub use db::{default_db_path, Store, BUSY_TIMEOUT, MIGRATOR};
-pub use export::{to_csv, ArtifactExport, EvalExport, ExportDoc, RunExport, StageExport, SummaryExport, EXPORT_FORMAT, EXPORT_VERSION};
-pub use filter::Better;
 pub use crate::plan::flatten_params;
-pub use read::{Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary, StageInfo};
+pub use db::{default_db_path, Store, BUSY_TIMEOUT, MIGRATOR};
+pub use export::{
+    to_csv, ArtifactExport, EvalExport, ExportDoc, RunExport, StageExport, SummaryExport,
+    EXPORT_FORMAT, EXPORT_VERSION,
+};
+pub use filter::Better;
+pub use read::{
+    Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary,
+    StageInfo,
+};
 pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH};
 
 /// Whether higher or lower values of a field are better (`test_auc`: higher;

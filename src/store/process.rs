@@ -82,7 +82,9 @@ mod tests {
 
     #[test]
     fn exited_child_is_dead() {
-        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
         let pid = child.id();
         child.wait().expect("wait");
         // Reaped: the pid no longer names a process (reuse within this test is vanishingly rare).

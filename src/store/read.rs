@@ -185,13 +185,20 @@ impl ResumeInfo {
 
     /// The highest epoch of `stage` with a validation evaluation (fully completed epochs).
     pub fn last_evaluated_epoch(&self, stage: &str) -> Option<i64> {
-        self.evaluations.iter().filter(|e| e.stage == stage && e.split == "valid").map(|e| e.epoch).max()
+        self.evaluations
+            .iter()
+            .filter(|e| e.stage == stage && e.split == "valid")
+            .map(|e| e.epoch)
+            .max()
     }
 }
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-fn bind_all<'q>(mut q: sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>>, binds: &[Bind]) -> sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>> {
+fn bind_all<'q>(
+    mut q: sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: &[Bind],
+) -> sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>> {
     for b in binds {
         q = match b {
             Bind::Text(t) => q.bind(t.clone()),
@@ -227,7 +234,11 @@ fn order_clause(field: &Field, descending: Option<bool>) -> (String, Vec<Bind>) 
     let desc = descending.unwrap_or(field.better() == Better::Higher);
     let expr = field.sort_sql();
     // NULLs last in either direction; ties newest first.
-    let sql = format!("({e}) IS NULL, {e} {dir}, s.id DESC", e = expr.sql, dir = if desc { "DESC" } else { "ASC" });
+    let sql = format!(
+        "({e}) IS NULL, {e} {dir}, s.id DESC",
+        e = expr.sql,
+        dir = if desc { "DESC" } else { "ASC" }
+    );
     let mut binds = expr.binds.clone();
     binds.extend(expr.binds);
     (sql, binds)
@@ -253,7 +264,11 @@ impl Store {
             sql.push_str(" AND s.status = ?");
             binds.push(Bind::Text(up));
         }
-        if let Some(w) = filter.where_expr.as_deref().filter(|w| !w.trim().is_empty()) {
+        if let Some(w) = filter
+            .where_expr
+            .as_deref()
+            .filter(|w| !w.trim().is_empty())
+        {
             let compiled = filter::parse_where(w)?;
             sql.push_str(" AND ");
             sql.push_str(&compiled.sql);
@@ -268,7 +283,11 @@ impl Store {
                 binds.extend(more);
             }
             None => {
-                let dir = if filter.descending == Some(false) { "ASC" } else { "DESC" };
+                let dir = if filter.descending == Some(false) {
+                    "ASC"
+                } else {
+                    "DESC"
+                };
                 sql.push_str(&format!(" ORDER BY s.id {dir}"));
             }
         }
@@ -277,7 +296,8 @@ impl Store {
             binds.push(Bind::Real(n as f64));
         }
         let q = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &binds);
-        self.block_on(q.fetch_all(self.pool())).context("listing runs")
+        self.block_on(q.fetch_all(self.pool()))
+            .context("listing runs")
     }
 
     /// One run's summary; an invalid-input error when there is no such run.
@@ -306,7 +326,10 @@ impl Store {
             }
         };
         let value = field.sort_sql();
-        let mut sql = format!("SELECT s.* FROM run_summary s WHERE ({}) IS NOT NULL", value.sql);
+        let mut sql = format!(
+            "SELECT s.* FROM run_summary s WHERE ({}) IS NOT NULL",
+            value.sql
+        );
         let mut binds = value.binds.clone();
         if let Some(x) = experiment {
             sql.push_str(" AND s.experiment = ?");
@@ -318,14 +341,18 @@ impl Store {
         sql.push_str(" LIMIT 1");
         binds.extend(more);
         let q = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &binds);
-        self.block_on(q.fetch_optional(self.pool())).context("finding the best run")
+        self.block_on(q.fetch_optional(self.pool()))
+            .context("finding the best run")
     }
 
     /// The value of a field for a run (for `runs best` to print what it ranked on).
     pub fn field_value(&self, run_id: i64, field: &str) -> Result<Option<String>> {
         let field = filter::field_arg("--metric", field)?;
         let v = field.value_sql();
-        let sql = format!("SELECT CAST({} AS TEXT) FROM run_summary s WHERE s.id = ?", v.sql);
+        let sql = format!(
+            "SELECT CAST({} AS TEXT) FROM run_summary s WHERE s.id = ?",
+            v.sql
+        );
         let mut q: Query<'_> = sqlx::query(&sql);
         for b in &v.binds {
             q = match b {
@@ -333,7 +360,9 @@ impl Store {
                 Bind::Real(x) => q.bind(*x),
             };
         }
-        let row = self.block_on(q.bind(run_id).fetch_optional(self.pool())).context("reading a field")?;
+        let row = self
+            .block_on(q.bind(run_id).fetch_optional(self.pool()))
+            .context("reading a field")?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
 
@@ -347,8 +376,12 @@ impl Store {
     }
 
     pub fn stages(&self, run_id: i64) -> Result<Vec<StageInfo>> {
-        self.block_on(sqlx::query_as::<_, StageInfo>(STAGE_SELECT).bind(run_id).fetch_all(self.pool()))
-            .context("reading stages")
+        self.block_on(
+            sqlx::query_as::<_, StageInfo>(STAGE_SELECT)
+                .bind(run_id)
+                .fetch_all(self.pool()),
+        )
+        .context("reading stages")
     }
 
     /// Evaluations in stage order; within a stage by epoch (train, then valid), the test ones last.
@@ -366,7 +399,10 @@ impl Store {
                 .fetch_all(self.pool()),
             )
             .context("reading evaluations")?;
-        rows.iter().map(evaluation_from).collect::<sqlx::Result<_>>().context("reading evaluations")
+        rows.iter()
+            .map(evaluation_from)
+            .collect::<sqlx::Result<_>>()
+            .context("reading evaluations")
     }
 
     pub fn artifacts(&self, run_id: i64) -> Result<Vec<Artifact>> {
@@ -381,7 +417,12 @@ impl Store {
     }
 
     /// A metric series, optionally one stage and/or one key, in step order.
-    pub fn metric_series(&self, run_id: i64, stage: Option<&str>, key: Option<&str>) -> Result<Vec<MetricPoint>> {
+    pub fn metric_series(
+        &self,
+        run_id: i64,
+        stage: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Vec<MetricPoint>> {
         self.block_on(
             sqlx::query_as::<_, MetricPoint>(
                 "SELECT id, stage, epoch, step, key, value, ts FROM metrics
@@ -398,7 +439,12 @@ impl Store {
 
     /// Metric rows with `id > after_id`, oldest first, at most `limit`:
     /// pass the last id seen to follow a live run cheaply.
-    pub fn metrics_since(&self, run_id: i64, after_id: i64, limit: usize) -> Result<Vec<MetricPoint>> {
+    pub fn metrics_since(
+        &self,
+        run_id: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<MetricPoint>> {
         self.block_on(
             sqlx::query_as::<_, MetricPoint>(
                 "SELECT id, stage, epoch, step, key, value, ts FROM metrics
@@ -431,18 +477,20 @@ impl Store {
     /// Log lines with `id > after_id`, oldest first.
     pub fn logs_since(&self, run_id: i64, after_id: i64) -> Result<Vec<LogLine>> {
         self.block_on(
-            sqlx::query_as::<_, LogLine>("SELECT id, ts, level, message FROM logs WHERE run_id = ? AND id > ? ORDER BY id")
-                .bind(run_id)
-                .bind(after_id)
-                .fetch_all(self.pool()),
+            sqlx::query_as::<_, LogLine>(
+                "SELECT id, ts, level, message FROM logs WHERE run_id = ? AND id > ? ORDER BY id",
+            )
+            .bind(run_id)
+            .bind(after_id)
+            .fetch_all(self.pool()),
         )
         .context("reading logs")
     }
 
     pub fn run_detail(&self, run_id: i64) -> Result<RunDetail> {
         let summary = self.run_summary(run_id)?;
-        let (source_path, file_hash, pid, resumed, plan_yaml): (String, String, i64, i64, String) = self
-            .block_on(
+        let (source_path, file_hash, pid, resumed, plan_yaml): (String, String, i64, i64, String) =
+            self.block_on(
                 sqlx::query_as(
                     "SELECT x.source_path, x.file_hash, r.pid, r.resumed, r.plan_yaml
                      FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = ?",
@@ -497,7 +545,11 @@ impl Store {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             let mut n = 0;
             for id in ids {
-                n += sqlx::query("DELETE FROM runs WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
+                n += sqlx::query("DELETE FROM runs WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             sqlx::query("DELETE FROM experiments WHERE id NOT IN (SELECT experiment_id FROM runs)")
                 .execute(&mut *tx)
@@ -512,7 +564,11 @@ impl Store {
     pub fn resume_info(&self, run_id: i64) -> Result<ResumeInfo> {
         let run = self.run_summary(run_id)?;
         let plan_yaml: String = self
-            .block_on(sqlx::query_scalar("SELECT plan_yaml FROM runs WHERE id = ?").bind(run_id).fetch_one(self.pool()))
+            .block_on(
+                sqlx::query_scalar("SELECT plan_yaml FROM runs WHERE id = ?")
+                    .bind(run_id)
+                    .fetch_one(self.pool()),
+            )
             .context("reading a run's plan")?;
         Ok(ResumeInfo {
             run,
@@ -538,7 +594,11 @@ impl Store {
                     info.run.host
                 )))
             }
-            "FINISHED" => return Err(invalid(format!("run {run_id} already FINISHED; nothing to resume"))),
+            "FINISHED" => {
+                return Err(invalid(format!(
+                    "run {run_id} already FINISHED; nothing to resume"
+                )))
+            }
             _ => {}
         }
         let pid = std::process::id();
@@ -570,7 +630,9 @@ impl Store {
             Ok(true)
         });
         if !reopened.context("reopening a run")? {
-            return Err(invalid(format!("run {run_id} changed status while being resumed; try again")));
+            return Err(invalid(format!(
+                "run {run_id} changed status while being resumed; try again"
+            )));
         }
         let recorder = self.spawn_writer(run_id);
         let info = self.resume_info(run_id)?;

@@ -42,7 +42,12 @@ pub struct NewRun<'a> {
 }
 
 impl<'a> NewRun<'a> {
-    pub fn new(plan: &'a ExperimentPlan, source_path: &Path, source_text: &str, device: &str) -> Self {
+    pub fn new(
+        plan: &'a ExperimentPlan,
+        source_path: &Path,
+        source_text: &str,
+        device: &str,
+    ) -> Self {
         NewRun {
             experiment: plan.experiment.clone(),
             source_path: source_path.to_path_buf(),
@@ -50,7 +55,11 @@ impl<'a> NewRun<'a> {
             plan,
             params: flatten_params(plan),
             sweep_point: plan.sweep.as_ref().map(|s| {
-                s.assignments.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+                s.assignments
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
             }),
             device: device.to_string(),
             seed: plan.seed,
@@ -80,7 +89,12 @@ enum Msg {
     Event(Event, chrono::DateTime<chrono::Utc>),
     Flush(std_mpsc::SyncSender<Result<(), String>>),
     /// `close`: the recorder is done; `false` for an interrupt from a handle.
-    Finish { status: RunStatus, note: Option<String>, reply: std_mpsc::SyncSender<Result<(), String>>, close: bool },
+    Finish {
+        status: RunStatus,
+        note: Option<String>,
+        reply: std_mpsc::SyncSender<Result<(), String>>,
+        close: bool,
+    },
 }
 
 /// Records one run. Implements [`EventSink`]: `emit` only queues the event.
@@ -127,7 +141,12 @@ impl InterruptHandle {
     /// Same with a custom note (stored in `runs.error`).
     pub fn interrupt_with(&self, note: &str) -> Result<()> {
         let (reply, rx) = std_mpsc::sync_channel(1);
-        let msg = Msg::Finish { status: RunStatus::Interrupted, note: Some(note.into()), reply, close: false };
+        let msg = Msg::Finish {
+            status: RunStatus::Interrupted,
+            note: Some(note.into()),
+            reply,
+            close: false,
+        };
         request(&self.tx, msg, rx, self.run_id)
     }
 }
@@ -138,11 +157,14 @@ fn request(
     rx: std_mpsc::Receiver<Result<(), String>>,
     run_id: i64,
 ) -> Result<()> {
-    tx.send(msg).map_err(|_| anyhow::anyhow!("the writer of run {run_id} has already stopped"))?;
+    tx.send(msg)
+        .map_err(|_| anyhow::anyhow!("the writer of run {run_id} has already stopped"))?;
     match rx.recv_timeout(REPLY_TIMEOUT) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(anyhow::anyhow!("recording run {run_id}: {e}")),
-        Err(_) => Err(anyhow::anyhow!("the writer of run {run_id} did not answer within {REPLY_TIMEOUT:?}")),
+        Err(_) => Err(anyhow::anyhow!(
+            "the writer of run {run_id} did not answer within {REPLY_TIMEOUT:?}"
+        )),
     }
 }
 
@@ -152,7 +174,10 @@ impl RunRecorder {
     }
 
     pub fn interrupt_handle(&self) -> InterruptHandle {
-        InterruptHandle { run_id: self.run_id, tx: self.tx.clone() }
+        InterruptHandle {
+            run_id: self.run_id,
+            tx: self.tx.clone(),
+        }
     }
 
     /// Blocks until every event emitted so far is committed.
@@ -167,13 +192,26 @@ impl RunRecorder {
     pub fn finish(mut self, status: RunStatus) -> Result<()> {
         self.finished = true;
         let (reply, rx) = std_mpsc::sync_channel(1);
-        request(&self.tx, Msg::Finish { status, note: None, reply, close: true }, rx, self.run_id)?;
+        request(
+            &self.tx,
+            Msg::Finish {
+                status,
+                note: None,
+                reply,
+                close: true,
+            },
+            rx,
+            self.run_id,
+        )?;
         self.take_error()
     }
 
     fn take_error(&self) -> Result<()> {
         match self.error.lock().ok().and_then(|mut e| e.take()) {
-            Some(e) => Err(anyhow::anyhow!("writing run {} to the database: {e}", self.run_id)),
+            Some(e) => Err(anyhow::anyhow!(
+                "writing run {} to the database: {e}",
+                self.run_id
+            )),
             None => Ok(()),
         }
     }
@@ -183,8 +221,20 @@ impl Drop for RunRecorder {
     fn drop(&mut self) {
         if !self.finished {
             let (reply, rx) = std_mpsc::sync_channel(1);
-            let status = RunStatus::Failed("the run ended without a final status (panic or early return)".into());
-            let _ = request(&self.tx, Msg::Finish { status, note: None, reply, close: true }, rx, self.run_id);
+            let status = RunStatus::Failed(
+                "the run ended without a final status (panic or early return)".into(),
+            );
+            let _ = request(
+                &self.tx,
+                Msg::Finish {
+                    status,
+                    note: None,
+                    reply,
+                    close: true,
+                },
+                rx,
+                self.run_id,
+            );
         }
     }
 }
@@ -221,9 +271,20 @@ impl Store {
     pub(crate) fn spawn_writer(&self, run_id: i64) -> RunRecorder {
         let (tx, rx) = mpsc::unbounded_channel();
         let error = Arc::new(Mutex::new(None));
-        let writer = Writer { pool: self.pool().clone(), run_id, error: error.clone(), final_set: false };
+        let writer = Writer {
+            pool: self.pool().clone(),
+            run_id,
+            error: error.clone(),
+            final_set: false,
+        };
         self.inner.rt.spawn(writer.run(rx));
-        RunRecorder { run_id, tx, _inner: self.inner.clone(), error, finished: false }
+        RunRecorder {
+            run_id,
+            tx,
+            _inner: self.inner.clone(),
+            error,
+            finished: false,
+        }
     }
 }
 
@@ -242,11 +303,12 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     .bind(&ts)
     .execute(&mut *tx)
     .await?;
-    let experiment_id: i64 = sqlx::query_scalar("SELECT id FROM experiments WHERE name = ? AND file_hash = ?")
-        .bind(&info.experiment)
-        .bind(&hash)
-        .fetch_one(&mut *tx)
-        .await?;
+    let experiment_id: i64 =
+        sqlx::query_scalar("SELECT id FROM experiments WHERE name = ? AND file_hash = ?")
+            .bind(&info.experiment)
+            .bind(&hash)
+            .fetch_one(&mut *tx)
+            .await?;
     let pid = std::process::id();
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO runs (experiment_id, name, sweep_point, status, started_at, device, host, pid, proc_start,
@@ -324,7 +386,12 @@ impl Writer {
                 Some(Msg::Flush(reply)) => {
                     let _ = reply.send(Ok(()));
                 }
-                Some(Msg::Finish { status, note, reply, close }) => {
+                Some(Msg::Finish {
+                    status,
+                    note,
+                    reply,
+                    close,
+                }) => {
                     let res = self.finish(&status, note).await.map_err(|e| e.to_string());
                     let _ = reply.send(res);
                     if close {
@@ -357,7 +424,10 @@ impl Writer {
         batch.clear();
     }
 
-    async fn write_once(&self, batch: &[(Event, chrono::DateTime<chrono::Utc>)]) -> sqlx::Result<()> {
+    async fn write_once(
+        &self,
+        batch: &[(Event, chrono::DateTime<chrono::Utc>)],
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (event, ts) in batch {
             let ts = ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -366,10 +436,21 @@ impl Writer {
         tx.commit().await
     }
 
-    async fn write_event(&self, tx: &mut Transaction<'static, Sqlite>, event: &Event, ts: &str) -> sqlx::Result<()> {
+    async fn write_event(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        event: &Event,
+        ts: &str,
+    ) -> sqlx::Result<()> {
         let run_id = self.run_id;
         match event {
-            Event::StageStarted { stage, kind, epochs, steps_per_epoch, rows } => {
+            Event::StageStarted {
+                stage,
+                kind,
+                epochs,
+                steps_per_epoch,
+                rows,
+            } => {
                 // A resumed stage keeps its place in the order.
                 sqlx::query(
                     "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, started_at)
@@ -390,7 +471,14 @@ impl Writer {
                 .execute(&mut **tx)
                 .await?;
             }
-            Event::Step { stage, epoch, step, loss, lr, samples_per_s } => {
+            Event::Step {
+                stage,
+                epoch,
+                step,
+                loss,
+                lr,
+                samples_per_s,
+            } => {
                 sqlx::query(
                     "INSERT INTO metrics (run_id, stage, epoch, step, key, value, ts) VALUES
                      (?1, ?2, ?3, ?4, 'loss', ?5, ?8),
@@ -408,10 +496,24 @@ impl Writer {
                 .execute(&mut **tx)
                 .await?;
             }
-            Event::Eval { stage, epoch, split, auc, logloss, metrics } => {
+            Event::Eval {
+                stage,
+                epoch,
+                split,
+                auc,
+                logloss,
+                metrics,
+            } => {
                 let extra: serde_json::Map<String, serde_json::Value> = metrics
                     .iter()
-                    .map(|(k, v)| (k.clone(), finite(*v).map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            finite(*v)
+                                .map(serde_json::Value::from)
+                                .unwrap_or(serde_json::Value::Null),
+                        )
+                    })
                     .collect();
                 sqlx::query(
                     "INSERT OR REPLACE INTO evaluations (run_id, stage, epoch, split, auc, logloss, extra_json, ts)
@@ -428,7 +530,13 @@ impl Writer {
                 .execute(&mut **tx)
                 .await?;
             }
-            Event::StageFinished { stage, best_epoch, seconds, train_samples_per_s, infer_samples_per_s } => {
+            Event::StageFinished {
+                stage,
+                best_epoch,
+                seconds,
+                train_samples_per_s,
+                infer_samples_per_s,
+            } => {
                 sqlx::query(
                     "UPDATE stages SET status = 'FINISHED', best_epoch = ?, seconds = ?, train_samples_per_s = ?,
                         infer_samples_per_s = ?, ended_at = ?
@@ -444,7 +552,13 @@ impl Writer {
                 .execute(&mut **tx)
                 .await?;
             }
-            Event::Checkpoint { stage, epoch, path, bytes, sha256 } => {
+            Event::Checkpoint {
+                stage,
+                epoch,
+                path,
+                bytes,
+                sha256,
+            } => {
                 sqlx::query(
                     "INSERT INTO artifacts (run_id, stage, epoch, path, bytes, sha256, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
@@ -491,12 +605,14 @@ impl Writer {
             .bind(self.run_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE stages SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'RUNNING'")
-            .bind(name)
-            .bind(&ts)
-            .bind(self.run_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE stages SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'RUNNING'",
+        )
+        .bind(name)
+        .bind(&ts)
+        .bind(self.run_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.final_set = true;
         Ok(())

@@ -93,8 +93,21 @@ impl LoadReport {
         let list = |v: &[String]| {
             if v.is_empty() {
                 "none".to_string()
-            } else {
+            } else if v.len() <= 8 {
                 v.join(", ")
+            } else {
+                // Long lists (a whole PLM) by top-level module: `110 (plm.*: 101, mlm.*: 5, …)`.
+                let mut groups: Vec<(&str, usize)> = Vec::new();
+                for name in v {
+                    let top = name.split('.').next().unwrap_or(name);
+                    match groups.iter_mut().find(|(g, _)| *g == top) {
+                        Some((_, n)) => *n += 1,
+                        None => groups.push((top, 1)),
+                    }
+                }
+                let parts: Vec<String> =
+                    groups.iter().map(|(g, n)| format!("{g}.*: {n}")).collect();
+                format!("{} ({})", v.len(), parts.join(", "))
             }
         };
         format!(

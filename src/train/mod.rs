@@ -8,5 +8,5 @@ pub mod metrics;
 pub mod optim;
 pub mod pa_mlm;
 pub mod plm_stages;
-pub mod trainer;
 pub mod runner;
+pub mod trainer;

@@ -449,12 +449,12 @@ mod tests {
             opt.step(&store, 1.0, 0.5)?;
         }
         let got = base.as_tensor().to_vec2::<f32>()?;
-        for r in 0..2 {
+        for row in &got {
             for i in 0..4 {
                 assert!(
-                    (got[r][i] as f64 - p[i]).abs() < 1e-6,
+                    (row[i] as f64 - p[i]).abs() < 1e-6,
                     "composed {i}: {} vs {}",
-                    got[r][i],
+                    row[i],
                     p[i]
                 );
             }

@@ -25,7 +25,7 @@ use super::checkpoint::load_by_name;
 use super::events::{Event, EventSink, LogLevel};
 use super::joint::{Fusion, PlmClassifier};
 use super::pa_mlm::PaMlmModel;
-use super::trainer::{train_stage, StageData, StageModel, StageResult, StageSpec};
+use super::trainer::{train_stage, StageData, StageModel, StageResult, StageResume, StageSpec};
 use crate::data::{Dataset, DeviceSplit, TextMeta};
 use crate::error::invalid;
 use crate::model::ctr::CtrModel;
@@ -49,6 +49,8 @@ pub struct PlmStageInput<'a> {
     /// Where `epoch-N.safetensors` / `best.safetensors` go.
     pub checkpoint_dir: Option<PathBuf>,
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Continue an interrupted stage (`run --resume`).
+    pub resume: Option<StageResume>,
 }
 
 fn log(sink: &dyn EventSink, level: LogLevel, message: String) {
@@ -245,6 +247,7 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
         seed: plan.seed,
         checkpoint_dir: input.checkpoint_dir.clone(),
         cancel: input.cancel.clone(),
+        resume: input.resume.clone(),
     };
     train_stage(
         model.as_stage_model(),

@@ -1,13 +1,15 @@
 //! Executes an experiment's stages in order: picks the device, uploads the
 //! splits once, builds each stage's model, trains it and collects a summary.
 //!
-//! `ctr_only` stages run here. Stages that need a PLM (`pa_mlm`, `joint`,
-//! `plm_only`) go through [`run_plm_stage`], the one dispatch point the PLM
-//! pipeline plugs into.
+//! `ctr_only` stages run here; stages that need a PLM (`pa_mlm`, `joint`,
+//! `plm_only`) go through [`run_plm_stage`] to `train::plm_stages`. A PLM
+//! stage continues from the previous stage's best weights (loaded by name),
+//! which is how joint fine-tuning starts from PA-MLM.
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -15,11 +17,13 @@ use std::sync::Arc;
 use crate::data::{Dataset, DeviceSplit};
 use crate::error::invalid;
 use crate::model::ctr::CtrModel;
+use crate::model::plm::resolve_plm_dir;
 use crate::model::vars::seeded_var_builder;
 use crate::plan::{DeviceSpec, ExperimentPlan, StageKind, StagePlan};
 use crate::train::checkpoint::{self, load_by_name_except};
 use crate::train::events::{Event, EventSink, LogLevel};
-use crate::train::trainer::{train_stage, StageData, StageResult, StageSpec};
+use crate::train::plm_stages::{self, PlmStageInput};
+use crate::train::trainer::{train_stage, StageData, StageResult, StageResume, StageSpec};
 
 /// Options of a run that are not part of the plan.
 #[derive(Debug, Clone)]
@@ -30,6 +34,16 @@ pub struct RunOptions {
     pub device: Option<DeviceSpec>,
     /// Set (e.g. by Ctrl-C) to stop after the current step.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Continue a run that stopped part-way (`run --resume`).
+    pub resume: Option<RunResume>,
+}
+
+/// What an interrupted run had done: finished stages are not run again,
+/// the stage that stopped continues from its last epoch checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct RunResume {
+    pub finished: HashMap<String, StageSummary>,
+    pub partial: HashMap<String, StageResume>,
 }
 
 /// One stage's outcome, for the summary table and the run store.
@@ -63,7 +77,11 @@ impl StageSummary {
             valid_logloss: r.best_valid.as_ref().and_then(|e| e.logloss),
             test_auc: r.test.as_ref().and_then(|e| e.auc),
             test_logloss: r.test.as_ref().and_then(|e| e.logloss),
-            metrics: r.best_valid.as_ref().map(|e| e.metrics.clone()).unwrap_or_default(),
+            metrics: r
+                .best_valid
+                .as_ref()
+                .map(|e| e.metrics.clone())
+                .unwrap_or_default(),
             seconds: r.seconds,
             train_samples_per_s: r.train_samples_per_s,
             infer_samples_per_s: r.infer_samples_per_s,
@@ -132,6 +150,10 @@ pub struct StageEnv<'a> {
     pub opts: &'a RunOptions,
     /// `<checkpoint_root>/<run>/<stage>/`: where this stage writes.
     pub checkpoint_dir: PathBuf,
+    /// The stage before this one in the plan, if any.
+    pub previous: Option<&'a str>,
+    /// Set when this stage continues an interrupted one.
+    pub resume: Option<StageResume>,
 }
 
 impl StageEnv<'_> {
@@ -146,21 +168,51 @@ impl StageEnv<'_> {
 }
 
 /// Runs every stage of `plan` on `dataset`, in order.
-pub fn run_experiment(plan: &ExperimentPlan, dataset: &Dataset, opts: &RunOptions, sink: &dyn EventSink) -> Result<RunSummary> {
+pub fn run_experiment(
+    plan: &ExperimentPlan,
+    dataset: &Dataset,
+    opts: &RunOptions,
+    sink: &dyn EventSink,
+) -> Result<RunSummary> {
     let device = select_device(opts.device.unwrap_or(plan.device))?;
     if !device.is_cpu() {
-        device.set_seed(plan.seed).context("seeding the device RNG")?;
+        device
+            .set_seed(plan.seed)
+            .context("seeding the device RNG")?;
     }
     sink.emit(Event::Log {
         level: LogLevel::Info,
-        message: format!("run {}: {} stage(s) on {}", plan.name, plan.stages.len(), device_name(&device)),
+        message: format!(
+            "run {}: {} stage(s) on {}",
+            plan.name,
+            plan.stages.len(),
+            device_name(&device)
+        ),
     });
-    let upload = |s, name: &str| DeviceSplit::new(s, &dataset.meta, &device).with_context(|| format!("uploading the {name} split"));
+    let upload = |s, name: &str| {
+        DeviceSplit::new(s, &dataset.meta, &device)
+            .with_context(|| format!("uploading the {name} split"))
+    };
     let train = upload(&dataset.train, "train")?;
     let valid = upload(&dataset.valid, "validation")?;
     let test = upload(&dataset.test, "test")?;
     let mut stages = Vec::with_capacity(plan.stages.len());
-    for stage in &plan.stages {
+    for (i, stage) in plan.stages.iter().enumerate() {
+        if let Some(done) = opts
+            .resume
+            .as_ref()
+            .and_then(|r| r.finished.get(&stage.name))
+        {
+            sink.emit(Event::Log {
+                level: LogLevel::Info,
+                message: format!(
+                    "stage {}: finished before the interruption, not run again",
+                    stage.name
+                ),
+            });
+            stages.push(done.clone());
+            continue;
+        }
         let env = StageEnv {
             plan,
             stage,
@@ -172,6 +224,12 @@ pub fn run_experiment(plan: &ExperimentPlan, dataset: &Dataset, opts: &RunOption
             sink,
             opts,
             checkpoint_dir: checkpoint::stage_dir(&opts.checkpoint_root, &plan.name, &stage.name),
+            previous: i.checked_sub(1).map(|j| plan.stages[j].name.as_str()),
+            resume: opts
+                .resume
+                .as_ref()
+                .and_then(|r| r.partial.get(&stage.name))
+                .cloned(),
         };
         let summary = match &stage.kind {
             StageKind::CtrOnly { from } => run_ctr_only(&env, from.as_deref()),
@@ -180,26 +238,42 @@ pub fn run_experiment(plan: &ExperimentPlan, dataset: &Dataset, opts: &RunOption
         .with_context(|| format!("run {}, stage {}", plan.name, stage.name))?;
         stages.push(summary);
     }
-    Ok(RunSummary { run: plan.name.clone(), device: device_name(&device), stages })
+    Ok(RunSummary {
+        run: plan.name.clone(),
+        device: device_name(&device),
+        stages,
+    })
 }
 
 /// The CTR backbone alone; with `from`, initialised by name from that
 /// stage's best checkpoint, except `ctr.fc_out.*` which starts fresh.
 pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> {
-    let ctr = env
-        .plan
-        .ctr
-        .as_ref()
-        .ok_or_else(|| invalid(format!("stage {} (ctr_only) needs a CTR backbone in the experiment", env.stage.name)))?;
+    let ctr = env.plan.ctr.as_ref().ok_or_else(|| {
+        invalid(format!(
+            "stage {} (ctr_only) needs a CTR backbone in the experiment",
+            env.stage.name
+        ))
+    })?;
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, env.plan.seed, DType::F32, env.device);
     let model = CtrModel::new(ctr, &env.dataset.meta, vb).context("building the CTR model")?;
-    if let Some(from) = from {
+    if let (Some(from), None) = (from, &env.resume) {
         let path = env.best_of(from);
-        let report = load_ctr_weights(&varmap, &path).with_context(|| format!("initialising from stage {from}"))?;
-        env.log(LogLevel::Info, format!("stage {}: {}", env.stage.name, report.summary(&path)));
+        let report = load_ctr_weights(&varmap, &path)
+            .with_context(|| format!("initialising from stage {from}"))?;
+        env.log(
+            LogLevel::Info,
+            format!("stage {}: {}", env.stage.name, report.summary(&path)),
+        );
         if report.loaded.is_empty() {
-            env.log(LogLevel::Warn, format!("stage {}: no tensor of {} matched the model", env.stage.name, path.display()));
+            env.log(
+                LogLevel::Warn,
+                format!(
+                    "stage {}: no tensor of {} matched the model",
+                    env.stage.name,
+                    path.display()
+                ),
+            );
         }
     }
     let spec = StageSpec {
@@ -209,11 +283,16 @@ pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> 
         seed: env.plan.seed,
         checkpoint_dir: Some(env.checkpoint_dir.clone()),
         cancel: env.opts.cancel.clone(),
+        resume: env.resume.clone(),
     };
     let r = train_stage(
         &model,
         &varmap,
-        StageData { train: env.train, valid: env.valid, test: Some(env.test) },
+        StageData {
+            train: env.train,
+            valid: env.valid,
+            test: Some(env.test),
+        },
         &spec,
         env.sink,
     )?;
@@ -222,15 +301,37 @@ pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> 
 
 /// Loads the CTR part (`ctr.*`) of a checkpoint by name, with a fresh `fc_out`.
 pub fn load_ctr_weights(varmap: &VarMap, path: &Path) -> Result<checkpoint::LoadReport> {
-    load_by_name_except(varmap, path, |n| n.starts_with("ctr.fc_out.") || !n.starts_with("ctr."))
+    load_by_name_except(varmap, path, |n| {
+        n.starts_with("ctr.fc_out.") || !n.starts_with("ctr.")
+    })
 }
 
-/// Dispatch point of the stages that need a PLM (`pa_mlm`, `joint`,
-/// `plm_only`): the PLM pipeline's stage runner is called from here.
+/// The stages that need a PLM (`pa_mlm`, `joint`, `plm_only`). The PLM
+/// comes from its folder (or hub cache); the previous stage's best weights,
+/// when it wrote any, are then loaded over it by name.
 pub fn run_plm_stage(env: &StageEnv) -> Result<StageSummary> {
-    Err(invalid(format!(
-        "stage {} ({}) needs the PLM pipeline, which this build does not include yet",
-        env.stage.name,
-        stage_kind_name(&env.stage.kind)
-    )))
+    let plm = env.plan.plm.as_ref().ok_or_else(|| {
+        invalid(format!(
+            "stage {} needs a PLM in the experiment",
+            env.stage.name
+        ))
+    })?;
+    let plm_dir = resolve_plm_dir(plm)?;
+    let init = match (&env.resume, env.previous) {
+        (None, Some(prev)) => Some(env.best_of(prev)).filter(|p| p.is_file()),
+        _ => None,
+    };
+    let r = plm_stages::run_plm_stage(&PlmStageInput {
+        plan: env.plan,
+        stage: env.stage,
+        dataset: env.dataset,
+        plm_dir: &plm_dir,
+        device: env.device,
+        sink: env.sink,
+        init_from: init.as_deref(),
+        checkpoint_dir: Some(env.checkpoint_dir.clone()),
+        cancel: env.opts.cancel.clone(),
+        resume: env.resume.clone(),
+    })?;
+    Ok(StageSummary::from_result(env.stage, &r))
 }

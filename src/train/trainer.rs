@@ -160,6 +160,24 @@ pub struct StageSpec {
     pub checkpoint_dir: Option<PathBuf>,
     /// Set from outside (Ctrl-C) to stop after the current step with an error.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Continue an interrupted stage instead of starting it afresh.
+    pub resume: Option<StageResume>,
+}
+
+/// Where an interrupted stage stopped: its completed epochs and checkpoints.
+///
+/// The weights continue from `last_checkpoint`; the step counter (and so the
+/// learning-rate schedule) and the epoch order continue where they were. The
+/// optimiser's moments are not checkpointed and start from zero.
+#[derive(Debug, Clone)]
+pub struct StageResume {
+    /// Epochs fully run (trained, evaluated and checkpointed).
+    pub done_epochs: usize,
+    /// `epoch-<done_epochs>.safetensors`.
+    pub last_checkpoint: PathBuf,
+    /// The best epoch so far and its checkpoint; re-evaluated on validation
+    /// so that later epochs must beat it.
+    pub best: Option<(usize, PathBuf)>,
 }
 
 #[derive(Debug, Clone)]
@@ -232,7 +250,52 @@ pub fn train_stage<M: StageModel + ?Sized>(
     let mut epochs_run = 0usize;
     let mut stopped_early = false;
 
-    for epoch in 1..=tp.epochs {
+    if let Some(r) = &spec.resume {
+        if let Some((best_epoch, path)) = &r.best {
+            checkpoint::load_by_name(varmap, path)
+                .with_context(|| format!("stage {}: loading {}", spec.name, path.display()))?;
+            let eval = model
+                .evaluate(
+                    data.valid,
+                    tp.eval_batch,
+                    &EvalCtx {
+                        epoch: *best_epoch,
+                        split: EvalSplit::Valid,
+                        seed: spec.seed,
+                    },
+                )
+                .with_context(|| format!("stage {}: re-evaluating the best epoch", spec.name))?;
+            let snapshot = vars
+                .iter()
+                .map(|(_, v)| Ok(v.as_tensor().copy()?))
+                .collect::<Result<Vec<_>>>()?;
+            best = Some((*best_epoch, eval, snapshot));
+            best_checkpoint = Some(path.clone());
+            since_best = r.done_epochs.saturating_sub(*best_epoch);
+        }
+        checkpoint::load_by_name(varmap, &r.last_checkpoint).with_context(|| {
+            format!(
+                "stage {}: loading {}",
+                spec.name,
+                r.last_checkpoint.display()
+            )
+        })?;
+        step = r.done_epochs * steps_per_epoch;
+        epochs_run = r.done_epochs;
+        sink.emit(Event::Log {
+            level: LogLevel::Info,
+            message: format!(
+                "stage {}: resuming after epoch {} of {} from {}",
+                spec.name,
+                r.done_epochs,
+                tp.epochs,
+                r.last_checkpoint.display()
+            ),
+        });
+    }
+    let first_epoch = epochs_run + 1;
+
+    for epoch in first_epoch..=tp.epochs {
         let batches = epoch_batches(data.train.rows, data.train.token_lengths(), order(epoch));
         let epoch_start = Instant::now();
         let mut epoch_rows = 0usize;

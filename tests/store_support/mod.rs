@@ -38,8 +38,13 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
                 collaborative: 1.0,
                 noise: 1.0,
             }),
-            label: LabelRule::Binary { column: "clicked".into() },
-            split: SplitPlan::Random { seed: 1, ratios: [0.8, 0.1, 0.1] },
+            label: LabelRule::Binary {
+                column: "clicked".into(),
+            },
+            split: SplitPlan::Random {
+                seed: 1,
+                ratios: [0.8, 0.1, 0.1],
+            },
             min_count: 1,
             skip_bad_rows: false,
             fields: vec![FieldPlan {
@@ -54,10 +59,21 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
         },
         template: None,
         plm: None,
-        ctr: Some(CtrPlan { embed: 16, backbone }),
-        prompts: PromptPlan { count: prompts, mode: PromptMode::Deep },
+        ctr: Some(CtrPlan {
+            embed: 16,
+            backbone,
+        }),
+        prompts: PromptPlan {
+            count: prompts,
+            mode: PromptMode::Deep,
+        },
         fusion: FusionPlan::None,
-        stages: vec![StagePlan { name: "ctr_only".into(), kind: StageKind::CtrOnly { from: None }, train, pool: None }],
+        stages: vec![StagePlan {
+            name: "ctr_only".into(),
+            kind: StageKind::CtrOnly { from: None },
+            train,
+            pool: None,
+        }],
         device: DeviceSpec::Cpu,
         seed: 42,
         metrics: vec![MetricKind::Auc, MetricKind::Logloss],
@@ -65,16 +81,26 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
 }
 
 pub fn dcnv2() -> Backbone {
-    Backbone::DcnV2 { cross: 3, mlp: vec![256, 128], dropout: 0.1 }
+    Backbone::DcnV2 {
+        cross: 3,
+        mlp: vec![256, 128],
+        dropout: 0.1,
+    }
 }
 
 pub fn dnn() -> Backbone {
-    Backbone::Dnn { mlp: vec![64], dropout: 0.0 }
+    Backbone::Dnn {
+        mlp: vec![64],
+        dropout: 0.0,
+    }
 }
 
 pub fn sweep_plan(backbone: Backbone, prompts: usize) -> ExperimentPlan {
     let mut p = plan(&format!("sweep[prompts={prompts}]"), backbone, prompts);
-    p.sweep = Some(SweepPoint { sweep: "sweep".into(), assignments: vec![("prompts".into(), prompts.to_string())] });
+    p.sweep = Some(SweepPoint {
+        sweep: "sweep".into(),
+        assignments: vec![("prompts".into(), prompts.to_string())],
+    });
     p
 }
 
@@ -82,7 +108,12 @@ pub const SOURCE: &str = "experiment movielens { }\n";
 
 pub fn start(store: &Store, plan: &ExperimentPlan) -> RunRecorder {
     store
-        .start_run(NewRun::new(plan, Path::new("exp/movielens.cp"), SOURCE, "cpu"))
+        .start_run(NewRun::new(
+            plan,
+            Path::new("exp/movielens.cp"),
+            SOURCE,
+            "cpu",
+        ))
         .expect("start run")
 }
 
@@ -102,7 +133,13 @@ pub fn steps(sink: &dyn EventSink, stage: &str, epoch: usize, from: usize, to: u
 /// A complete single-stage run: 2 epochs of `n` steps, valid AUC per epoch,
 /// test at the best epoch, a checkpoint and a log line.
 pub fn full_run(sink: &dyn EventSink, valid: [f64; 2], test_auc: f64, test_logloss: f64, n: usize) {
-    sink.emit(Event::StageStarted { stage: "ctr_only".into(), kind: "ctr_only".into(), epochs: 2, steps_per_epoch: n, rows: n * 256 });
+    sink.emit(Event::StageStarted {
+        stage: "ctr_only".into(),
+        kind: "ctr_only".into(),
+        epochs: 2,
+        steps_per_epoch: n,
+        rows: n * 256,
+    });
     for (e, auc) in valid.iter().enumerate() {
         steps(sink, "ctr_only", e + 1, e * n + 1, (e + 1) * n);
         sink.emit(Event::Eval {
@@ -137,7 +174,10 @@ pub fn full_run(sink: &dyn EventSink, valid: [f64; 2], test_auc: f64, test_loglo
         train_samples_per_s: 20480.0,
         infer_samples_per_s: Some(81920.0),
     });
-    sink.emit(Event::Log { level: LogLevel::Info, message: "done".into() });
+    sink.emit(Event::Log {
+        level: LogLevel::Info,
+        message: "done".into(),
+    });
 }
 
 pub fn tempdir() -> tempfile::TempDir {
@@ -154,34 +194,58 @@ pub fn finish_ok(rec: RunRecorder) {
 
 /// Runs SQL directly against the file (tests only): its own runtime and connection.
 pub fn sql(path: &Path, statements: &[&str]) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("connect");
         for s in statements {
-            sqlx::query(s).execute(&mut conn).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+            sqlx::query(s)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
         }
         conn.close().await.expect("close");
     });
 }
 
 pub fn scalar_i64(path: &Path, query: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
-        let v: i64 = sqlx::query_scalar(query).fetch_one(&mut conn).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("connect");
+        let v: i64 = sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
         conn.close().await.expect("close");
         v
     })
 }
 
 pub fn scalar_text(path: &Path, query: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
-        let v: String = sqlx::query_scalar(query).fetch_one(&mut conn).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("connect");
+        let v: String = sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
         conn.close().await.expect("close");
         v
     })

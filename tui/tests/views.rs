@@ -213,7 +213,15 @@ fn every_view_survives_any_terminal_size() {
         app.refresh(&mut fix);
         for help in [false, true] {
             app.help = help;
-            for (w, h) in [(200, 60), (80, 24), (40, 12), (20, 6), (3, 3), (1, 1), (0, 0)] {
+            for (w, h) in [
+                (200, 60),
+                (80, 24),
+                (40, 12),
+                (20, 6),
+                (3, 3),
+                (1, 1),
+                (0, 0),
+            ] {
                 let text = render_text(&app, w, h);
                 assert!(text.lines().all(|l| l.chars().count() <= w as usize));
                 assert_eq!(text.lines().count(), h as usize);

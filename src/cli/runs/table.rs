@@ -12,7 +12,9 @@ impl Style {
     /// Colour only when stdout is a terminal and `NO_COLOR` is unset or empty.
     pub fn detect() -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style { color: !no_color && std::io::stdout().is_terminal() }
+        Style {
+            color: !no_color && std::io::stdout().is_terminal(),
+        }
     }
 
     pub fn paint(&self, code: Paint, text: &str) -> String {
@@ -64,19 +66,28 @@ pub struct Cell {
 
 impl From<String> for Cell {
     fn from(text: String) -> Self {
-        Cell { text, paint: Paint::None }
+        Cell {
+            text,
+            paint: Paint::None,
+        }
     }
 }
 
 impl From<&str> for Cell {
     fn from(text: &str) -> Self {
-        Cell { text: text.to_string(), paint: Paint::None }
+        Cell {
+            text: text.to_string(),
+            paint: Paint::None,
+        }
     }
 }
 
 impl Cell {
     pub fn painted(text: impl Into<String>, paint: Paint) -> Cell {
-        Cell { text: text.into(), paint }
+        Cell {
+            text: text.into(),
+            paint,
+        }
     }
 }
 
@@ -109,7 +120,11 @@ impl Table {
             }
         }
         let mut out = String::new();
-        let header: Vec<Cell> = self.headers.iter().map(|h| Cell::painted(h.clone(), Paint::Bold)).collect();
+        let header: Vec<Cell> = self
+            .headers
+            .iter()
+            .map(|h| Cell::painted(h.clone(), Paint::Bold))
+            .collect();
         for row in std::iter::once(&header).chain(self.rows.iter()) {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate().take(n) {
@@ -143,10 +158,17 @@ mod tests {
     #[test]
     fn aligns_and_colours_only_when_asked() {
         let mut t = Table::new(&["ID", "NAME", "AUC"], &[0, 2]);
-        t.push(vec!["7".into(), "a".into(), Cell::painted("0.7000", Paint::Best)]);
+        t.push(vec![
+            "7".into(),
+            "a".into(),
+            Cell::painted("0.7000", Paint::Best),
+        ]);
         t.push(vec!["12".into(), "longer".into(), "-".into()]);
         let plain = t.render(Style { color: false });
-        assert_eq!(plain, "ID  NAME       AUC\n 7  a       0.7000\n12  longer       -\n");
+        assert_eq!(
+            plain,
+            "ID  NAME       AUC\n 7  a       0.7000\n12  longer       -\n"
+        );
         let coloured = t.render(Style { color: true });
         assert!(coloured.contains("\x1b[1;32m0.7000\x1b[0m"));
         assert!(coloured.starts_with("\x1b[1mID\x1b[0m"));

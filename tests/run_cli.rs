@@ -1,0 +1,250 @@
+//! `clickprompt run` through the binary: runs land in the database, PLM
+//! stages run and chain (pa_mlm → joint → ctr_only from pretrain), Ctrl-C
+//! marks a run INTERRUPTED with its progress kept, and `--resume` finishes it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use clickprompt::model::plm::{Config, PlmEncoder};
+use clickprompt::plan::types::PlmFamily;
+use clickprompt::store::{RunFilter, Store};
+
+fn cp(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_clickprompt"));
+    c.current_dir(dir)
+        .env_remove("CLICKPROMPT_DB")
+        .env_remove("CLICKPROMPT_PLM")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> Output {
+    let out = cp(dir).args(args).output().expect("run clickprompt");
+    assert!(
+        out.status.success(),
+        "{args:?} failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A 2-layer BERT with random weights and a character-level WordPiece vocab.
+fn tiny_plm(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for c in 'a'..='z' {
+        vocab.push(c.to_string());
+        vocab.push(format!("##{c}"));
+    }
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    let cfg = Config::tiny(vocab.len(), 16, 2, 2);
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
+    vm.save(dir.join("model.safetensors")).unwrap();
+}
+
+const DATASET: &str = r#"
+dataset syn {
+  source synthetic { users 40, items 60, rows ROWS, seed 3 }
+  label  label
+  split  random 8:1:1 seed 1
+  field user_id    "User"  id
+  field user_taste "Taste" text
+  field item_id    "Item"  id
+  field title      "Title" text
+}
+"#;
+
+#[test]
+fn plm_stages_chain_and_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    tiny_plm(&dir.join("tiny"));
+    let src = DATASET.replace("ROWS", "400")
+        + r#"
+template t = "taste {user_taste}. title {title}."
+plm tiny = bert("tiny") { max_len 24 }
+experiment chain {
+  data syn  text t  plm tiny
+  ctr dnn { embed 8, mlp [16] }
+  prompts 2 deep  device cpu  seed 1
+  stage pretrain pa_mlm   { epochs 1, batch 32, lr 1e-3, mask 0.15 }
+  stage finetune joint    { epochs 1, batch 32, lr 1e-3 }
+  stage finetune ctr_only { from pretrain, epochs 2, batch 64, lr 1e-3 }
+}
+"#;
+    std::fs::write(dir.join("chain.cp"), src).unwrap();
+    let out = run_ok(dir, &["run", "chain.cp", "--db", "runs.db"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    for stage in ["pretrain", "joint", "ctr_only"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("chain") && l.contains(stage)),
+            "no summary row for {stage}:\n{table}"
+        );
+    }
+
+    let store = Store::open(&dir.join("runs.db")).unwrap();
+    let runs = store.list_runs(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "FINISHED");
+    let id = runs[0].id;
+    let stages = store.stages(id).unwrap();
+    let names: Vec<_> = stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.status.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("pretrain", "FINISHED"),
+            ("joint", "FINISHED"),
+            ("ctr_only", "FINISHED")
+        ]
+    );
+    // PA-MLM reports masked-token accuracy with and without prompts; the
+    // joint and CTR-only stages a test AUC.
+    let evals = store.evaluations(id).unwrap();
+    assert!(evals
+        .iter()
+        .any(|e| e.stage == "pretrain" && e.metrics.contains_key("mlm_acc")));
+    for stage in ["joint", "ctr_only"] {
+        let test = evals
+            .iter()
+            .find(|e| e.stage == stage && e.split == "test")
+            .unwrap_or_else(|| panic!("no test evaluation for {stage}"));
+        assert!(test.auc.is_some_and(|a| (0.0..=1.0).contains(&a)));
+    }
+    // Joint starts from PA-MLM's weights; CTR-only from its CTR part.
+    let logs: Vec<String> = store
+        .logs_tail(id, 200)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    let ckpt = format!("run-{id}/chain/pretrain/best.safetensors");
+    assert!(
+        logs.iter()
+            .any(|m| m.starts_with("initialised") && m.contains(&ckpt)),
+        "joint did not start from pretrain: {logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|m| m.contains("stage ctr_only: loaded") && m.contains(&ckpt)),
+        "ctr_only did not load pretrain: {logs:#?}"
+    );
+    assert!(dir.join("checkpoints").join(&ckpt).is_file());
+}
+
+#[test]
+fn ctrl_c_marks_the_run_interrupted_and_resume_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let src = DATASET.replace("ROWS", "30000")
+        + r#"
+experiment long {
+  data syn  plm none
+  ctr dnn { embed 8, mlp [16] }
+  device cpu  seed 1
+  stage finetune ctr_only { epochs 6, batch 16, lr 1e-3 }
+}
+"#;
+    std::fs::write(dir.join("long.cp"), src).unwrap();
+    let mut child = cp(dir)
+        .args(["run", "long.cp", "--db", "runs.db"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Wait for the first completed epoch, then press Ctrl-C.
+    let db = dir.join("runs.db");
+    let start = Instant::now();
+    let id = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no epoch finished in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        if !db.exists() {
+            continue;
+        }
+        let Ok(store) = Store::open(&db) else {
+            continue;
+        };
+        let Some(run) = store.list_runs(&RunFilter::default()).unwrap().pop() else {
+            continue;
+        };
+        if store
+            .evaluations(run.id)
+            .unwrap()
+            .iter()
+            .any(|e| e.split == "valid")
+        {
+            break run.id;
+        }
+    };
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains(&format!("--resume {id}")), "{stderr}");
+
+    let store = Store::open(&db).unwrap();
+    let run = store.run_summary(id).unwrap();
+    assert_eq!(run.status, "INTERRUPTED");
+    let done: Vec<i64> = store
+        .evaluations(id)
+        .unwrap()
+        .iter()
+        .filter(|e| e.split == "valid")
+        .map(|e| e.epoch)
+        .collect();
+    assert!(!done.is_empty() && done.len() < 6, "{done:?}");
+    drop(store);
+
+    let out = run_ok(
+        dir,
+        &["run", "--resume", &id.to_string(), "--db", "runs.db"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("long"));
+    let store = Store::open(&db).unwrap();
+    let run = store.run_summary(id).unwrap();
+    assert_eq!(run.status, "FINISHED");
+    assert!(run.test_auc.is_some());
+    let evals = store.evaluations(id).unwrap();
+    let valid: Vec<i64> = evals
+        .iter()
+        .filter(|e| e.split == "valid")
+        .map(|e| e.epoch)
+        .collect();
+    assert_eq!(valid, [1, 2, 3, 4, 5, 6], "every epoch evaluated once");
+    let logs: Vec<String> = store
+        .logs_tail(id, 100)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    let resumed_after = *done.iter().max().unwrap();
+    assert!(
+        logs.iter()
+            .any(|m| m.contains(&format!("resuming after epoch {resumed_after} of 6"))),
+        "{logs:#?}"
+    );
+    assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 1);
+}
