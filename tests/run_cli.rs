@@ -164,7 +164,7 @@ experiment long {
 }
 "#;
     std::fs::write(dir.join("long.cp"), src).unwrap();
-    let mut child = cp(dir)
+    let child = cp(dir)
         .args(["run", "long.cp", "--db", "runs.db"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
