@@ -4,10 +4,8 @@
 # the pane, and require the run's name and an AUC value on screen; then leave
 # with q and require a clean exit and the summary after the restore. Finally
 # open `clickprompt dash` on the database the run wrote.
-#
-# While `run --dash` is not available yet, the same checks run against
-# `run_with_dashboard` driven by tests/dash_live.rs (a thread recording a
-# synthetic run). Skips (exit 0) when tmux is missing.
+# The panic and never-started cases drive `run_with_dashboard` through
+# tests/dash_live.rs. Skips (exit 0) when tmux is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,10 +60,8 @@ start_pane() {
     "env CLICKPROMPT_DB='$WORK/runs.db' $1; echo E2E-EXIT=\$?; sleep 600"
 }
 
-if "$BIN" run --help 2>/dev/null | grep -q -- '--dash'; then
-  MODE=run
-  NAME=dash_e2e
-  cat > "$WORK/e2e.cp" <<'CP'
+NAME=dash_e2e
+cat > "$WORK/e2e.cp" <<'CP'
 dataset syn {
   source synthetic { users 100, items 150, rows 8000, seed 3 }
   label  label
@@ -81,16 +77,9 @@ experiment dash_e2e {
   stage finetune ctr_only { epochs 3, batch 256, lr 3e-3 }
 }
 CP
-  "$BIN" check "$WORK/e2e.cp" >/dev/null || fail "the e2e experiment does not check"
-  echo "== e2e-dash: clickprompt run e2e.cp --dash (under tmux)"
-  start_pane "'$BIN' run '$WORK/e2e.cp' --dash"
-else
-  MODE=harness
-  NAME=dash_e2e
-  echo "== e2e-dash: note: \`clickprompt run --dash\` is not available in this build;"
-  echo "   checking run_with_dashboard through tests/dash_live.rs instead"
-  start_pane "env DASH_E2E_DB='$WORK/runs.db' '$WORK/dash_live' --ignored --nocapture --test-threads 1 live_view_follows_a_training_thread"
-fi
+"$BIN" check "$WORK/e2e.cp" >/dev/null || fail "the e2e experiment does not check"
+echo "== e2e-dash: clickprompt run e2e.cp --dash (under tmux)"
+start_pane "'$BIN' run '$WORK/e2e.cp' --dash"
 
 # The live view comes up and follows the run.
 wait_for "RUNNING|FINISHED" 120 || fail "the live view never showed the run"
@@ -143,4 +132,4 @@ wait_for "E2E-EXIT=" 30 || fail "the dashboard stayed open with nothing to show"
 pane | grep -q 'training returned: Err("e2e.cp:3:9: unknown source `nope`")' || fail "the training error was lost"
 pane | grep -q "E2E-EXIT=0" || fail "the never-starting run test failed"
 
-echo "e2e-dash: ok ($MODE mode)"
+echo "e2e-dash: ok"

@@ -105,7 +105,7 @@ impl Attention {
             }
             let mut sum = 0f64;
             for v in row.iter_mut() {
-                let e = (v.to_f64() - max).exp();
+                let e = super::fused::exp_as::<T>(v.to_f64() - max);
                 sum += e;
                 *v = T::from_f64(e);
             }
