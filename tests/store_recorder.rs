@@ -369,24 +369,13 @@ fn resume_reopens_and_appends() {
 }
 
 #[test]
-fn default_db_path_prefers_env_then_experiment_folder() {
+fn default_db_path_prefers_env_then_working_directory() {
     // The only test that touches CLICKPROMPT_DB.
     std::env::remove_var("CLICKPROMPT_DB");
-    assert_eq!(
-        default_db_path(Some(Path::new("exp/a.cp"))),
-        Path::new("exp/runs.db")
-    );
-    assert_eq!(
-        default_db_path(Some(Path::new("a.cp"))),
-        Path::new("runs.db")
-    );
-    assert_eq!(default_db_path(None), Path::new("runs.db"));
-    std::env::set_var("CLICKPROMPT_DB", "/tmp/elsewhere.db");
-    assert_eq!(
-        default_db_path(Some(Path::new("exp/a.cp"))),
-        Path::new("/tmp/elsewhere.db")
-    );
+    assert_eq!(default_db_path(), Path::new("runs.db"));
     std::env::set_var("CLICKPROMPT_DB", "");
-    assert_eq!(default_db_path(None), Path::new("runs.db"));
+    assert_eq!(default_db_path(), Path::new("runs.db"));
+    std::env::set_var("CLICKPROMPT_DB", "/tmp/elsewhere.db");
+    assert_eq!(default_db_path(), Path::new("/tmp/elsewhere.db"));
     std::env::remove_var("CLICKPROMPT_DB");
 }

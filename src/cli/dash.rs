@@ -21,9 +21,7 @@ pub struct DashArgs {
 }
 
 pub fn run(args: DashArgs) -> anyhow::Result<()> {
-    let path = args
-        .db
-        .unwrap_or_else(|| crate::store::default_db_path(None));
+    let path = args.db.unwrap_or_else(crate::store::default_db_path);
     if let Some(why) = terminal::unavailable_reason() {
         return Err(crate::error::invalid(format!(
             "`clickprompt dash` needs an interactive terminal ({why}); use `clickprompt runs` for plain output"
@@ -103,7 +101,7 @@ pub enum Dashboard<T, F> {
 ///
 /// Wiring in `run --dash`:
 /// ```ignore
-/// let db = crate::store::default_db_path(Some(&file));
+/// let db = crate::store::default_db_path();
 /// let result = match crate::cli::dash::unavailable_reason() {
 ///     Some(why) => {
 ///         eprintln!("--dash: {why}; showing progress bars instead");

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::data::{self, inspect::Report, LoadOptions};
-use crate::error::invalid;
-use crate::plan::{ExperimentPlan, PlmLocation};
+use crate::plan::ExperimentPlan;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DataCommand {
@@ -71,7 +70,7 @@ pub fn inspect(a: &InspectArgs) -> Result<String> {
             cache_dir: a.cache_dir.clone(),
             rebuild: a.rebuild,
             tokenizer_dir: match &plan.plm {
-                Some(p) => Some(plm_dir(&p.location)?),
+                Some(p) => Some(crate::model::plm::resolve_plm_dir(p)?),
                 None => None,
             },
         };
@@ -84,49 +83,4 @@ pub fn inspect(a: &InspectArgs) -> Result<String> {
         let _ = writeln!(out, "== experiment {}\n{report}", plan.name);
     }
     Ok(out)
-}
-
-/// The local folder of a PLM: a local path as given; a hub id from
-/// `assets/plm/<name>` (where `scripts/fetch-plm.sh` puts models) or the
-/// HuggingFace cache. Nothing is downloaded here.
-pub fn plm_dir(loc: &PlmLocation) -> Result<PathBuf> {
-    match loc {
-        PlmLocation::Local(p) => {
-            if p.is_dir() {
-                Ok(p.clone())
-            } else {
-                Err(invalid(format!(
-                    "PLM folder {} does not exist",
-                    p.display()
-                )))
-            }
-        }
-        PlmLocation::Hub(id) => {
-            let name = id.rsplit('/').next().unwrap_or(id);
-            let mut tried = vec![PathBuf::from("assets/plm").join(name)];
-            let hf_home = std::env::var_os("HF_HOME").map(PathBuf::from).or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface"))
-            });
-            if let Some(home) = hf_home {
-                let snaps = home
-                    .join("hub")
-                    .join(format!("models--{}", id.replace('/', "--")))
-                    .join("snapshots");
-                if let Ok(rd) = std::fs::read_dir(&snaps) {
-                    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                    v.sort();
-                    tried.extend(v);
-                }
-            }
-            tried
-                .into_iter()
-                .find(|d| data::tokenize::tokenizer_file(d).is_ok())
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "PLM {id} is not available locally (looked in assets/plm/{name} and the HuggingFace cache); \
-                         run scripts/fetch-plm.sh or point the plm at a local folder"
-                    ))
-                })
-        }
-    }
 }

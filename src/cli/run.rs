@@ -85,10 +85,7 @@ pub struct Outcome {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let db_path = args
-        .db
-        .clone()
-        .unwrap_or_else(|| store::default_db_path(None));
+    let db_path = args.db.clone().unwrap_or_else(store::default_db_path);
     let outcome = if args.dash {
         let dash_args = &args;
         let db = &db_path;

@@ -21,10 +21,7 @@ pub struct DbArg {
 
 impl DbArg {
     fn open(&self) -> Result<Store> {
-        let path = self
-            .db
-            .clone()
-            .unwrap_or_else(|| store::default_db_path(None));
+        let path = self.db.clone().unwrap_or_else(store::default_db_path);
         Store::open_existing(&path)
     }
 }

@@ -47,15 +47,12 @@ impl Inner {
     }
 }
 
-/// `$CLICKPROMPT_DB` when set, else `runs.db` beside the experiment file,
-/// else `./runs.db`.
-pub fn default_db_path(experiment_file: Option<&Path>) -> PathBuf {
-    if let Some(p) = std::env::var_os("CLICKPROMPT_DB").filter(|v| !v.is_empty()) {
-        return PathBuf::from(p);
-    }
-    match experiment_file.and_then(Path::parent) {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join("runs.db"),
-        _ => PathBuf::from("runs.db"),
+/// `$CLICKPROMPT_DB` when set, else `./runs.db`: one default for every
+/// command, so `run` writes where `runs` and `dash` read.
+pub fn default_db_path() -> PathBuf {
+    match std::env::var_os("CLICKPROMPT_DB").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from("runs.db"),
     }
 }
 

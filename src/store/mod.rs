@@ -7,7 +7,7 @@
 //! # Recording a run
 //! ```ignore
 //! use clickprompt::store::{default_db_path, NewRun, RunStatus, Store};
-//! let store = Store::open(&default_db_path(Some(file)))?;   // migrates, recovers dead runs
+//! let store = Store::open(&default_db_path())?;   // migrates, recovers dead runs
 //! let rec = store.start_run(NewRun::new(&plan, file, &source, "cuda:0"))?;
 //! let handle = rec.interrupt_handle();                       // for the Ctrl-C handler:
 //! ctrlc::set_handler(move || { let _ = handle.interrupt(); std::process::exit(130); })?;

@@ -59,7 +59,7 @@ fn hint_local(id: &str) -> String {
         "download the model folder of \"{id}\" (config.json, model.safetensors or pytorch_model.bin, \
          tokenizer.json) — e.g. `huggingface-cli download {id}` on a machine with network access, \
          which fills the HuggingFace cache at {} (set HF_HOME to move it) — or copy the folder \
-         anywhere and write the PLM's location as a local path (`from \"path/to/{id}\"`)",
+         anywhere and give the PLM that folder's path instead of `hub(\"{id}\")`",
         cache.path().display()
     )
 }
@@ -159,6 +159,12 @@ pub fn resolve_plm_dir(plan: &PlmPlan) -> Result<PathBuf> {
             }
         },
         PlmLocation::Hub(id) => {
+            // Where scripts/fetch-plm.sh and users put models for offline use.
+            let name = id.rsplit('/').next().unwrap_or(id);
+            let fetched = Path::new("assets/plm").join(name);
+            if folder_problem(&fetched).is_none() {
+                return Ok(fetched);
+            }
             if let Some(dir) = cached(id) {
                 return Ok(dir);
             }
