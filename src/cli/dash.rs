@@ -119,6 +119,20 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    run_with_dashboard_following(db_path, None, train)
+}
+
+/// `run_with_dashboard` that follows run `follow` (a resumed run, whose id
+/// is older than the call) instead of the runs started after the call.
+pub fn run_with_dashboard_following<T, F>(
+    db_path: &Path,
+    follow: Option<i64>,
+    train: F,
+) -> anyhow::Result<Dashboard<T, F>>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
     if let Some(why) = terminal::unavailable_reason() {
         return Ok(Dashboard::Unavailable {
             train,
@@ -126,13 +140,16 @@ where
         });
     }
     let mut src = SqliteSource::watch(db_path)?;
-    let after = src.max_run_id();
+    let follow = match follow {
+        Some(id) => Follow::Run(id),
+        None => Follow::After(src.max_run_id()),
+    };
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("clickprompt-train".into())
             .spawn_scoped(scope, train)
             .context("starting the training thread")?;
-        let mut app = App::new(Follow::After(after), View::Live);
+        let mut app = App::new(follow, View::Live);
         app.source_label = db_path.display().to_string();
         let shown = show_until_quit(&mut app, &mut src, &|| handle.is_finished());
         if app.interrupted && !handle.is_finished() {

@@ -89,7 +89,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let outcome = if args.dash {
         let dash_args = &args;
         let db = &db_path;
-        match super::dash::run_with_dashboard(&db_path, move || run_file(dash_args, db, &Quiet))? {
+        let train = move || run_file(dash_args, db, &Quiet);
+        match super::dash::run_with_dashboard_following(&db_path, args.resume, train)? {
             super::dash::Dashboard::Shown(r) => r?,
             super::dash::Dashboard::Unavailable { reason, .. } => {
                 eprintln!("--dash: {reason}; showing progress bars instead");
