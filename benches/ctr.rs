@@ -14,7 +14,7 @@ use clickprompt::data::{
 };
 use clickprompt::model::ctr::CtrModel;
 use clickprompt::model::vars::seeded_var_builder;
-use clickprompt::plan::{Backbone, CtrPlan, Schedule, TrainPlan};
+use clickprompt::plan::{Backbone, CtrPlan, MetricKind, Schedule, TrainPlan};
 use clickprompt::train::events::{Event, EventSink};
 use clickprompt::train::trainer::{predict_split, train_stage, StageData, StageSpec};
 use std::collections::HashMap;
@@ -262,6 +262,7 @@ fn bench(name: &str, plan: CtrPlan, tp: TrainPlan, ds: &Dataset) -> Result<()> {
         checkpoint_dir: None,
         cancel: None,
         resume: None,
+        select: MetricKind::Auc,
     };
     let r = train_stage(
         &model,

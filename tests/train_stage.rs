@@ -9,7 +9,7 @@ use candle_nn::VarMap;
 use clickprompt::data::{Batch, DeviceSplit};
 use clickprompt::model::ctr::CtrModel;
 use clickprompt::model::vars::{seeded_var_builder, sorted_vars};
-use clickprompt::plan::{Backbone, TrainPlan};
+use clickprompt::plan::{Backbone, MetricKind, TrainPlan};
 use clickprompt::train::checkpoint::{load_by_name, load_by_name_except, save};
 use clickprompt::train::events::{Collect, EvalSplit, Event};
 use clickprompt::train::trainer::{
@@ -43,6 +43,7 @@ fn spec(name: &str, train: TrainPlan, seed: u64) -> StageSpec {
         checkpoint_dir: None,
         cancel: None,
         resume: None,
+        select: MetricKind::Auc,
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::data::{self, LoadOptions};
 use crate::error::invalid;
 use crate::model::plm::resolve_plm_dir;
-use crate::plan::{DeviceSpec, ExperimentPlan};
+use crate::plan::{DeviceSpec, ExperimentPlan, MetricKind};
 use crate::store::{self, InterruptHandle, NewRun, ResumeInfo, RunRecorder, RunStatus, Store};
 use crate::train::events::{Event, EventSink, LogLevel};
 use crate::train::runner::{
@@ -579,36 +579,56 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 /// The summary table: one row per stage of every run.
 pub fn summary_table(runs: &[RunSummary]) -> String {
-    let header = [
-        "run",
-        "stage",
-        "kind",
-        "best",
-        "valid AUC",
-        "valid LogLoss",
-        "test AUC",
-        "test LogLoss",
-        "time (s)",
-        "train/s",
-        "infer/s",
-    ];
+    // Click metrics as the experiments list them (`metrics [auc, logloss]`).
+    let shows = |m: MetricKind| runs.iter().any(|r| r.metrics.contains(&m));
+    let (auc, ll) = (shows(MetricKind::Auc), shows(MetricKind::Logloss));
+    let mut header = vec!["run", "stage", "kind", "best"];
+    if auc {
+        header.push("valid AUC");
+    }
+    if ll {
+        header.push("valid LogLoss");
+    }
+    if auc {
+        header.push("test AUC");
+    }
+    if ll {
+        header.push("test LogLoss");
+    }
+    header.extend(["time (s)", "train/s", "infer/s", "other (valid)"]);
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in runs {
         for s in &r.stages {
-            rows.push(vec![
+            let mut row = vec![
                 r.run.clone(),
                 s.stage.clone(),
                 s.kind.clone(),
                 s.best_epoch
                     .map_or("-".into(), |e| format!("{e}/{}", s.epochs_run)),
-                opt(s.valid_auc, 4),
-                opt(s.valid_logloss, 4),
-                opt(s.test_auc, 4),
-                opt(s.test_logloss, 4),
+            ];
+            if auc {
+                row.push(opt(s.valid_auc, 4));
+            }
+            if ll {
+                row.push(opt(s.valid_logloss, 4));
+            }
+            if auc {
+                row.push(opt(s.test_auc, 4));
+            }
+            if ll {
+                row.push(opt(s.test_logloss, 4));
+            }
+            row.extend([
                 format!("{:.1}", s.seconds),
                 format!("{:.0}", s.train_samples_per_s),
                 opt(s.infer_samples_per_s, 0),
+                s.metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]);
+            rows.push(row);
         }
     }
     let widths: Vec<usize> = (0..header.len())
@@ -620,7 +640,7 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
             .iter()
             .enumerate()
             .map(|(c, v)| {
-                if c < 3 {
+                if c < 3 || c == widths.len() - 1 {
                     format!("{v:<w$}", w = widths[c])
                 } else {
                     format!("{v:>w$}", w = widths[c])

@@ -33,7 +33,7 @@ use crate::model::heads::{ClassificationHead, MlmHead};
 use crate::model::plm::{load_checkpoint, Checkpoint, Config, PlmEncoder};
 use crate::model::prompt::PromptGenerator;
 use crate::model::vars::seeded_var_builder;
-use crate::plan::types::{ExperimentPlan, FusionPlan, Pooling, StageKind, StagePlan};
+use crate::plan::types::{ExperimentPlan, FusionPlan, MetricKind, Pooling, StageKind, StagePlan};
 
 /// What a PLM stage needs from the runner.
 pub struct PlmStageInput<'a> {
@@ -248,6 +248,7 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
         checkpoint_dir: input.checkpoint_dir.clone(),
         cancel: input.cancel.clone(),
         resume: input.resume.clone(),
+        select: plan.metrics.first().copied().unwrap_or(MetricKind::Auc),
     };
     train_stage(
         model.as_stage_model(),

@@ -19,7 +19,7 @@ use crate::error::invalid;
 use crate::model::ctr::CtrModel;
 use crate::model::plm::resolve_plm_dir;
 use crate::model::vars::seeded_var_builder;
-use crate::plan::{DeviceSpec, ExperimentPlan, StageKind, StagePlan};
+use crate::plan::{DeviceSpec, ExperimentPlan, MetricKind, StageKind, StagePlan};
 use crate::train::checkpoint::{self, load_by_name_except};
 use crate::train::events::{Event, EventSink, LogLevel};
 use crate::train::plm_stages::{self, PlmStageInput};
@@ -95,6 +95,8 @@ pub struct RunSummary {
     pub run: String,
     pub device: String,
     pub stages: Vec<StageSummary>,
+    /// The plan's `metrics`: what the summary shows.
+    pub metrics: Vec<MetricKind>,
 }
 
 pub fn stage_kind_name(kind: &StageKind) -> &'static str {
@@ -242,6 +244,7 @@ pub fn run_experiment(
         run: plan.name.clone(),
         device: device_name(&device),
         stages,
+        metrics: plan.metrics.clone(),
     })
 }
 
@@ -284,6 +287,7 @@ pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> 
         checkpoint_dir: Some(env.checkpoint_dir.clone()),
         cancel: env.opts.cancel.clone(),
         resume: env.resume.clone(),
+        select: env.plan.metrics.first().copied().unwrap_or(MetricKind::Auc),
     };
     let r = train_stage(
         &model,

@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::data::{epoch_batches, Batch, DeviceSplit, OrderSpec};
 use crate::model::nn::seed_dropout;
 use crate::model::vars::sorted_vars;
-use crate::plan::TrainPlan;
+use crate::plan::{MetricKind, TrainPlan};
 use crate::train::checkpoint;
 use crate::train::events::{EvalSplit, Event, EventSink, LogLevel};
 use crate::train::metrics::{auc, logloss_from_logits};
@@ -162,6 +162,18 @@ pub struct StageSpec {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Continue an interrupted stage instead of starting it afresh.
     pub resume: Option<StageResume>,
+    /// The validation metric that picks the best epoch and drives early
+    /// stopping (the plan's first `metrics` entry).
+    pub select: MetricKind,
+}
+
+/// The figure `select` ranks epochs by (higher is better); objectives
+/// without click metrics (PA-MLM) fall back to their own score.
+fn selection_score(eval: &Evaluation, select: MetricKind) -> f64 {
+    match select {
+        MetricKind::Auc => eval.auc.unwrap_or(eval.score),
+        MetricKind::Logloss => eval.logloss.map_or(eval.score, |l| -l),
+    }
 }
 
 /// Where an interrupted stage stopped: its completed epochs and checkpoints.
@@ -400,7 +412,9 @@ pub fn train_stage<M: StageModel + ?Sized>(
             emit_checkpoint(sink, &spec.name, Some(epoch), &s);
             saved_epoch = Some(s);
         }
-        let improved = best.as_ref().is_none_or(|(_, b, _)| eval.score > b.score);
+        let improved = best.as_ref().is_none_or(|(_, b, _)| {
+            selection_score(&eval, spec.select) > selection_score(b, spec.select)
+        });
         if improved {
             let snapshot = vars
                 .iter()
@@ -550,4 +564,34 @@ fn emit_checkpoint(sink: &dyn EventSink, stage: &str, epoch: Option<usize>, s: &
         bytes: s.bytes,
         sha256: s.sha256.clone(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(auc: Option<f64>, logloss: Option<f64>, score: f64) -> Evaluation {
+        Evaluation {
+            auc,
+            logloss,
+            metrics: vec![],
+            score,
+            rows: 10,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_first_listed_metric_selects_the_epoch() {
+        let a = ev(Some(0.80), Some(0.50), 0.80);
+        let b = ev(Some(0.78), Some(0.45), 0.78);
+        assert!(selection_score(&a, MetricKind::Auc) > selection_score(&b, MetricKind::Auc));
+        assert!(
+            selection_score(&b, MetricKind::Logloss) > selection_score(&a, MetricKind::Logloss)
+        );
+        // PA-MLM has no click metrics: its own score decides either way.
+        let mlm = ev(None, None, -2.5);
+        assert_eq!(selection_score(&mlm, MetricKind::Logloss), -2.5);
+        assert_eq!(selection_score(&mlm, MetricKind::Auc), -2.5);
+    }
 }
