@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::data::{self, inspect::Report, LoadOptions};
-use crate::plan::ExperimentPlan;
+use crate::plan::{ExperimentPlan, PlmLocation, PlmPlan};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DataCommand {
@@ -69,7 +69,12 @@ pub fn inspect(a: &InspectArgs) -> Result<String> {
         let opts = LoadOptions {
             cache_dir: a.cache_dir.clone(),
             rebuild: a.rebuild,
-            tokenizer_dir: match &plan.plm {
+            // Only the tokenizer is needed here: a local folder need not hold weights.
+            tokenizer_dir: match plan.plm.as_ref() {
+                Some(PlmPlan {
+                    location: PlmLocation::Local(dir),
+                    ..
+                }) => Some(dir.clone()),
                 Some(p) => Some(crate::model::plm::resolve_plm_dir(p)?),
                 None => None,
             },
