@@ -141,7 +141,8 @@ impl StageModel for PlmClassifier {
         let (mut logits, mut labels) = (Vec::new(), Vec::new());
         for rows in order {
             let b = split.batch(&rows)?;
-            logits.push(self.forward(&b, false)?);
+            // Detached so that the batch's activations are freed (see predict_split).
+            logits.push(self.forward(&b, false)?.detach());
             labels.push(b.labels);
         }
         let logits = Tensor::cat(&logits, 0)?

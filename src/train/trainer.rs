@@ -123,7 +123,9 @@ pub fn predict_split<M: StageModel + ?Sized>(
         let end = (start + eb).min(split.rows);
         let rows: Vec<usize> = (start..end).collect();
         let batch = split.batch(&rows)?;
-        pending.push(model.predict_logits(&batch)?);
+        // Detached: a logit keeps its whole forward graph (every activation
+        // of the batch) alive otherwise, and memory would grow with the split.
+        pending.push(model.predict_logits(&batch)?.detach());
         pending_labels.push(batch.labels);
         start = end;
     }
