@@ -9,7 +9,7 @@
 //! the probabilities from Q and K, and the dropout mask from the seed, rather
 //! than keeping (B, H, T, S) tensors alive.
 //!
-//! Elsewhere (CUDA) the composed ops in the encoder are used. Verified against
+//! Elsewhere (CUDA) the composed ops in the encoder are used (`fused::supported`). Verified against
 //! the composed path and by finite differences in `tests/plm_grad.rs`.
 
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use candle_core::{
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
+
+use super::fused::contiguous;
 
 /// Additive key mask (B, S) on the host, 0 for visible keys, −1e9 for hidden ones.
 #[derive(Debug, Clone)]
@@ -97,22 +99,10 @@ impl Attention {
         mm(t, s, dh, p, false, q, (dh, 1), k, (1, dh), self.scale);
         let mask = &self.mask[(bh / self.heads) * s..(bh / self.heads + 1) * s];
         for row in p.chunks_mut(s) {
-            let mut max = f64::NEG_INFINITY;
             for (v, m) in row.iter_mut().zip(mask) {
-                let x = v.to_f64() + m;
-                *v = T::from_f64(x);
-                max = max.max(x);
+                *v = T::from_f64(v.to_f64() + m);
             }
-            let mut sum = 0f64;
-            for v in row.iter_mut() {
-                let e = super::fused::exp_as::<T>(v.to_f64() - max);
-                sum += e;
-                *v = T::from_f64(e);
-            }
-            let inv = 1.0 / sum;
-            for v in row.iter_mut() {
-                *v = T::from_f64(v.to_f64() * inv);
-            }
+            super::fused::softmax_in_place(row);
         }
     }
 
@@ -207,13 +197,6 @@ impl Attention {
     }
 }
 
-fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&T::cpu_storage_as_slice(s)?[a..b]),
-        None => candle_core::bail!("fused attention: inputs must be contiguous"),
-    }
-}
-
 impl CustomOp3 for Attention {
     fn name(&self) -> &'static str {
         "fused-attention"
@@ -230,14 +213,14 @@ impl CustomOp3 for Attention {
     ) -> Result<(CpuStorage, Shape)> {
         let out = match s1.dtype() {
             DType::F32 => CpuStorage::F32(self.forward(
-                slice::<f32>(s1, l1)?,
-                slice::<f32>(s2, l2)?,
-                slice::<f32>(s3, l3)?,
+                contiguous::<f32>(s1, l1, "fused attention")?,
+                contiguous::<f32>(s2, l2, "fused attention")?,
+                contiguous::<f32>(s3, l3, "fused attention")?,
             )),
             DType::F64 => CpuStorage::F64(self.forward(
-                slice::<f64>(s1, l1)?,
-                slice::<f64>(s2, l2)?,
-                slice::<f64>(s3, l3)?,
+                contiguous::<f64>(s1, l1, "fused attention")?,
+                contiguous::<f64>(s2, l2, "fused attention")?,
+                contiguous::<f64>(s3, l3, "fused attention")?,
             )),
             dt => candle_core::bail!("fused attention: unsupported dtype {dt:?}"),
         };
@@ -296,27 +279,22 @@ impl CustomOp3 for AttentionBwd {
         };
         let out = match s1.dtype() {
             DType::F32 => CpuStorage::F32(a.backward(
-                slice::<f32>(s1, l1)?,
-                slice::<f32>(s2, l2)?,
-                slice::<f32>(s3, l3)?,
-                slice::<f32>(dstore, layout)?,
+                contiguous::<f32>(s1, l1, "fused attention")?,
+                contiguous::<f32>(s2, l2, "fused attention")?,
+                contiguous::<f32>(s3, l3, "fused attention")?,
+                contiguous::<f32>(dstore, layout, "fused attention")?,
             )),
             DType::F64 => CpuStorage::F64(a.backward(
-                slice::<f64>(s1, l1)?,
-                slice::<f64>(s2, l2)?,
-                slice::<f64>(s3, l3)?,
-                slice::<f64>(dstore, layout)?,
+                contiguous::<f64>(s1, l1, "fused attention")?,
+                contiguous::<f64>(s2, l2, "fused attention")?,
+                contiguous::<f64>(s3, l3, "fused attention")?,
+                contiguous::<f64>(dstore, layout, "fused attention")?,
             )),
             dt => candle_core::bail!("fused attention bwd: unsupported dtype {dt:?}"),
         };
         let block = a.t * a.dh + 2 * a.s * a.dh;
         Ok((out, Shape::from((a.batch * a.heads, block))))
     }
-}
-
-/// Whether `attention` runs fused for these inputs.
-pub fn fused_supported(q: &Tensor) -> bool {
-    q.device().is_cpu() && matches!(q.dtype(), DType::F32 | DType::F64)
 }
 
 /// softmax(scale · q kᵀ + mask_add) (dropout p when `train`) · v, CPU only.

@@ -20,7 +20,11 @@ fn rows_per_task(rows: usize, width: usize) -> usize {
     per.min(rows.max(1))
 }
 
-fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+pub(crate) fn contiguous<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&T::cpu_storage_as_slice(s)?[a..b]),
         None => candle_core::bail!("{what}: input must be contiguous"),
@@ -47,28 +51,29 @@ pub(crate) fn exp_as<T: WithDType>(x: f64) -> f64 {
     }
 }
 
+/// Softmax of one row in place (max-shifted, `exp` in the row's precision).
+pub(crate) fn softmax_in_place<T: WithDType>(row: &mut [T]) {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
+    let mut sum = 0f64;
+    for v in row.iter_mut() {
+        let e = exp_as::<T>(v.to_f64() - max);
+        sum += e;
+        *v = T::from_f64(e);
+    }
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v = T::from_f64(v.to_f64() * inv);
+    }
+}
+
 fn softmax_rows<T: WithDType>(x: &[T], width: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
+    let mut out = x.to_vec();
     let chunk = rows_per_task(x.len() / width.max(1), width) * width;
-    out.par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk))
-        .for_each(|(o, xi)| {
-            for (orow, xrow) in o.chunks_mut(width).zip(xi.chunks(width)) {
-                let max = xrow
-                    .iter()
-                    .fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
-                let mut sum = 0f64;
-                for (ov, xv) in orow.iter_mut().zip(xrow) {
-                    let e = exp_as::<T>(xv.to_f64() - max);
-                    sum += e;
-                    *ov = T::from_f64(e);
-                }
-                let inv = 1.0 / sum;
-                for ov in orow.iter_mut() {
-                    *ov = T::from_f64(ov.to_f64() * inv);
-                }
-            }
-        });
+    out.par_chunks_mut(chunk).for_each(|o| {
+        for row in o.chunks_mut(width) {
+            softmax_in_place(row);
+        }
+    });
     out
 }
 

@@ -21,7 +21,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
 
 use super::config::{Config, HiddenAct};
-use crate::model::{attention, nn};
+use crate::model::{attention, fused, nn};
 use crate::plan::types::PlmFamily;
 
 /// Soft prompts given to one forward pass.
@@ -203,7 +203,7 @@ impl Layer {
         }
         let scale = 1.0 / (dh as f64).sqrt();
         let p = cfg.attention_probs_dropout_prob;
-        let ctx = if attention::fused_supported(&q) {
+        let ctx = if fused::supported(&q) {
             attention::attention(&q, &k, &v, mask_add, scale, p, train)?
         } else {
             let scores = (q * scale)?
