@@ -15,13 +15,14 @@
 use std::sync::Arc;
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+    backend::BackendStorage, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor,
 };
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
 use super::fused::contiguous;
+use super::gemm::{mm, Float};
 
 /// Additive key mask (B, S) on the host, 0 for visible keys, −1e9 for hidden ones.
 #[derive(Debug, Clone)]
@@ -38,56 +39,6 @@ struct Attention {
     seed: u64,
 }
 
-trait Float: WithDType {}
-impl Float for f32 {}
-impl Float for f64 {}
-
-/// dst (m×n, row stride `dst_rs`) = [dst +] alpha · A(m×k) B(k×n), with
-/// arbitrary element strides for A and B. Single-threaded.
-#[allow(clippy::too_many_arguments)]
-fn mm<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    accumulate: bool,
-    a: &[T],
-    (a_rs, a_cs): (usize, usize),
-    b: &[T],
-    (b_rs, b_cs): (usize, usize),
-    alpha: f64,
-) {
-    debug_assert!(dst.len() >= m * n);
-    debug_assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
-    debug_assert!(k == 0 || n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the slices cover every element addressed by (m, n, k) and the
-    // strides (checked above in debug builds, guaranteed by the callers'
-    // block sizes); dst does not alias a or b.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            T::from_f64(1.0),
-            T::from_f64(alpha),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 impl Attention {
     fn block_rng(&self, bh: usize) -> SmallRng {
         SmallRng::seed_from_u64(self.seed ^ (bh as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -96,7 +47,7 @@ impl Attention {
     /// Probabilities (t×s, pre-dropout) of block `bh` into `p`.
     fn probs<T: Float>(&self, bh: usize, q: &[T], k: &[T], p: &mut [T]) {
         let (t, s, dh) = (self.t, self.s, self.dh);
-        mm(t, s, dh, p, false, q, (dh, 1), k, (1, dh), self.scale);
+        mm(t, s, dh, p, false, q, (dh, 1), k, (1, dh), self.scale, 1);
         let mask = &self.mask[(bh / self.heads) * s..(bh / self.heads + 1) * s];
         for row in p.chunks_mut(s) {
             for (v, m) in row.iter_mut().zip(mask) {
@@ -140,7 +91,7 @@ impl Attention {
                     *x = T::from_f64(x.to_f64() * m);
                 }
             }
-            mm(t, dh, s, o, false, &p, (s, 1), vb, (dh, 1), 1.0);
+            mm(t, dh, s, o, false, &p, (s, 1), vb, (dh, 1), 1.0, 1);
         });
         out
     }
@@ -169,10 +120,10 @@ impl Attention {
                     .map(|(x, m)| T::from_f64(x.to_f64() * m))
                     .collect()
             };
-            mm(s, dh, t, dv, false, &dropped, (1, s), dob, (dh, 1), 1.0);
+            mm(s, dh, t, dv, false, &dropped, (1, s), dob, (dh, 1), 1.0, 1);
             // dP' = dO Vᵀ, then through dropout: dP = dP' ⊙ keep.
             let mut dp = vec![T::zero(); t * s];
-            mm(t, s, dh, &mut dp, false, dob, (dh, 1), vb, (1, dh), 1.0);
+            mm(t, s, dh, &mut dp, false, dob, (dh, 1), vb, (1, dh), 1.0, 1);
             if !keep.is_empty() {
                 for (x, m) in dp.iter_mut().zip(&keep) {
                     *x = T::from_f64(x.to_f64() * m);
@@ -190,8 +141,8 @@ impl Attention {
                 }
             }
             // dQ = scale · dS K ; dK = scale · dSᵀ Q.
-            mm(t, dh, s, dq, false, &dp, (s, 1), kb, (dh, 1), self.scale);
-            mm(s, dh, t, dk, false, &dp, (1, s), qb, (dh, 1), self.scale);
+            mm(t, dh, s, dq, false, &dp, (s, 1), kb, (dh, 1), self.scale, 1);
+            mm(s, dh, t, dk, false, &dp, (1, s), qb, (dh, 1), self.scale, 1);
         });
         out
     }

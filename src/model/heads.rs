@@ -49,7 +49,7 @@ impl MlmHead {
 
     /// hidden (N, d) of the positions to predict → logits (N, vocab).
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let x = super::fused::gelu_erf(&super::plm::encoder::linear(
+        let x = super::fused::gelu_erf(&super::linear::linear(
             hidden,
             &self.dense.0,
             &self.dense.1,
@@ -99,8 +99,8 @@ pub fn pooling_needs_layers(pooling: Pooling) -> bool {
 /// Linear(d→d) → tanh → Linear(d→1): the PLM logit. Variables `dense`, `out`.
 #[derive(Debug, Clone)]
 pub struct ClassificationHead {
-    dense: candle_nn::Linear,
-    out: candle_nn::Linear,
+    dense: super::linear::Linear,
+    out: super::linear::Linear,
 }
 
 impl ClassificationHead {

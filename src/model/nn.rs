@@ -103,10 +103,14 @@ pub fn xavier_normal(fan_in: usize, fan_out: usize) -> Init {
 }
 
 /// A linear layer with Xavier-normal weight and zero bias, named `weight`/`bias` under `vb`.
-pub fn linear_xavier(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<candle_nn::Linear> {
+pub fn linear_xavier(
+    in_dim: usize,
+    out_dim: usize,
+    vb: VarBuilder,
+) -> Result<super::linear::Linear> {
     let w = vb.get_with_hints((out_dim, in_dim), "weight", xavier_normal(in_dim, out_dim))?;
     let b = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
-    Ok(candle_nn::Linear::new(w, Some(b)))
+    Ok(super::linear::Linear::new(w, b))
 }
 
 /// Numerically stable binary cross-entropy with logits, averaged:

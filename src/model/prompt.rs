@@ -6,8 +6,11 @@
 //! Shallow: K linear maps h → d, computed as one Linear(dim h → K·d) whose
 //! output rows k·d..(k+1)·d are map k; the result is (B, K, d).
 
+use candle_core::Module;
 use candle_core::{Result, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::linear::Linear;
 
 use super::nn::linear_xavier;
 use super::plm::{Config, Prompts};

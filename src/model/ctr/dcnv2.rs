@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::model::linear::Linear;
 
 use crate::model::nn::linear_xavier;
 

@@ -1,8 +1,10 @@
 //! The ReLU multi-layer perceptron used inside most backbones.
 
 use anyhow::Result;
-use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::model::linear::Linear;
 
 use crate::model::nn::{dropout, linear_xavier};
 
@@ -44,7 +46,7 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for l in &self.layers {
-            h = dropout(&l.forward(&h)?.relu()?, self.dropout, train)?;
+            h = dropout(&l.forward_relu(&h)?, self.dropout, train)?;
         }
         Ok(h)
     }

@@ -22,10 +22,11 @@ pub mod xdeepfm;
 
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::data::{Batch, DatasetMeta};
 use crate::model::embedding::FieldEmbedding;
+use crate::model::linear::Linear;
 use crate::model::nn::linear_xavier;
 use crate::plan::{Backbone, CtrPlan};
 

@@ -21,6 +21,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
 
 use super::config::{Config, HiddenAct};
+use crate::model::linear::linear;
 use crate::model::{attention, fused, nn};
 use crate::plan::types::PlmFamily;
 
@@ -75,21 +76,6 @@ fn ln_vars(vb: &VarBuilder, d: usize) -> Result<(Tensor, Tensor)> {
     let w = vb.get_with_hints(d, "weight", Init::Const(1.0))?;
     let b = vb.get_with_hints(d, "bias", Init::Const(0.0))?;
     Ok((w, b))
-}
-
-/// x (N, in) · wᵀ + b, for any leading shape of x.
-pub(crate) fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let dims = x.dims();
-    let in_dim = dims[dims.len() - 1];
-    let rows = x.elem_count() / in_dim.max(1);
-    let y = x
-        .reshape((rows, in_dim))?
-        .matmul(&w.t()?)?
-        .broadcast_add(b)?;
-    let mut out_shape = dims.to_vec();
-    let last = out_shape.len() - 1;
-    out_shape[last] = w.dim(0)?;
-    y.reshape(out_shape)
 }
 
 fn activate(x: &Tensor, act: HiddenAct) -> Result<Tensor> {
@@ -190,9 +176,7 @@ impl Layer {
         // next to three separate passes over the activations.
         let w = Tensor::cat(&[&self.q.0, &self.k.0, &self.v.0], 0)?;
         let bias = Tensor::cat(&[&self.q.1, &self.k.1, &self.v.1], 0)?;
-        let qkv = x2
-            .matmul(&w.t()?)?
-            .broadcast_add(&bias)?
+        let qkv = linear(&x2, &w, &bias)?
             .reshape((b, t, 3, h, dh))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?;

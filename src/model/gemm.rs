@@ -1,0 +1,65 @@
+//! The `gemm` crate behind the fused CPU kernels (attention, linear layers).
+
+use candle_core::WithDType;
+
+pub(crate) trait Float: WithDType {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// dst (m×n, contiguous) = [dst +] alpha · A(m×k) B(k×n), with arbitrary
+/// element strides for A and B. `threads` ≤ 1 runs on the calling thread
+/// (the attention kernel already runs one task per (batch, head)).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mm<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    accumulate: bool,
+    a: &[T],
+    (a_rs, a_cs): (usize, usize),
+    b: &[T],
+    (b_rs, b_cs): (usize, usize),
+    alpha: f64,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    assert!(
+        m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
+        "gemm: lhs too small"
+    );
+    assert!(
+        k == 0 || n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
+        "gemm: rhs too small"
+    );
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assertions above keep every addressed element inside the
+    // slices; dst is a unique borrow, so it aliases neither a nor b.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::from_f64(1.0),
+            T::from_f64(alpha),
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
