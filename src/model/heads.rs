@@ -55,7 +55,7 @@ impl MlmHead {
             &self.dense.1,
         )?)?;
         let x = nn::layer_norm(&x, &self.ln.0, &self.ln.1, self.eps)?;
-        x.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)
+        super::linear::linear(&x, &self.decoder, &self.bias)
     }
 }
 

@@ -179,8 +179,12 @@ impl CustomOp3 for FusedLinear {
         } else {
             dy.contiguous()?
         };
-        let dx = dz.matmul(w)?;
-        let dw = dz.t()?.matmul(x)?;
+        // Detached: x and w are tracked, so these products would otherwise
+        // carry ops pointing at them, and candle's gradient store, which keeps
+        // whatever it is given until it is dropped, would hold every layer's
+        // input (and with it the whole forward graph) through the optimizer step.
+        let dx = dz.matmul(w)?.detach();
+        let dw = dz.t()?.matmul(x)?.detach();
         let db = dz.apply_op1_no_bwd(&ColumnSum)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }

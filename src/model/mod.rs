@@ -1,6 +1,7 @@
 //! candle models: field embeddings, CTR backbones, the prompted PLM encoder, heads.
 
 pub mod attention;
+pub mod cross_entropy;
 pub mod ctr;
 pub mod embedding;
 pub mod fused;

@@ -4,7 +4,12 @@
 //! backward pass, so gradients silently stop at them. Everything here is
 //! built from ops that candle can differentiate.
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor,
+    WithDType, D,
+};
+
+use super::fused::contiguous;
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -50,8 +55,12 @@ pub fn softmax_last_dim_composed(x: &Tensor) -> Result<Tensor> {
 /// Inverted dropout, active only when `train` is set.
 ///
 /// On CPU the keep-mask comes from [`seed_dropout`]'s generator so that runs
-/// are reproducible (candle's CPU RNG cannot be seeded); on other devices it
-/// comes from the device RNG (seeded through `Device::set_seed`).
+/// are reproducible (candle's CPU RNG cannot be seeded), and it is one custom
+/// op that regenerates its mask from a seed in the backward: `x * mask` would
+/// keep the mask alive, and candle would also store a gradient for the
+/// constant mask that holds `x`, and so the whole forward graph, until the
+/// gradients are dropped. On other devices the mask comes from the device RNG
+/// (seeded through `Device::set_seed`).
 pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     if !train || p <= 0.0 {
         return Ok(x.clone());
@@ -59,27 +68,63 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     if p >= 1.0 {
         return x.zeros_like();
     }
-    let scale = 1.0 / (1.0 - p);
-    if x.device().is_cpu() {
-        let n = x.elem_count();
-        // Threshold on raw u32s: no float conversion per draw.
-        let threshold = (p * u32::MAX as f64) as u32;
-        let mut mask = vec![0f32; n];
-        DROPOUT_RNG.with(|cell| {
-            let mut rng = cell.borrow_mut();
-            for m in mask.iter_mut() {
-                if rng.next_u32() >= threshold {
-                    *m = scale as f32;
-                }
-            }
-        });
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        return x * mask;
+    if super::fused::supported(x) {
+        let op = Dropout {
+            threshold: (p * u32::MAX as f64) as u32,
+            scale: 1.0 / (1.0 - p),
+            seed: dropout_seed(),
+        };
+        return x.contiguous()?.apply_op1(op);
     }
     let keep = Tensor::rand(0f32, 1f32, x.shape(), x.device())?
         .ge(p as f32)?
         .to_dtype(x.dtype())?;
-    (x * keep)? * scale
+    (x * keep)? * (1.0 / (1.0 - p))
+}
+
+/// Keeps an element when its draw from `SmallRng(seed)` (in element order) is
+/// at least `threshold`, scaled by `scale`; the backward is the same op.
+#[derive(Clone, Copy)]
+struct Dropout {
+    threshold: u32,
+    scale: f64,
+    seed: u64,
+}
+
+impl Dropout {
+    fn apply<T: WithDType>(&self, x: &[T]) -> Vec<T> {
+        // Thresholds on raw u32s: no float conversion per draw.
+        let mut rng = SmallRng::seed_from_u64(self.seed);
+        let scale = T::from_f64(self.scale);
+        x.iter()
+            .map(|&v| {
+                if rng.next_u32() >= self.threshold {
+                    v * scale
+                } else {
+                    T::zero()
+                }
+            })
+            .collect()
+    }
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match s.dtype() {
+            DType::F32 => CpuStorage::F32(self.apply(contiguous::<f32>(s, l, "dropout")?)),
+            DType::F64 => CpuStorage::F64(self.apply(contiguous::<f64>(s, l, "dropout")?)),
+            dt => candle_core::bail!("dropout: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(self)?))
+    }
 }
 
 thread_local! {
@@ -126,4 +171,41 @@ pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 /// kernels that draw their own dropout masks (the fused attention).
 pub fn dropout_seed() -> u64 {
     DROPOUT_RNG.with(|cell| cell.borrow_mut().next_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The CPU dropout drops about p of the elements, scales the rest by
+    /// 1/(1-p), repeats itself under the same seed, and its backward applies
+    /// exactly the forward's mask.
+    #[test]
+    fn cpu_dropout_mask_scale_seed_and_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let n = 20_000;
+        let x = Var::from_tensor(&Tensor::ones(n, DType::F32, &dev)?)?;
+        seed_dropout(5);
+        let y = dropout(&x, 0.3, true)?;
+        let v: Vec<f32> = y.to_vec1()?;
+        let dropped = v.iter().filter(|&&a| a == 0.0).count() as f64 / n as f64;
+        assert!((dropped - 0.3).abs() < 0.02, "dropped {dropped}");
+        let scale = 1.0 / 0.7f32;
+        assert!(v.iter().all(|&a| a == 0.0 || (a - scale).abs() < 1e-6));
+        seed_dropout(5);
+        let again: Vec<f32> = dropout(&x, 0.3, true)?.to_vec1()?;
+        assert_eq!(v, again);
+        let r = Tensor::randn(0f32, 1.0, n, &dev)?;
+        let g = (&y * &r)?.sum_all()?.backward()?;
+        let gx = g.get(&x).expect("grad");
+        // x is all ones, so the gradient r·mask·scale is r·y.
+        let diff = (gx - (&r * &y)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "{diff}");
+        assert!(dropout(&x, 0.3, false)?
+            .to_vec1::<f32>()?
+            .iter()
+            .all(|&a| a == 1.0));
+        Ok(())
+    }
 }

@@ -1,0 +1,214 @@
+//! Mean cross-entropy over vocabulary logits, fused for the CPU.
+//!
+//! PA-MLM's logits are (masked tokens × vocabulary), ~30 MiB a batch for
+//! BERT's 30k vocabulary. candle-nn's `cross_entropy` (log-softmax, then a
+//! gather) keeps three more tensors of that size alive for the backward and
+//! builds as many again inside it. Here the forward returns the scalar alone
+//! and the backward recomputes softmax − one-hot from the logits, which the
+//! graph holds anyway. Elsewhere (CUDA) candle-nn's version.
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType,
+};
+use rayon::prelude::*;
+
+use super::fused::{contiguous, supported};
+
+/// Mean over rows of −log softmax(logits)[target]; logits (N, V), targets (N,) u32.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if supported(logits) && targets.dtype() == DType::U32 {
+        let targets = targets.contiguous()?;
+        return logits.contiguous()?.apply_op2(&targets, CrossEntropy);
+    }
+    candle_nn::loss::cross_entropy(logits, targets)
+}
+
+struct CrossEntropy;
+
+/// log Σ exp(x) of one row, shifted by its max and summed in f64.
+fn row_lse<T: WithDType>(row: &[T]) -> f64 {
+    let max = row
+        .iter()
+        .map(|v| v.to_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = row.iter().map(|v| (v.to_f64() - max).exp()).sum();
+    max + sum.ln()
+}
+
+fn check_targets(targets: &[u32], rows: usize, vocab: usize) -> Result<()> {
+    if targets.len() != rows {
+        candle_core::bail!(
+            "cross entropy: {rows} rows of logits but {} targets",
+            targets.len()
+        );
+    }
+    if let Some(t) = targets.iter().find(|&&t| t as usize >= vocab) {
+        candle_core::bail!("cross entropy: target id {t} outside a vocabulary of {vocab}");
+    }
+    Ok(())
+}
+
+fn loss<T: WithDType>(x: &[T], targets: &[u32], vocab: usize) -> Result<f64> {
+    let rows = x.len() / vocab.max(1);
+    check_targets(targets, rows, vocab)?;
+    if rows == 0 {
+        candle_core::bail!("cross entropy of zero rows");
+    }
+    let total: f64 = x
+        .par_chunks(vocab)
+        .zip(targets.par_iter())
+        .map(|(row, &t)| row_lse(row) - row[t as usize].to_f64())
+        .sum();
+    Ok(total / rows as f64)
+}
+
+fn grad<T: WithDType>(x: &[T], targets: &[u32], vocab: usize, scale: f64) -> Result<Vec<T>> {
+    let rows = x.len() / vocab.max(1);
+    check_targets(targets, rows, vocab)?;
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(vocab)
+        .zip(x.par_chunks(vocab).zip(targets.par_iter()))
+        .for_each(|(o, (row, &t))| {
+            let lse = row_lse(row);
+            for (ov, v) in o.iter_mut().zip(row) {
+                *ov = T::from_f64((v.to_f64() - lse).exp() * scale);
+            }
+            o[t as usize] = T::from_f64(o[t as usize].to_f64() - scale);
+        });
+    Ok(out)
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, vocab) = l1.shape().dims2()?;
+        let targets = contiguous::<u32>(s2, l2, "cross entropy targets")?;
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(vec![loss(
+                contiguous::<f32>(s1, l1, "cross entropy")?,
+                targets,
+                vocab,
+            )? as f32]),
+            DType::F64 => CpuStorage::F64(vec![loss(
+                contiguous::<f64>(s1, l1, "cross entropy")?,
+                targets,
+                vocab,
+            )?]),
+            dt => candle_core::bail!("fused cross entropy: unsupported dtype {dt:?}"),
+        };
+        Ok((out, Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _loss: &Tensor,
+        dloss: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let rows = logits.dim(0)?;
+        let scale = dloss.to_dtype(DType::F64)?.to_scalar::<f64>()? / rows as f64;
+        let g = logits.apply_op2_no_bwd(targets, &CrossEntropyGrad { scale })?;
+        Ok((Some(g), None))
+    }
+}
+
+/// scale · (softmax(logits) − one-hot(targets)).
+struct CrossEntropyGrad {
+    scale: f64,
+}
+
+impl CustomOp2 for CrossEntropyGrad {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, vocab) = l1.shape().dims2()?;
+        let targets = contiguous::<u32>(s2, l2, "cross entropy targets")?;
+        let out = match s1.dtype() {
+            DType::F32 => CpuStorage::F32(grad(
+                contiguous::<f32>(s1, l1, "cross entropy")?,
+                targets,
+                vocab,
+                self.scale,
+            )?),
+            DType::F64 => CpuStorage::F64(grad(
+                contiguous::<f64>(s1, l1, "cross entropy")?,
+                targets,
+                vocab,
+                self.scale,
+            )?),
+            dt => candle_core::bail!("fused cross entropy: unsupported dtype {dt:?}"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Value and gradient equal candle-nn's cross entropy (which is
+    /// log-softmax + gather), with large logits to exercise the max shift.
+    #[test]
+    fn matches_candle_nn() -> Result<()> {
+        let dev = Device::Cpu;
+        let x0 = (Tensor::randn(0f32, 1.0, (5, 11), &dev)? * 30.0)?;
+        let t = Tensor::new(&[0u32, 10, 3, 3, 7], &dev)?;
+        let x = Var::from_tensor(&x0)?;
+        let w = Tensor::new(2.5f32, &dev)?;
+        let fused = cross_entropy(&x, &t)?;
+        let reference = candle_nn::loss::cross_entropy(&x, &t)?;
+        let (a, b) = (fused.to_scalar::<f32>()?, reference.to_scalar::<f32>()?);
+        assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        let ga = (fused * &w)?.backward()?;
+        let gb = (reference * &w)?.backward()?;
+        let (ga, gb) = (ga.get(&x).expect("grad"), gb.get(&x).expect("grad"));
+        let diff = (ga - gb)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "grad diff {diff}");
+        Ok(())
+    }
+
+    /// A hand case: two equal logits and target 0 → loss ln 2, gradient ±1/2.
+    #[test]
+    fn hand_computed() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::new(&[[1.0f64, 1.0]], &dev)?)?;
+        let t = Tensor::new(&[0u32], &dev)?;
+        let l = cross_entropy(&x, &t)?;
+        assert!((l.to_scalar::<f64>()? - 2f64.ln()).abs() < 1e-12);
+        let g: Vec<Vec<f64>> = l.backward()?.get(&x).expect("grad").to_vec2()?;
+        assert!((g[0][0] + 0.5).abs() < 1e-12 && (g[0][1] - 0.5).abs() < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn target_outside_the_vocabulary_is_an_error() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((2, 4), DType::F32, &dev)?;
+        let t = Tensor::new(&[1u32, 4], &dev)?;
+        let err = cross_entropy(&x, &t).unwrap_err().to_string();
+        assert!(
+            err.contains("target id 4 outside a vocabulary of 4"),
+            "{err}"
+        );
+        Ok(())
+    }
+}
