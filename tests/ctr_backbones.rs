@@ -11,7 +11,7 @@ use clickprompt::model::ctr::fm::fm_pairwise;
 use clickprompt::model::ctr::xdeepfm::Cin;
 use clickprompt::model::ctr::CtrModel;
 use clickprompt::model::embedding::FieldEmbedding;
-use clickprompt::model::nn::bce_with_logits;
+use clickprompt::model::losses::bce_with_logits;
 use clickprompt::model::vars::{seeded_var_builder, sorted_vars};
 use clickprompt::plan::Backbone;
 use ctr_support::*;

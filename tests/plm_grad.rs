@@ -306,8 +306,11 @@ fn one_step_gives_every_trainable_tensor_a_gradient() {
         let ce = candle_nn::loss::cross_entropy(&logits, &targets).unwrap();
         let pooled = pool(&out, &mask, Pooling::Top2).unwrap();
         let logit = head.forward(&pooled).unwrap();
-        let bce =
-            nn::bce_with_logits(&logit, &Tensor::new(&[1f32, 0., 1.], &dev()).unwrap()).unwrap();
+        let bce = clickprompt::model::losses::bce_with_logits(
+            &logit,
+            &Tensor::new(&[1f32, 0., 1.], &dev()).unwrap(),
+        )
+        .unwrap();
         let grads = (ce + bce).unwrap().backward().unwrap();
         let vars = varmap.data().lock().unwrap().clone();
         assert!(vars.len() > 30);

@@ -8,11 +8,11 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor,
     WithDType, D,
 };
-
-use super::fused::contiguous;
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+
+use super::fused::contiguous;
 use std::cell::RefCell;
 
 /// Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * w + b.
@@ -156,15 +156,6 @@ pub fn linear_xavier(
     let w = vb.get_with_hints((out_dim, in_dim), "weight", xavier_normal(in_dim, out_dim))?;
     let b = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
     Ok(super::linear::Linear::new(w, b))
-}
-
-/// Numerically stable binary cross-entropy with logits, averaged:
-/// max(z, 0) - z*y + log(1 + exp(-|z|)).
-pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let logits = logits.to_dtype(DType::F32)?;
-    let relu = logits.relu()?;
-    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    ((relu - (&logits * labels)?)? + softplus)?.mean_all()
 }
 
 /// A fresh seed drawn from the (seeded) CPU dropout generator, for fused

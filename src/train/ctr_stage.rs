@@ -5,7 +5,7 @@ use candle_core::Tensor;
 
 use crate::data::Batch;
 use crate::model::ctr::CtrModel;
-use crate::model::nn::bce_with_logits;
+use crate::model::losses::bce_with_logits;
 use crate::train::trainer::{StageModel, StepCtx};
 
 impl StageModel for CtrModel {

@@ -107,7 +107,10 @@ impl PlmClassifier {
 impl StageModel for PlmClassifier {
     fn loss(&self, batch: &Batch, train: bool, _ctx: &StepCtx) -> Result<Tensor> {
         let logit = self.forward(batch, train)?;
-        Ok(crate::model::nn::bce_with_logits(&logit, &batch.labels)?)
+        Ok(crate::model::losses::bce_with_logits(
+            &logit,
+            &batch.labels,
+        )?)
     }
 
     fn predict_logits(&self, batch: &Batch) -> Result<Tensor> {

@@ -138,7 +138,7 @@ impl PaMlmModel {
     /// Mean cross-entropy over the masked positions.
     pub fn loss_masked(&self, batch: &Batch, masked: &MaskedText, train: bool) -> Result<Tensor> {
         let logits = self.masked_logits(batch, masked, train, false)?;
-        Ok(crate::model::cross_entropy::cross_entropy(
+        Ok(crate::model::losses::cross_entropy(
             &logits,
             &masked.targets,
         )?)
@@ -152,7 +152,7 @@ impl PaMlmModel {
         zero_prompts: bool,
     ) -> Result<(f64, usize)> {
         let logits = self.masked_logits(batch, masked, false, zero_prompts)?;
-        let ce = crate::model::cross_entropy::cross_entropy(&logits, &masked.targets)?
+        let ce = crate::model::losses::cross_entropy(&logits, &masked.targets)?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?;
         let pred = logits.argmax(1)?;
