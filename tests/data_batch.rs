@@ -172,4 +172,19 @@ fn epoch_orders_are_seeded_complete_and_bucketing_cuts_padding() {
         },
     );
     assert_eq!(capped.concat().len(), 100);
+    // The same 100 rows every epoch, in a different order.
+    let next = epoch_batches(
+        1000,
+        &lens,
+        OrderSpec {
+            max_rows: Some(100),
+            epoch: spec.epoch + 1,
+            ..spec
+        },
+    );
+    let (mut a1, mut a2) = (capped.concat(), next.concat());
+    assert_ne!(a1, a2, "epochs must reshuffle");
+    a1.sort_unstable();
+    a2.sort_unstable();
+    assert_eq!(a1, a2, "max_rows must keep one subset for the whole stage");
 }

@@ -190,14 +190,22 @@ pub struct OrderSpec {
 /// Row indices grouped into batches. Deterministic for (seed, epoch).
 pub fn epoch_batches(rows: usize, token_lengths: &[usize], spec: OrderSpec) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..rows).collect();
+    if let Some(m) = spec.max_rows.filter(|&m| m < rows) {
+        // One subset for the whole stage, drawn from the seed alone: `max_rows`
+        // is a budget of rows, each seen once per epoch, not a fresh sample
+        // per epoch (which would see ~epochs × m distinct rows).
+        if spec.shuffle {
+            order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+                spec.seed ^ 0x5B5E_7D0F_2A1C_3E49,
+            ));
+        }
+        order.truncate(m);
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(
         spec.seed ^ (spec.epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     );
     if spec.shuffle {
         order.shuffle(&mut rng);
-    }
-    if let Some(m) = spec.max_rows {
-        order.truncate(m);
     }
     let batch = spec.batch.max(1);
     if spec.bucket_by_length && token_lengths.len() == rows {
