@@ -150,10 +150,9 @@ experiment chain {
     assert!(dir.join("checkpoints").join(&ckpt).is_file());
 }
 
-#[test]
-fn ctrl_c_marks_the_run_interrupted_and_resume_finishes_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// Starts a CTR run long enough to interrupt (6 epochs) and returns the child
+/// and the run id once its first epoch has been evaluated.
+fn start_long_run(dir: &Path) -> (std::process::Child, i64) {
     let src = DATASET.replace("ROWS", "30000")
         + r#"
 experiment long {
@@ -170,8 +169,6 @@ experiment long {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-
-    // Wait for the first completed epoch, then press Ctrl-C.
     let db = dir.join("runs.db");
     let start = Instant::now();
     let id = loop {
@@ -198,6 +195,33 @@ experiment long {
             break run.id;
         }
     };
+    (child, id)
+}
+
+/// SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: marked
+/// INTERRUPTED with its completed epochs kept, not left RUNNING.
+#[test]
+fn sigterm_marks_the_run_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (child, id) = start_long_run(dir);
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    let store = Store::open(&dir.join("runs.db")).unwrap();
+    assert_eq!(store.run_summary(id).unwrap().status, "INTERRUPTED");
+    assert!(!store.evaluations(id).unwrap().is_empty());
+}
+
+#[test]
+fn ctrl_c_marks_the_run_interrupted_and_resume_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("runs.db");
+    // Wait for the first completed epoch, then press Ctrl-C.
+    let (child, id) = start_long_run(dir);
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

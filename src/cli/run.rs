@@ -147,9 +147,9 @@ pub fn parse_device(s: &str) -> Result<DeviceSpec> {
     }
 }
 
-/// Ctrl-C state shared with the handler: the first press sets `cancel` (the
-/// trainer stops after the current step); the second marks the current run
-/// INTERRUPTED through its handle and exits.
+/// Interrupt state shared with the handler (Ctrl-C, SIGTERM, SIGHUP): the
+/// first signal sets `cancel` (the trainer stops after the current step); the
+/// second marks the current run INTERRUPTED through its handle and exits.
 struct Interrupts {
     cancel: Arc<AtomicBool>,
     current: Mutex<Option<InterruptHandle>>,
@@ -171,7 +171,7 @@ fn interrupts() -> &'static Interrupts {
                 eprintln!("\ninterrupted");
                 std::process::exit(130);
             }
-            eprintln!("\nCtrl-C: stopping after the current step (again to stop now)");
+            eprintln!("\ninterrupted (Ctrl-C or SIGTERM): stopping after the current step (again to stop now)");
         });
         Interrupts {
             cancel: Arc::new(AtomicBool::new(false)),
