@@ -162,19 +162,11 @@ impl CustomOp3 for Attention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(self.forward(
-                contiguous::<f32>(s1, l1, "fused attention")?,
-                contiguous::<f32>(s2, l2, "fused attention")?,
-                contiguous::<f32>(s3, l3, "fused attention")?,
-            )),
-            DType::F64 => CpuStorage::F64(self.forward(
-                contiguous::<f64>(s1, l1, "fused attention")?,
-                contiguous::<f64>(s2, l2, "fused attention")?,
-                contiguous::<f64>(s3, l3, "fused attention")?,
-            )),
-            dt => candle_core::bail!("fused attention: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused attention", T => self.forward(
+            contiguous::<T>(s1, l1, "fused attention")?,
+            contiguous::<T>(s2, l2, "fused attention")?,
+            contiguous::<T>(s3, l3, "fused attention")?,
+        ));
         Ok((out, Shape::from((self.batch, self.heads, self.t, self.dh))))
     }
 
@@ -228,21 +220,12 @@ impl CustomOp3 for AttentionBwd {
             candle_core::Storage::Cpu(c) => c,
             _ => candle_core::bail!("fused attention bwd: gradient not on the CPU"),
         };
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(a.backward(
-                contiguous::<f32>(s1, l1, "fused attention")?,
-                contiguous::<f32>(s2, l2, "fused attention")?,
-                contiguous::<f32>(s3, l3, "fused attention")?,
-                contiguous::<f32>(dstore, layout, "fused attention")?,
-            )),
-            DType::F64 => CpuStorage::F64(a.backward(
-                contiguous::<f64>(s1, l1, "fused attention")?,
-                contiguous::<f64>(s2, l2, "fused attention")?,
-                contiguous::<f64>(s3, l3, "fused attention")?,
-                contiguous::<f64>(dstore, layout, "fused attention")?,
-            )),
-            dt => candle_core::bail!("fused attention bwd: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused attention bwd", T => a.backward(
+            contiguous::<T>(s1, l1, "fused attention")?,
+            contiguous::<T>(s2, l2, "fused attention")?,
+            contiguous::<T>(s3, l3, "fused attention")?,
+            contiguous::<T>(dstore, layout, "fused attention")?,
+        ));
         let block = a.t * a.dh + 2 * a.s * a.dh;
         Ok((out, Shape::from((a.batch * a.heads, block))))
     }

@@ -31,6 +31,26 @@ pub(crate) fn contiguous<'a, T: WithDType>(
     }
 }
 
+/// The dtype dispatch of every CPU custom op's `cpu_fwd`: evaluates `$body`
+/// with `$t` bound to `f32` or `f64` and wraps the `Vec` in the matching
+/// `CpuStorage`; other dtypes are an error naming the op.
+macro_rules! per_float {
+    ($dtype:expr, $what:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                candle_core::CpuStorage::F32($body)
+            }
+            candle_core::DType::F64 => {
+                type $t = f64;
+                candle_core::CpuStorage::F64($body)
+            }
+            dt => candle_core::bail!("{}: unsupported dtype {dt:?}", $what),
+        }
+    };
+}
+pub(crate) use per_float;
+
 /// Whether the fused path applies: CPU tensors of a float dtype we implement.
 pub fn supported(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
@@ -84,11 +104,7 @@ impl CustomOp1 for Softmax {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let width = l.dims().last().copied().unwrap_or(1);
-        let out = match s.dtype() {
-            DType::F32 => CpuStorage::F32(softmax_rows(contiguous::<f32>(s, l, "softmax")?, width)),
-            DType::F64 => CpuStorage::F64(softmax_rows(contiguous::<f64>(s, l, "softmax")?, width)),
-            dt => candle_core::bail!("fused softmax: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s.dtype(), "fused softmax", T => softmax_rows(contiguous::<T>(s, l, "softmax")?, width));
         Ok((out, l.shape().clone()))
     }
 
@@ -138,19 +154,11 @@ impl CustomOp2 for SoftmaxBwd {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let width = l1.dims().last().copied().unwrap_or(1);
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(softmax_bwd_rows(
-                contiguous::<f32>(s1, l1, "softmax bwd")?,
-                contiguous::<f32>(s2, l2, "softmax bwd")?,
-                width,
-            )),
-            DType::F64 => CpuStorage::F64(softmax_bwd_rows(
-                contiguous::<f64>(s1, l1, "softmax bwd")?,
-                contiguous::<f64>(s2, l2, "softmax bwd")?,
-                width,
-            )),
-            dt => candle_core::bail!("fused softmax bwd: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused softmax bwd", T => softmax_bwd_rows(
+            contiguous::<T>(s1, l1, "softmax bwd")?,
+            contiguous::<T>(s2, l2, "softmax bwd")?,
+            width,
+        ));
         Ok((out, l1.shape().clone()))
     }
 }
@@ -213,21 +221,12 @@ impl CustomOp3 for LayerNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(layer_norm_rows(
-                contiguous::<f32>(s1, l1, "layer_norm x")?,
-                contiguous::<f32>(s2, l2, "layer_norm weight")?,
-                contiguous::<f32>(s3, l3, "layer_norm bias")?,
-                self.eps,
-            )),
-            DType::F64 => CpuStorage::F64(layer_norm_rows(
-                contiguous::<f64>(s1, l1, "layer_norm x")?,
-                contiguous::<f64>(s2, l2, "layer_norm weight")?,
-                contiguous::<f64>(s3, l3, "layer_norm bias")?,
-                self.eps,
-            )),
-            dt => candle_core::bail!("fused layer_norm: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused layer_norm", T => layer_norm_rows(
+            contiguous::<T>(s1, l1, "layer_norm x")?,
+            contiguous::<T>(s2, l2, "layer_norm weight")?,
+            contiguous::<T>(s3, l3, "layer_norm bias")?,
+            self.eps,
+        ));
         Ok((out, l1.shape().clone()))
     }
 
@@ -326,21 +325,12 @@ impl CustomOp3 for LayerNormBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let width = l2.shape().elem_count();
         let rows = l1.shape().elem_count() / width.max(1);
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(layer_norm_bwd_rows(
-                contiguous::<f32>(s1, l1, "layer_norm bwd x")?,
-                contiguous::<f32>(s2, l2, "layer_norm bwd weight")?,
-                contiguous::<f32>(s3, l3, "layer_norm bwd grad")?,
-                self.eps,
-            )),
-            DType::F64 => CpuStorage::F64(layer_norm_bwd_rows(
-                contiguous::<f64>(s1, l1, "layer_norm bwd x")?,
-                contiguous::<f64>(s2, l2, "layer_norm bwd weight")?,
-                contiguous::<f64>(s3, l3, "layer_norm bwd grad")?,
-                self.eps,
-            )),
-            dt => candle_core::bail!("fused layer_norm bwd: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused layer_norm bwd", T => layer_norm_bwd_rows(
+            contiguous::<T>(s1, l1, "layer_norm bwd x")?,
+            contiguous::<T>(s2, l2, "layer_norm bwd weight")?,
+            contiguous::<T>(s3, l3, "layer_norm bwd grad")?,
+            self.eps,
+        ));
         Ok((out, Shape::from((rows + 2, width))))
     }
 }
@@ -436,11 +426,7 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match s.dtype() {
-            DType::F32 => CpuStorage::F32(gelu_map(contiguous::<f32>(s, l, "gelu")?, None)),
-            DType::F64 => CpuStorage::F64(gelu_map(contiguous::<f64>(s, l, "gelu")?, None)),
-            dt => candle_core::bail!("fused gelu: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s.dtype(), "fused gelu", T => gelu_map(contiguous::<T>(s, l, "gelu")?, None));
         Ok((out, l.shape().clone()))
     }
 
@@ -465,17 +451,10 @@ impl CustomOp2 for GeluErfBwd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(gelu_map(
-                contiguous::<f32>(s1, l1, "gelu bwd")?,
-                Some(contiguous::<f32>(s2, l2, "gelu bwd")?),
-            )),
-            DType::F64 => CpuStorage::F64(gelu_map(
-                contiguous::<f64>(s1, l1, "gelu bwd")?,
-                Some(contiguous::<f64>(s2, l2, "gelu bwd")?),
-            )),
-            dt => candle_core::bail!("fused gelu bwd: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused gelu bwd", T => gelu_map(
+            contiguous::<T>(s1, l1, "gelu bwd")?,
+            Some(contiguous::<T>(s2, l2, "gelu bwd")?),
+        ));
         Ok((out, l1.shape().clone()))
     }
 }

@@ -9,8 +9,8 @@
 //! (the ReLU mask is `y > 0`). Elsewhere (CUDA, other dtypes) the composed ops.
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Module,
-    Result, Shape, Tensor, WithDType,
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Module, Result,
+    Shape, Tensor, WithDType,
 };
 use rayon::prelude::*;
 
@@ -148,21 +148,12 @@ impl CustomOp3 for FusedLinear {
             );
         }
         let sizes = (rows, in_dim, out_dim);
-        let y = match xs.dtype() {
-            DType::F32 => CpuStorage::F32(self.run(
-                contiguous::<f32>(xs, xl, "linear")?,
-                contiguous::<f32>(ws, wl, "linear")?,
-                contiguous::<f32>(bs, bl, "linear")?,
-                sizes,
-            )),
-            DType::F64 => CpuStorage::F64(self.run(
-                contiguous::<f64>(xs, xl, "linear")?,
-                contiguous::<f64>(ws, wl, "linear")?,
-                contiguous::<f64>(bs, bl, "linear")?,
-                sizes,
-            )),
-            dt => candle_core::bail!("fused linear: unsupported dtype {dt:?}"),
-        };
+        let y = crate::model::fused::per_float!(xs.dtype(), "fused linear", T => self.run(
+            contiguous::<T>(xs, xl, "linear")?,
+            contiguous::<T>(ws, wl, "linear")?,
+            contiguous::<T>(bs, bl, "linear")?,
+            sizes,
+        ));
         Ok((y, Shape::from((rows, out_dim))))
     }
 
@@ -212,17 +203,10 @@ impl CustomOp2 for ReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(relu_grad(
-                contiguous::<f32>(s1, l1, "relu grad")?,
-                contiguous::<f32>(s2, l2, "relu grad")?,
-            )),
-            DType::F64 => CpuStorage::F64(relu_grad(
-                contiguous::<f64>(s1, l1, "relu grad")?,
-                contiguous::<f64>(s2, l2, "relu grad")?,
-            )),
-            dt => candle_core::bail!("relu grad: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "relu grad", T => relu_grad(
+            contiguous::<T>(s1, l1, "relu grad")?,
+            contiguous::<T>(s2, l2, "relu grad")?,
+        ));
         Ok((out, l1.shape().clone()))
     }
 }
@@ -266,11 +250,7 @@ impl CustomOp1 for ColumnSum {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, n) = l.shape().dims2()?;
-        let out = match s.dtype() {
-            DType::F32 => CpuStorage::F32(column_sum(contiguous::<f32>(s, l, "column sum")?, n)),
-            DType::F64 => CpuStorage::F64(column_sum(contiguous::<f64>(s, l, "column sum")?, n)),
-            dt => candle_core::bail!("column sum: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s.dtype(), "column sum", T => column_sum(contiguous::<T>(s, l, "column sum")?, n));
         Ok((out, Shape::from(n)))
     }
 }
@@ -278,7 +258,7 @@ impl CustomOp1 for ColumnSum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn composed(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
         let (r, i) = (

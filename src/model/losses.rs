@@ -98,19 +98,9 @@ impl CustomOp2 for CrossEntropy {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, vocab) = l1.shape().dims2()?;
         let targets = contiguous::<u32>(s2, l2, "cross entropy targets")?;
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(vec![loss(
-                contiguous::<f32>(s1, l1, "cross entropy")?,
-                targets,
-                vocab,
-            )? as f32]),
-            DType::F64 => CpuStorage::F64(vec![loss(
-                contiguous::<f64>(s1, l1, "cross entropy")?,
-                targets,
-                vocab,
-            )?]),
-            dt => candle_core::bail!("fused cross entropy: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused cross entropy", T => vec![
+            T::from_f64(loss(contiguous::<T>(s1, l1, "cross entropy")?, targets, vocab)?)
+        ]);
         Ok((out, Shape::from(())))
     }
 
@@ -147,21 +137,12 @@ impl CustomOp2 for CrossEntropyGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, vocab) = l1.shape().dims2()?;
         let targets = contiguous::<u32>(s2, l2, "cross entropy targets")?;
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(grad(
-                contiguous::<f32>(s1, l1, "cross entropy")?,
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused cross entropy", T => grad(
+                contiguous::<T>(s1, l1, "cross entropy")?,
                 targets,
                 vocab,
                 self.scale,
-            )?),
-            DType::F64 => CpuStorage::F64(grad(
-                contiguous::<f64>(s1, l1, "cross entropy")?,
-                targets,
-                vocab,
-                self.scale,
-            )?),
-            dt => candle_core::bail!("fused cross entropy: unsupported dtype {dt:?}"),
-        };
+            )?);
         Ok((out, l1.shape().clone()))
     }
 }
@@ -225,17 +206,12 @@ impl CustomOp2 for BinaryCrossEntropy {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(vec![bce_loss(
-                contiguous::<f32>(s1, l1, "bce")?,
-                contiguous::<f32>(s2, l2, "bce")?,
-            )? as f32]),
-            DType::F64 => CpuStorage::F64(vec![bce_loss(
-                contiguous::<f64>(s1, l1, "bce")?,
-                contiguous::<f64>(s2, l2, "bce")?,
-            )?]),
-            dt => candle_core::bail!("fused bce: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused bce", T => vec![
+            T::from_f64(bce_loss(
+                contiguous::<T>(s1, l1, "bce")?,
+                contiguous::<T>(s2, l2, "bce")?,
+            )?)
+        ]);
         Ok((out, Shape::from(())))
     }
 
@@ -268,19 +244,11 @@ impl CustomOp2 for BinaryCrossEntropyGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match s1.dtype() {
-            DType::F32 => CpuStorage::F32(bce_grad(
-                contiguous::<f32>(s1, l1, "bce")?,
-                contiguous::<f32>(s2, l2, "bce")?,
-                self.scale,
-            )),
-            DType::F64 => CpuStorage::F64(bce_grad(
-                contiguous::<f64>(s1, l1, "bce")?,
-                contiguous::<f64>(s2, l2, "bce")?,
-                self.scale,
-            )),
-            dt => candle_core::bail!("fused bce: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s1.dtype(), "fused bce", T => bce_grad(
+            contiguous::<T>(s1, l1, "bce")?,
+            contiguous::<T>(s2, l2, "bce")?,
+            self.scale,
+        ));
         Ok((out, l1.shape().clone()))
     }
 }

@@ -5,8 +5,7 @@
 //! built from ops that candle can differentiate.
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor,
-    WithDType, D,
+    backend::BackendStorage, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType, D,
 };
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::SmallRng;
@@ -114,11 +113,7 @@ impl CustomOp1 for Dropout {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = match s.dtype() {
-            DType::F32 => CpuStorage::F32(self.apply(contiguous::<f32>(s, l, "dropout")?)),
-            DType::F64 => CpuStorage::F64(self.apply(contiguous::<f64>(s, l, "dropout")?)),
-            dt => candle_core::bail!("dropout: unsupported dtype {dt:?}"),
-        };
+        let out = crate::model::fused::per_float!(s.dtype(), "dropout", T => self.apply(contiguous::<T>(s, l, "dropout")?));
         Ok((out, l.shape().clone()))
     }
 
@@ -167,7 +162,7 @@ pub fn dropout_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     /// The CPU dropout drops about p of the elements, scales the rest by
     /// 1/(1-p), repeats itself under the same seed, and its backward applies
