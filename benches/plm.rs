@@ -303,7 +303,10 @@ fn train_phase(s: &Setup, kind: StageKind, steps: usize) -> Result<Measured> {
     let m = model.as_stage_model();
     let mut opt = AdamW::new(sorted_vars(&varmap)?, AdamWConfig::new(1e-3, 5e-5, 0.0))?;
     let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?;
-    time_batches(&split, 2, steps, |b, i| {
+    // Seconds in the forward pass, the backward pass and the optimizer step.
+    let mut parts = [0f64; 3];
+    let m = time_batches(&split, 2, steps, |b, i| {
+        let t0 = Instant::now();
         let loss = m.loss(
             b,
             true,
@@ -314,10 +317,26 @@ fn train_phase(s: &Setup, kind: StageKind, steps: usize) -> Result<Measured> {
                 seed: 42,
             },
         )?;
+        let t1 = Instant::now();
         let g = loss.backward()?;
+        drop(loss);
+        let t2 = Instant::now();
         opt.step(&g, 1.0, 1.0)?;
+        if i >= 2 {
+            parts[0] += (t1 - t0).as_secs_f64();
+            parts[1] += (t2 - t1).as_secs_f64();
+            parts[2] += t2.elapsed().as_secs_f64();
+        }
         Ok(())
-    })
+    })?;
+    let per = |x: f64| 1e3 * x / steps as f64;
+    println!(
+        "  per step: forward {:.0} ms, backward {:.0} ms, optimizer {:.0} ms",
+        per(parts[0]),
+        per(parts[1]),
+        per(parts[2])
+    );
+    Ok(m)
 }
 
 fn infer_phase(s: &Setup, steps: usize) -> Result<Measured> {

@@ -448,3 +448,64 @@ fn fused_attention_matches_composed_values_and_gradients() {
         "attention dropout inactive"
     );
 }
+
+/// PA-MLM reads the last layer only at the masked positions (`forward_at`):
+/// the values and every gradient must be those of gathering the full output.
+#[test]
+fn last_layer_at_masked_positions_matches_the_full_forward() {
+    for mode in ["none", "deep", "shallow"] {
+        let (varmap, enc, cfg) = tiny(DType::F64, PlmFamily::Roberta);
+        let (k, l, d) = (3, cfg.num_hidden_layers, cfg.hidden_size);
+        let shape = if mode == "deep" {
+            vec![2, k, 2 * l, d]
+        } else {
+            vec![2, k, d]
+        };
+        let p = Var::from_tensor(&Tensor::randn(0f64, 0.5, shape, &dev()).unwrap()).unwrap();
+        let prompts = match mode {
+            "deep" => Prompts::Deep(p.as_tensor()),
+            "shallow" => Prompts::Shallow(p.as_tensor()),
+            _ => Prompts::None,
+        };
+        let ids = Tensor::new(&[[2u32, 7, 9, 11, 3], [2, 5, 3, 0, 0]], &dev()).unwrap();
+        let mask = Tensor::new(&[[1f64, 1., 1., 1., 1.], [1., 1., 1., 0., 0.]], &dev()).unwrap();
+        // Unsorted, across both rows, one position picked twice.
+        let rows = Tensor::new(&[6u32, 1, 3, 6, 0], &dev()).unwrap();
+        let r = Tensor::randn(0f64, 1.0, (5, d), &dev()).unwrap();
+        let full = enc
+            .forward(&ids, &mask, prompts, false, false)
+            .unwrap()
+            .last
+            .reshape((10, d))
+            .unwrap()
+            .index_select(&rows, 0)
+            .unwrap();
+        let at = enc.forward_at(&ids, &mask, prompts, false, &rows).unwrap();
+        assert_eq!(at.dims(), &[5, d]);
+        assert!(
+            max_abs(&(&full - &at).unwrap()) < 1e-12,
+            "{mode}: forward_at differs from the gathered forward"
+        );
+        let g_full = (full * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_at = (at * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut vars: Vec<(String, Var)> =
+            varmap.data().lock().unwrap().clone().into_iter().collect();
+        if mode != "none" {
+            vars.push(("prompts".into(), p.clone()));
+        }
+        for (name, v) in vars {
+            let a = g_full.get(&v);
+            let b = g_at.get(&v);
+            match (a, b) {
+                (Some(a), Some(b)) => assert!(
+                    max_abs(&(a - b).unwrap()) < 1e-10 * (1.0 + max_abs(a)),
+                    "{mode}: gradient of {name} differs"
+                ),
+                (None, None) => {}
+                _ => panic!("{mode}: {name} has a gradient in one path only"),
+            }
+        }
+        let wq = var(&varmap, "plm.encoder.layer.1.output.dense.weight");
+        assert!(max_abs(g_at.get(&wq).unwrap()) > 0.0);
+    }
+}

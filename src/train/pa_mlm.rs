@@ -124,14 +124,9 @@ impl PaMlmModel {
             p = p.zeros_like()?;
         }
         let prompts: Prompts = self.generator.as_prompts(&p);
-        let out = self
-            .encoder
-            .forward(&masked.ids, &text.mask, prompts, train, false)?;
-        let (b, t, d) = out.last.dims3()?;
-        let picked = out
-            .last
-            .reshape((b * t, d))?
-            .index_select(&masked.positions, 0)?;
+        let picked =
+            self.encoder
+                .forward_at(&masked.ids, &text.mask, prompts, train, &masked.positions)?;
         Ok(self.mlm.forward(&picked)?)
     }
 

@@ -160,6 +160,9 @@ impl Layer {
     }
 
     /// x (B, T, d); mask_add (B, K+T) additive; prefix keys/values (B, H, K, dh).
+    /// Returns (B, T, d), or (N, d) for the flat positions `rows` only: every
+    /// token still gives its key and value, but the output projection, both
+    /// layer norms and the feed-forward run on those N rows alone.
     fn forward(
         &self,
         x: &Tensor,
@@ -167,6 +170,7 @@ impl Layer {
         prefix: Option<(Tensor, Tensor)>,
         cfg: &Config,
         train: bool,
+        rows: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let h = cfg.num_attention_heads;
@@ -197,6 +201,10 @@ impl Layer {
             nn::dropout(&probs, p, train)?.matmul(&v)?
         };
         let ctx = ctx.transpose(1, 2)?.reshape((b * t, d))?;
+        let (ctx, x2) = match rows {
+            Some(r) => (ctx.index_select(r, 0)?, x2.index_select(r, 0)?),
+            None => (ctx, x2),
+        };
         let attn = linear(&ctx, &self.attn_out.0, &self.attn_out.1)?;
         let attn = nn::dropout(&attn, cfg.hidden_dropout_prob, train)?;
         let x1 = nn::layer_norm(
@@ -208,13 +216,16 @@ impl Layer {
         let inter = activate(&linear(&x1, &self.inter.0, &self.inter.1)?, cfg.hidden_act)?;
         let out = linear(&inter, &self.out.0, &self.out.1)?;
         let out = nn::dropout(&out, cfg.hidden_dropout_prob, train)?;
-        nn::layer_norm(
+        let y = nn::layer_norm(
             &(out + x1)?,
             &self.out_ln.0,
             &self.out_ln.1,
             cfg.layer_norm_eps,
-        )?
-        .reshape((b, t, d))
+        )?;
+        match rows {
+            Some(_) => Ok(y),
+            None => y.reshape((b, t, d)),
+        }
     }
 }
 
@@ -272,6 +283,33 @@ impl PlmEncoder {
         prompts: Prompts,
         train: bool,
         keep_layers: bool,
+    ) -> Result<EncoderOutput> {
+        self.run(ids, mask, prompts, train, keep_layers, None)
+    }
+
+    /// The last layer's hidden states at the flat text positions `rows`
+    /// ((N,) u32, row · T + column) only, (N, d). Same values as gathering
+    /// `forward(..).last` there; PA-MLM reads only its masked positions, so the
+    /// last layer's per-token work after attention is skipped elsewhere.
+    pub fn forward_at(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        prompts: Prompts,
+        train: bool,
+        rows: &Tensor,
+    ) -> Result<Tensor> {
+        Ok(self.run(ids, mask, prompts, train, false, Some(rows))?.last)
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        prompts: Prompts,
+        train: bool,
+        keep_layers: bool,
+        last_rows: Option<&Tensor>,
     ) -> Result<EncoderOutput> {
         let (b, t) = ids.dims2()?;
         let d = self.cfg.hidden_size;
@@ -346,13 +384,29 @@ impl PlmEncoder {
             }
             _ => None,
         };
+        // Shallow prompts occupy the first K of K + T slots in every row.
+        let last_rows = match (last_rows, prompts) {
+            (Some(r), Prompts::Shallow(_)) => {
+                let slots: Vec<u32> = r
+                    .to_vec1::<u32>()?
+                    .into_iter()
+                    .map(|p| {
+                        let (row, col) = (p as usize / t, p as usize % t);
+                        (row * (k + t) + k + col) as u32
+                    })
+                    .collect();
+                Some(Tensor::new(slots, r.device())?)
+            }
+            (r, _) => r.cloned(),
+        };
         let (mut first, mut penultimate) = (None, None);
         for (i, layer) in self.layers.iter().enumerate() {
             let prefix = match &deep {
                 Some(p) => Some((p.get(2 * i)?, p.get(2 * i + 1)?)),
                 None => None,
             };
-            x = layer.forward(&x, &mask_add, prefix, &self.cfg, train)?;
+            let rows = if i + 1 == l { last_rows.as_ref() } else { None };
+            x = layer.forward(&x, &mask_add, prefix, &self.cfg, train, rows)?;
             if keep_layers {
                 if i == 0 {
                     first = Some(x.clone());
@@ -361,6 +415,13 @@ impl PlmEncoder {
                     penultimate = Some(x.clone());
                 }
             }
+        }
+        if last_rows.is_some() {
+            return Ok(EncoderOutput {
+                last: x,
+                first: None,
+                penultimate: None,
+            });
         }
         let text = |x: Tensor| -> Result<Tensor> {
             match prompts {
