@@ -21,13 +21,16 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use super::fused::contiguous;
+use super::fused::{as_f32, as_f32_mut, contiguous};
 use super::gemm::{mm, Float};
+use super::simd::{softmax_bwd_row, softmax_row};
 
 /// Additive key mask (B, S) on the host, 0 for visible keys, −1e9 for hidden ones.
 #[derive(Debug, Clone)]
 struct Attention {
     mask: Arc<Vec<f64>>,
+    /// The same mask in f32 for the vectorized f32 softmax.
+    mask32: Arc<Vec<f32>>,
     batch: usize,
     heads: usize,
     t: usize,
@@ -48,7 +51,14 @@ impl Attention {
     fn probs<T: Float>(&self, bh: usize, q: &[T], k: &[T], p: &mut [T]) {
         let (t, s, dh) = (self.t, self.s, self.dh);
         mm(t, s, dh, p, false, q, (dh, 1), k, (1, dh), self.scale, 1);
-        let mask = &self.mask[(bh / self.heads) * s..(bh / self.heads + 1) * s];
+        let keys = (bh / self.heads) * s..(bh / self.heads + 1) * s;
+        if let Some(p32) = as_f32_mut(p) {
+            for row in p32.chunks_mut(s) {
+                softmax_row(row, &self.mask32[keys.clone()]);
+            }
+            return;
+        }
+        let mask = &self.mask[keys];
         for row in p.chunks_mut(s) {
             for (v, m) in row.iter_mut().zip(mask) {
                 *v = T::from_f64(v.to_f64() + m);
@@ -130,14 +140,20 @@ impl Attention {
                 }
             }
             // Softmax backward: dS = P ⊙ (dP − Σ_row dP ⊙ P).
-            for (prow, dprow) in p.chunks(s).zip(dp.chunks_mut(s)) {
-                let dot: f64 = prow
-                    .iter()
-                    .zip(dprow.iter())
-                    .map(|(a, b)| a.to_f64() * b.to_f64())
-                    .sum();
-                for (pv, dv) in prow.iter().zip(dprow.iter_mut()) {
-                    *dv = T::from_f64(pv.to_f64() * (dv.to_f64() - dot));
+            if let (Some(p32), Some(dp32)) = (as_f32(&p), as_f32_mut(&mut dp)) {
+                for (prow, dprow) in p32.chunks(s).zip(dp32.chunks_mut(s)) {
+                    softmax_bwd_row(prow, dprow);
+                }
+            } else {
+                for (prow, dprow) in p.chunks(s).zip(dp.chunks_mut(s)) {
+                    let dot: f64 = prow
+                        .iter()
+                        .zip(dprow.iter())
+                        .map(|(a, b)| a.to_f64() * b.to_f64())
+                        .sum();
+                    for (pv, dv) in prow.iter().zip(dprow.iter_mut()) {
+                        *dv = T::from_f64(pv.to_f64() * (dv.to_f64() - dot));
+                    }
                 }
             }
             // dQ = scale · dS K ; dK = scale · dSᵀ Q.
@@ -276,8 +292,10 @@ pub fn attention_with_seed(
         .to_dtype(DType::F64)?
         .flatten_all()?
         .to_vec1::<f64>()?;
+    let mask32 = mask.iter().map(|&m| m as f32).collect();
     let op = Attention {
         mask: Arc::new(mask),
+        mask32: Arc::new(mask32),
         batch: b,
         heads: h,
         t,

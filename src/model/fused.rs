@@ -60,23 +60,30 @@ pub fn supported(t: &Tensor) -> bool {
 
 struct Softmax;
 
-/// `exp` in the tensor's own precision: f32's is several times cheaper than
-/// f64's, and f32 results cannot carry more digits anyway.
-#[inline]
-pub(crate) fn exp_as<T: WithDType>(x: f64) -> f64 {
-    if T::DTYPE == DType::F32 {
-        (x as f32).exp() as f64
-    } else {
-        x.exp()
-    }
+/// `xs` as `&[f32]` when `T` is f32 (the vectorized kernels in `simd`).
+pub(crate) fn as_f32<T: WithDType>(xs: &[T]) -> Option<&[f32]> {
+    // SAFETY: candle implements `WithDType` with DTYPE F32 for f32 alone, so the
+    // slice already is a `[f32]` of the same length.
+    (T::DTYPE == DType::F32)
+        .then(|| unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<f32>(), xs.len()) })
 }
 
-/// Softmax of one row in place (max-shifted, `exp` in the row's precision).
+/// `as_f32` for a mutable slice.
+pub(crate) fn as_f32_mut<T: WithDType>(xs: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as in `as_f32`; the borrow is unique and moves into the result.
+    (T::DTYPE == DType::F32)
+        .then(|| unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast::<f32>(), xs.len()) })
+}
+
+/// Softmax of one row in place (max-shifted; f32 rows vectorized).
 pub(crate) fn softmax_in_place<T: WithDType>(row: &mut [T]) {
+    if let Some(r) = as_f32_mut(row) {
+        return super::simd::softmax_row(r, &[]);
+    }
     let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
     let mut sum = 0f64;
     for v in row.iter_mut() {
-        let e = exp_as::<T>(v.to_f64() - max);
+        let e = (v.to_f64() - max).exp();
         sum += e;
         *v = T::from_f64(e);
     }
@@ -359,35 +366,11 @@ struct GeluErf;
 
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-/// GELU for f32 arithmetic, or its derivative with `grad`. erf by Abramowitz &
-/// Stegun 7.1.26 (|error| ≤ 1.5e-7, far below f32 training noise): one `exp`
-/// of −x²/2, shared with the derivative's density term. libm's f64 `erf` was
-/// a sixth of MiniLM's inference time.
-#[inline]
-fn gelu_f32(v: f32, grad: bool) -> f32 {
-    let z = v * std::f32::consts::FRAC_1_SQRT_2;
-    let a = z.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-    let e = (-a * a).exp();
-    let cdf = 0.5 * (1.0 + (1.0 - poly * e).copysign(z));
-    if grad {
-        cdf + v * e * FRAC_1_SQRT_2PI as f32
-    } else {
-        v * cdf
-    }
-}
-
-/// GELU (or its derivative) at one point: the fast form for f32 tensors,
-/// libm's erf in f64 otherwise (the f64 path is the reference in tests).
+/// GELU (or its derivative) at one point with libm's erf in f64: the f64 path,
+/// and the reference for `simd::gelu` in the tests.
 #[inline]
 fn gelu_point<T: WithDType>(x: T, grad: bool) -> f64 {
     let v = x.to_f64();
-    if T::DTYPE == DType::F32 {
-        return gelu_f32(v as f32, grad) as f64;
-    }
     let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(v * std::f64::consts::FRAC_1_SQRT_2));
     if grad {
         cdf + v * (-0.5 * v * v).exp() * FRAC_1_SQRT_2PI
@@ -403,6 +386,11 @@ fn gelu_map<T: WithDType>(x: &[T], dy: Option<&[T]>) -> Vec<T> {
     out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
         let lo = c * chunk;
         let xs = &x[lo..lo + o.len()];
+        let ds = dy.map(|d| &d[lo..lo + o.len()]);
+        if let (Some(x32), Some(o32)) = (as_f32(xs), as_f32_mut(o)) {
+            let d32 = ds.and_then(as_f32);
+            return super::simd::gelu_slice(x32, d32, o32);
+        }
         match dy {
             None => {
                 for (ov, xv) in o.iter_mut().zip(xs) {
@@ -480,7 +468,7 @@ mod tests {
             let x = i as f64 / 200.0; // [-10, 10]
             for grad in [false, true] {
                 let exact = gelu_point(x, grad);
-                let fast = gelu_f32(x as f32, grad) as f64;
+                let fast = crate::model::simd::gelu(x as f32, grad) as f64;
                 let err = (fast - exact).abs();
                 if err > worst.0 {
                     worst = (err, x);

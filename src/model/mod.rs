@@ -11,4 +11,5 @@ pub mod losses;
 pub mod nn;
 pub mod plm;
 pub mod prompt;
+pub mod simd;
 pub mod vars;
