@@ -15,8 +15,8 @@ use clickprompt::data::{
 use clickprompt::model::ctr::CtrModel;
 use clickprompt::model::vars::seeded_var_builder;
 use clickprompt::plan::{Backbone, CtrPlan, MetricKind, Schedule, TrainPlan};
-use clickprompt::train::events::{Event, EventSink};
-use clickprompt::train::trainer::{predict_split, train_stage, StageData, StageSpec};
+use clickprompt::train::events::{EvalSplit, Event, EventSink};
+use clickprompt::train::trainer::{predict_split, train_stage, EvalCtx, StageData, StageSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -276,12 +276,18 @@ fn bench(name: &str, plan: CtrPlan, tp: TrainPlan, ds: &Dataset) -> Result<()> {
         &Quiet,
     )?;
     let mut infer = Vec::new();
+    let ctx = EvalCtx {
+        epoch: 0,
+        split: EvalSplit::Train,
+        seed: 0,
+        cancel: None,
+    };
     for eb in [4096usize, 1024] {
-        predict_split(&model, &train, eb)?; // warm-up
+        predict_split(&model, &train, eb, &ctx)?; // warm-up
         let t = Instant::now();
         let reps = 3;
         for _ in 0..reps {
-            predict_split(&model, &train, eb)?;
+            predict_split(&model, &train, eb, &ctx)?;
         }
         infer.push((eb, (train.rows * reps) as f64 / t.elapsed().as_secs_f64()));
     }

@@ -7,13 +7,17 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use clickprompt::data::DeviceSplit;
 use clickprompt::data::{
     Column, ColumnLayout, Dataset, DatasetMeta, FieldMeta, Split, TextMeta, TokenColumn,
 };
 use clickprompt::model::plm::{Config, PlmEncoder};
+use clickprompt::model::vars::seeded_var_builder;
 use clickprompt::plan::types::*;
+use clickprompt::train::evaluation::{is_interrupted, EvalCtx};
 use clickprompt::train::events::{Collect, EvalSplit, Event};
-use clickprompt::train::plm_stages::{run_plm_stage, PlmStageInput};
+use clickprompt::train::plm_stages::{build_stage_model, run_plm_stage, PlmStageInput};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const USERS: usize = 6;
 const ITEMS: usize = 8;
@@ -278,4 +282,49 @@ fn pa_mlm_then_joint_and_plm_only() {
         "plm_only AUC {:?}",
         out.test.as_ref().map(|t| t.auc)
     );
+}
+
+/// Each PLM evaluation pass (PA-MLM, joint, PLM-only) checks the cancel flag
+/// between its batches: with the flag set it stops instead of scoring the split.
+#[test]
+fn plm_evaluations_stop_when_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_plm(tmp.path());
+    let ds = dataset();
+    let cfg = Config::from_dir(tmp.path()).unwrap();
+    let valid = DeviceSplit::new(&ds.valid, &ds.meta, &Device::Cpu).unwrap();
+    let prefix = FusionPlan::PrefixAdd {
+        learnable_alpha: false,
+    };
+    let kinds = [
+        (StageKind::PaMlm { mask: 0.3 }, prefix.clone()),
+        (StageKind::Joint, prefix),
+        (StageKind::PlmOnly, FusionPlan::None),
+    ];
+    for (kind, fusion) in kinds {
+        let stage = StagePlan {
+            name: "s".into(),
+            kind: kind.clone(),
+            train: train(1, 1e-3),
+            pool: None,
+        };
+        let p = plan(vec![stage.clone()], fusion);
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu);
+        let model = build_stage_model(&p, &stage, &ds, &cfg, &vb).unwrap();
+        let model = model.as_stage_model();
+        let cancel = AtomicBool::new(false);
+        let ctx = EvalCtx {
+            epoch: 1,
+            split: EvalSplit::Valid,
+            seed: 7,
+            cancel: Some(&cancel),
+        };
+        model
+            .evaluate(&valid, 16, &ctx)
+            .unwrap_or_else(|e| panic!("{kind:?}: {e:#}"));
+        cancel.store(true, Ordering::SeqCst);
+        let err = model.evaluate(&valid, 16, &ctx).unwrap_err();
+        assert!(is_interrupted(&err), "{kind:?}: {err:#}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The trainer end to end on a planted-signal dataset, plus its control flow
-//! (NaN stop, early stopping, best restore, accumulation, checkpoints).
+//! (NaN stop, early stopping, best restore, accumulation, checkpoints,
+//! cancellation during evaluation).
 
 mod ctr_support;
 
@@ -16,7 +17,9 @@ use clickprompt::train::trainer::{
     train_stage, EvalCtx, Evaluation, StageData, StageModel, StageResult, StageSpec, StepCtx,
 };
 use ctr_support::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 struct Splits {
     train: DeviceSplit,
@@ -464,5 +467,77 @@ fn load_by_name_reports_loaded_initialised_dropped() -> Result<()> {
         .to_string();
     assert!(err.contains("ctr.mlp.0") && err.contains("shape"), "{err}");
     assert!(load_by_name(&vm_c, &dir.path().join("missing.safetensors")).is_err());
+    Ok(())
+}
+
+/// The default (CTR) evaluation, with Ctrl-C arriving during its first batch.
+struct CancelledInEval {
+    w: Var,
+    cancel: Arc<AtomicBool>,
+    predicted: Cell<usize>,
+}
+
+impl StageModel for CancelledInEval {
+    fn loss(&self, batch: &Batch, _train: bool, _ctx: &StepCtx) -> Result<Tensor> {
+        Ok(((self.w.as_tensor() * batch.rows as f64)?.sqr()?.sum_all()? * 0.001)?)
+    }
+    fn predict_logits(&self, batch: &Batch) -> Result<Tensor> {
+        self.predicted.set(self.predicted.get() + 1);
+        self.cancel.store(true, Ordering::SeqCst);
+        Ok(batch.labels.zeros_like()?)
+    }
+}
+
+#[test]
+fn cancel_during_evaluation_stops_after_the_batch_and_keeps_the_epoch() -> Result<()> {
+    let s = splits(8, 400)?;
+    let dir = tempfile::tempdir()?;
+    let (scripted, vm) = scripted(None, vec![])?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let m = CancelledInEval {
+        w: scripted.w,
+        cancel: cancel.clone(),
+        predicted: Cell::new(0),
+    };
+    let tp = TrainPlan {
+        eval_batch: 10,
+        ..train_plan(3, 100, 0.1)
+    };
+    let sp = StageSpec {
+        checkpoint_dir: Some(dir.path().join("run/ctr")),
+        cancel: Some(cancel),
+        ..spec("cut", tp, 1)
+    };
+    let sink = Collect::default();
+    let data = StageData {
+        train: &s.train,
+        valid: &s.valid,
+        test: Some(&s.test),
+    };
+    let err = train_stage(&m, &vm, data, &sp, &sink).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("stage cut: interrupted while evaluating epoch 1"),
+        "{msg}"
+    );
+    // 100 validation rows in batches of 10: the pass stopped after its first.
+    assert_eq!(m.predicted.get(), 1);
+    let ev = sink.0.lock().unwrap().clone();
+    assert!(!ev.iter().any(|e| matches!(e, Event::Eval { .. })));
+    assert!(!ev.iter().any(|e| matches!(e, Event::Step { epoch: 2, .. })));
+    // The epoch's training survives the interruption: checkpointed (and
+    // recorded) before validation started; no best yet.
+    assert!(dir.path().join("run/ctr/epoch-1.safetensors").is_file());
+    assert!(!dir.path().join("run/ctr/best.safetensors").exists());
+    let ck: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Checkpoint { epoch, path, .. } => Some((*epoch, path.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ck.len(), 1, "{ck:?}");
+    assert_eq!(ck[0].0, Some(1));
+    assert!(ck[0].1.ends_with("epoch-1.safetensors"));
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod dash;
 pub mod data;
 pub mod plan;
+pub mod resume;
 pub mod run;
 pub mod runs;
 

@@ -3,13 +3,12 @@
 //! each run in the run database, with progress bars or the live dashboard,
 //! then prints a summary table.
 //!
-//! Ctrl-C once stops after the current step: the run is marked INTERRUPTED
-//! with everything recorded so far, and `--resume ID` continues it. Ctrl-C
-//! twice marks it and exits at once.
+//! Ctrl-C once stops after the current training step or evaluation batch:
+//! the run is marked INTERRUPTED with everything recorded so far, and
+//! `--resume ID` continues it. Ctrl-C twice marks it and exits at once.
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,20 +18,20 @@ use crate::data::{self, LoadOptions};
 use crate::error::invalid;
 use crate::model::plm::resolve_plm_dir;
 use crate::plan::{DeviceSpec, ExperimentPlan, MetricKind};
-use crate::store::{self, InterruptHandle, NewRun, ResumeInfo, RunRecorder, RunStatus, Store};
+use crate::store::{self, InterruptHandle, NewRun, RunRecorder, RunStatus, Store};
 use crate::train::events::{Event, EventSink, LogLevel};
 use crate::train::runner::{
-    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary, StageSummary,
+    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary,
 };
-use crate::train::trainer::StageResume;
 
 const AFTER_HELP: &str = "\
 Every run is recorded in the run database (--db, else $CLICKPROMPT_DB, else
 ./runs.db): plan, parameters, step metrics, evaluations and checkpoints.
 Checkpoints go to CHECKPOINTS/run-<id>/<run name>/<stage>/.
 
-Ctrl-C stops after the current step and marks the run INTERRUPTED; continue
-it with `clickprompt run --resume ID`. A second Ctrl-C stops at once.
+Ctrl-C stops after the current training step or evaluation batch and marks
+the run INTERRUPTED; continue it with `clickprompt run --resume ID`. A second
+Ctrl-C stops at once.
 
 Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130 interrupted.
 
@@ -148,8 +147,9 @@ pub fn parse_device(s: &str) -> Result<DeviceSpec> {
 }
 
 /// Interrupt state shared with the handler (Ctrl-C, SIGTERM, SIGHUP): the
-/// first signal sets `cancel` (the trainer stops after the current step); the
-/// second marks the current run INTERRUPTED through its handle and exits.
+/// first signal sets `cancel` (the trainer stops after the current step or
+/// evaluation batch); the second marks the current run INTERRUPTED through
+/// its handle and exits.
 struct Interrupts {
     cancel: Arc<AtomicBool>,
     current: Mutex<Option<InterruptHandle>>,
@@ -171,7 +171,7 @@ fn interrupts() -> &'static Interrupts {
                 eprintln!("\ninterrupted");
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupted (Ctrl-C or SIGTERM): stopping after the current step (again to stop now)");
+            eprintln!("\ninterrupted (Ctrl-C or SIGTERM): stopping after the current step or evaluation batch (again to stop now)");
         });
         Interrupts {
             cancel: Arc::new(AtomicBool::new(false)),
@@ -212,7 +212,7 @@ pub fn run_file(args: &RunArgs, db_path: &Path, sink: &dyn EventSink) -> Result<
         let (recorder, info) = store.reopen_run(id)?;
         let plan: ExperimentPlan = serde_yaml::from_str(&info.plan_yaml)
             .with_context(|| format!("run {id}: reading its stored plan"))?;
-        let resume = resume_state(&info, &plan);
+        let resume = super::resume::resume_state(&info, &plan);
         let root = resume
             .1
             .clone()
@@ -348,97 +348,6 @@ fn execute(
         (Err(_), _) if interrupted => outcome.interrupted = Some(id),
         (Err(e), _) => outcome.failures.push((plan.name.clone(), Some(id), e)),
     }
-}
-
-/// Finished stages (summaries rebuilt from the database) and the stage that
-/// stopped (continued from its last completed epoch), plus the checkpoint
-/// root the run wrote to, when it wrote any.
-fn resume_state(info: &ResumeInfo, plan: &ExperimentPlan) -> (RunResume, Option<PathBuf>) {
-    let mut finished = HashMap::new();
-    let mut partial = HashMap::new();
-    for st in &info.stages {
-        let evals = |split: &str, epoch: Option<i64>| {
-            info.evaluations.iter().rfind(|e| {
-                e.stage == st.stage && e.split == split && epoch.is_none_or(|ep| e.epoch == ep)
-            })
-        };
-        if st.status == "FINISHED" {
-            let valid = evals("valid", st.best_epoch);
-            let test = evals("test", None);
-            finished.insert(
-                st.stage.clone(),
-                StageSummary {
-                    stage: st.stage.clone(),
-                    kind: st.kind.clone(),
-                    best_epoch: st.best_epoch.map(|e| e as usize),
-                    epochs_run: info
-                        .evaluations
-                        .iter()
-                        .filter(|e| e.stage == st.stage && e.split == "valid")
-                        .map(|e| e.epoch as usize)
-                        .max()
-                        .unwrap_or(0),
-                    valid_auc: valid.and_then(|e| e.auc),
-                    valid_logloss: valid.and_then(|e| e.logloss),
-                    test_auc: test.and_then(|e| e.auc),
-                    test_logloss: test.and_then(|e| e.logloss),
-                    metrics: valid
-                        .map(|e| {
-                            e.metrics
-                                .iter()
-                                .filter_map(|(k, v)| v.map(|v| (k.clone(), v)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    seconds: st.seconds.unwrap_or(0.0),
-                    train_samples_per_s: st.train_samples_per_s.unwrap_or(0.0),
-                    infer_samples_per_s: st.infer_samples_per_s,
-                    best_checkpoint: info
-                        .last_checkpoint(&st.stage)
-                        .map(|a| PathBuf::from(&a.path)),
-                },
-            );
-            continue;
-        }
-        let Some(done) = info.last_evaluated_epoch(&st.stage).filter(|e| *e > 0) else {
-            continue;
-        };
-        let suffix = format!("epoch-{done}.safetensors");
-        let last = info
-            .checkpoints
-            .iter()
-            .rev()
-            .find(|a| a.stage == st.stage && a.path.ends_with(&suffix))
-            .map(|a| PathBuf::from(&a.path))
-            .filter(|p| p.is_file());
-        let Some(last) = last else { continue };
-        let best = info
-            .checkpoints
-            .iter()
-            .rev()
-            .find(|a| a.stage == st.stage && a.path.ends_with("best.safetensors"))
-            .and_then(|a| Some((a.epoch? as usize, PathBuf::from(&a.path))))
-            .filter(|(_, p)| p.is_file());
-        partial.insert(
-            st.stage.clone(),
-            StageResume {
-                done_epochs: done as usize,
-                last_checkpoint: last,
-                best,
-            },
-        );
-    }
-    // <root>/<run name>/<stage>/<file>
-    let root = info
-        .checkpoints
-        .first()
-        .and_then(|a| Path::new(&a.path).ancestors().nth(3).map(Path::to_path_buf))
-        .filter(|_| {
-            info.checkpoints
-                .first()
-                .is_some_and(|a| a.path.contains(&plan.name))
-        });
-    (RunResume { finished, partial }, root)
 }
 
 /// Progress bars (stage, epoch, step, loss, samples/s, ETA) and evaluation

@@ -68,11 +68,31 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<Sa
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    let bytes = std::fs::read(path).with_context(|| format!("reading back {}", path.display()))?;
+    describe(path)
+}
+
+/// Size and hash of a checkpoint already on disk.
+pub fn describe(path: &Path) -> Result<Saved> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Saved {
         path: path.to_path_buf(),
         bytes: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(&bytes)),
+    })
+}
+
+/// Copies a saved checkpoint to `to` (e.g. `best.safetensors`), through a
+/// temporary name like [`save_tensors`]: a kill mid-copy must not leave a
+/// torn file under the name the next stage loads.
+pub fn copy(from: &Saved, to: &Path) -> Result<Saved> {
+    let tmp = to.with_extension("safetensors.tmp");
+    std::fs::copy(&from.path, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, to)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    Ok(Saved {
+        path: to.to_path_buf(),
+        bytes: from.bytes,
+        sha256: from.sha256.clone(),
     })
 }
 

@@ -123,7 +123,7 @@ impl StageModel for PlmClassifier {
         &self,
         split: &DeviceSplit,
         eval_batch: usize,
-        _ctx: &EvalCtx,
+        ctx: &EvalCtx<'_>,
     ) -> Result<Evaluation> {
         if split.rows == 0 {
             anyhow::bail!("cannot evaluate an empty split");
@@ -143,6 +143,7 @@ impl StageModel for PlmClassifier {
         );
         let (mut logits, mut labels) = (Vec::new(), Vec::new());
         for rows in order {
+            ctx.check_cancel()?;
             let b = split.batch(&rows)?;
             // Detached so that the batch's activations are freed (see predict_split).
             logits.push(self.forward(&b, false)?.detach());

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod ctr_stage;
+pub mod evaluation;
 pub mod events;
 pub mod joint;
 pub mod metrics;

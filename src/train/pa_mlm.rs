@@ -194,7 +194,7 @@ impl StageModel for PaMlmModel {
         &self,
         split: &DeviceSplit,
         eval_batch: usize,
-        ctx: &EvalCtx,
+        ctx: &EvalCtx<'_>,
     ) -> Result<Evaluation> {
         let start = Instant::now();
         let mut rng = step_rng(ctx.seed ^ 0x5EED_E7A1, 0, 0);
@@ -212,6 +212,7 @@ impl StageModel for PaMlmModel {
         );
         let (mut ce, mut ok, mut ce0, mut ok0, mut n) = (0f64, 0usize, 0f64, 0usize, 0usize);
         for rows in order {
+            ctx.check_cancel()?;
             let b = split.batch(&rows)?;
             let text = b
                 .text

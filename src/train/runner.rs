@@ -32,7 +32,7 @@ pub struct RunOptions {
     pub checkpoint_root: PathBuf,
     /// Overrides the plan's device.
     pub device: Option<DeviceSpec>,
-    /// Set (e.g. by Ctrl-C) to stop after the current step.
+    /// Set (e.g. by Ctrl-C) to stop after the current step or evaluation batch.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Continue a run that stopped part-way (`run --resume`).
     pub resume: Option<RunResume>,

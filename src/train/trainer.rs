@@ -8,7 +8,7 @@
 //! accuracy instead of AUC). The best epoch is the one with the highest
 //! [`Evaluation::score`].
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
@@ -22,8 +22,9 @@ use crate::model::nn::seed_dropout;
 use crate::model::vars::sorted_vars;
 use crate::plan::{MetricKind, TrainPlan};
 use crate::train::checkpoint;
+use crate::train::evaluation::is_interrupted;
+pub use crate::train::evaluation::{evaluate_ctr, predict_split, EvalCtx, Evaluation, Interrupted};
 use crate::train::events::{EvalSplit, Event, EventSink, LogLevel};
-use crate::train::metrics::{auc, logloss_from_logits};
 use crate::train::optim::{lr_multiplier, AdamW, AdamWConfig};
 
 /// Where the loop is, for objectives that need it (e.g. deterministic masking).
@@ -39,29 +40,6 @@ pub struct StepCtx {
     pub seed: u64,
 }
 
-/// Context of an evaluation pass.
-#[derive(Debug, Clone, Copy)]
-pub struct EvalCtx {
-    /// Epoch evaluated (for the test split: the restored best epoch; 0 = before training).
-    pub epoch: usize,
-    pub split: EvalSplit,
-    pub seed: u64,
-}
-
-/// Result of evaluating one split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evaluation {
-    pub auc: Option<f64>,
-    pub logloss: Option<f64>,
-    /// Extra metrics (e.g. `mlm_acc`), reported in the `Eval` event.
-    pub metrics: Vec<(String, f64)>,
-    /// Higher is better; selects the best epoch (AUC for CTR objectives).
-    pub score: f64,
-    pub rows: usize,
-    /// Wall time of the pass (inference throughput = rows / seconds).
-    pub seconds: f64,
-}
-
 /// A trainable objective over a model whose variables live in one `VarMap`.
 pub trait StageModel {
     /// Scalar loss of one (micro-)batch. Dropout etc. active when `train`.
@@ -71,74 +49,16 @@ pub trait StageModel {
     fn predict_logits(&self, batch: &Batch) -> Result<Tensor>;
 
     /// Evaluates a split. The default computes AUC and LogLoss from
-    /// [`StageModel::predict_logits`] and scores by AUC.
+    /// [`StageModel::predict_logits`] and scores by AUC. An implementation
+    /// calls [`EvalCtx::check_cancel`] before each batch.
     fn evaluate(
         &self,
         split: &DeviceSplit,
         eval_batch: usize,
-        ctx: &EvalCtx,
+        ctx: &EvalCtx<'_>,
     ) -> Result<Evaluation> {
-        let _ = ctx;
-        evaluate_ctr(self, split, eval_batch)
+        evaluate_ctr(self, split, eval_batch, ctx)
     }
-}
-
-/// AUC / LogLoss over a whole split, in order, `eval_batch` rows at a time.
-pub fn evaluate_ctr<M: StageModel + ?Sized>(
-    model: &M,
-    split: &DeviceSplit,
-    eval_batch: usize,
-) -> Result<Evaluation> {
-    let start = Instant::now();
-    let (logits, labels) = predict_split(model, split, eval_batch)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let a = auc(&logits, &labels)?;
-    let l = logloss_from_logits(&logits, &labels)?;
-    Ok(Evaluation {
-        auc: Some(a),
-        logloss: Some(l),
-        metrics: Vec::new(),
-        score: a,
-        rows: split.rows,
-        seconds,
-    })
-}
-
-/// Logits and labels of every row of `split`, in row order.
-pub fn predict_split<M: StageModel + ?Sized>(
-    model: &M,
-    split: &DeviceSplit,
-    eval_batch: usize,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    if split.rows == 0 {
-        bail!("cannot evaluate an empty split");
-    }
-    let eb = eval_batch.max(1);
-    let mut logits = Vec::with_capacity(split.rows);
-    let mut labels = Vec::with_capacity(split.rows);
-    let mut pending: Vec<Tensor> = Vec::new();
-    let mut pending_labels: Vec<Tensor> = Vec::new();
-    let mut start = 0;
-    while start < split.rows {
-        let end = (start + eb).min(split.rows);
-        let rows: Vec<usize> = (start..end).collect();
-        let batch = split.batch(&rows)?;
-        // Detached: a logit keeps its whole forward graph (every activation
-        // of the batch) alive otherwise, and memory would grow with the split.
-        pending.push(model.predict_logits(&batch)?.detach());
-        pending_labels.push(batch.labels);
-        start = end;
-    }
-    // One device→host copy at the end instead of a sync per batch.
-    let all = Tensor::cat(&pending, 0)?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()?;
-    let all_labels = Tensor::cat(&pending_labels, 0)?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()?;
-    logits.extend(all);
-    labels.extend(all_labels);
-    Ok((logits, labels))
 }
 
 /// What a stage runs on.
@@ -160,7 +80,8 @@ pub struct StageSpec {
     pub seed: u64,
     /// Where `epoch-N.safetensors` / `best.safetensors` go; None = no files.
     pub checkpoint_dir: Option<PathBuf>,
-    /// Set from outside (Ctrl-C) to stop after the current step with an error.
+    /// Set from outside (Ctrl-C) to stop with an error after the current
+    /// step or evaluation batch.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Continue an interrupted stage instead of starting it afresh.
     pub resume: Option<StageResume>,
@@ -178,19 +99,23 @@ fn selection_score(eval: &Evaluation, select: MetricKind) -> f64 {
     }
 }
 
-/// Where an interrupted stage stopped: its completed epochs and checkpoints.
+/// Where an interrupted stage stopped: its trained epochs and checkpoints.
 ///
 /// The weights continue from `last_checkpoint`; the step counter (and so the
 /// learning-rate schedule) and the epoch order continue where they were. The
 /// optimiser's moments are not checkpointed and start from zero.
 #[derive(Debug, Clone)]
 pub struct StageResume {
-    /// Epochs fully run (trained, evaluated and checkpointed).
+    /// Epochs trained and checkpointed.
     pub done_epochs: usize,
     /// `epoch-<done_epochs>.safetensors`.
     pub last_checkpoint: PathBuf,
-    /// The best epoch so far and its checkpoint; re-evaluated on validation
-    /// so that later epochs must beat it.
+    /// Epoch `done_epochs` was saved but its validation pass never finished:
+    /// it is evaluated, not trained again.
+    pub unevaluated: bool,
+    /// The best evaluated epoch and a file holding its weights (its
+    /// `epoch-N` checkpoint: `best.safetensors` may already hold a later
+    /// epoch's); re-evaluated on validation so that later epochs must beat it.
     pub best: Option<(usize, PathBuf)>,
 }
 
@@ -206,6 +131,22 @@ pub struct StageResult {
     pub train_samples_per_s: f64,
     pub infer_samples_per_s: Option<f64>,
     pub best_checkpoint: Option<PathBuf>,
+}
+
+/// The best epoch so far, with a copy of its weights.
+struct Best {
+    epoch: usize,
+    eval: Evaluation,
+    snapshot: Vec<Tensor>,
+}
+
+/// The optimiser and where the stage is in its schedule.
+struct Optimiser {
+    opt: AdamW,
+    /// Steps taken in the stage (resumed stages start past their done epochs).
+    step: usize,
+    total_steps: usize,
+    warmup_steps: usize,
 }
 
 /// Trains every variable of `varmap` with `model`'s objective.
@@ -227,26 +168,21 @@ pub fn train_stage<M: StageModel + ?Sized>(
     seed_dropout(spec.seed);
     let vars = sorted_vars(varmap)?;
     let plm_lr = tp.plm_lr.unwrap_or(tp.lr);
-    let mut opt = AdamW::new(
-        vars.clone(),
-        AdamWConfig::new(tp.lr, plm_lr, tp.weight_decay),
-    )?;
-    let accumulate = tp.accumulate.max(1);
-    let order = |epoch: usize| OrderSpec {
-        batch: tp.batch,
-        shuffle: true,
-        bucket_by_length: tp.bucket_by_length,
-        seed: spec.seed,
-        epoch,
-        max_rows: tp.max_rows,
-    };
     let rows_per_epoch = tp
         .max_rows
         .map_or(data.train.rows, |m| m.min(data.train.rows));
     let batches_per_epoch = rows_per_epoch.div_ceil(tp.batch);
-    let steps_per_epoch = batches_per_epoch.div_ceil(accumulate);
+    let steps_per_epoch = batches_per_epoch.div_ceil(tp.accumulate.max(1));
     let total_steps = steps_per_epoch * tp.epochs;
-    let warmup_steps = (tp.warmup * total_steps as f64).round() as usize;
+    let mut optim = Optimiser {
+        opt: AdamW::new(
+            vars.clone(),
+            AdamWConfig::new(tp.lr, plm_lr, tp.weight_decay),
+        )?,
+        step: 0,
+        total_steps,
+        warmup_steps: (tp.warmup * total_steps as f64).round() as usize,
+    };
     sink.emit(Event::StageStarted {
         stage: spec.name.clone(),
         kind: spec.kind.clone(),
@@ -255,37 +191,40 @@ pub fn train_stage<M: StageModel + ?Sized>(
         rows: rows_per_epoch,
     });
 
-    let mut step = 0usize;
     let mut train_seconds = 0f64;
     let mut train_rows = 0usize;
-    let mut best: Option<(usize, Evaluation, Vec<Tensor>)> = None;
+    let mut best: Option<Best> = None;
     let mut best_checkpoint = None;
     let mut since_best = 0usize;
     let mut epochs_run = 0usize;
     let mut stopped_early = false;
+    // A resumed epoch that was saved but not evaluated: evaluated, not trained again.
+    let mut unevaluated: Option<checkpoint::Saved> = None;
 
     if let Some(r) = &spec.resume {
         if let Some((best_epoch, path)) = &r.best {
             checkpoint::load_by_name(varmap, path)
                 .with_context(|| format!("stage {}: loading {}", spec.name, path.display()))?;
-            let eval = model
-                .evaluate(
-                    data.valid,
-                    tp.eval_batch,
-                    &EvalCtx {
-                        epoch: *best_epoch,
-                        split: EvalSplit::Valid,
-                        seed: spec.seed,
-                    },
-                )
-                .with_context(|| format!("stage {}: re-evaluating the best epoch", spec.name))?;
-            let snapshot = vars
-                .iter()
-                .map(|(_, v)| Ok(v.as_tensor().copy()?))
-                .collect::<Result<Vec<_>>>()?;
-            best = Some((*best_epoch, eval, snapshot));
-            best_checkpoint = Some(path.clone());
-            since_best = r.done_epochs.saturating_sub(*best_epoch);
+            let eval = evaluate(
+                model,
+                data.valid,
+                spec,
+                *best_epoch,
+                EvalSplit::Valid,
+                &format!("re-evaluating the best epoch ({best_epoch})"),
+            )?;
+            best = Some(Best {
+                epoch: *best_epoch,
+                eval,
+                snapshot: snapshot(&vars)?,
+            });
+            best_checkpoint = Some(
+                spec.checkpoint_dir
+                    .as_ref()
+                    .map_or_else(|| path.clone(), |d| d.join("best.safetensors")),
+            );
+            let evaluated = r.done_epochs.saturating_sub(usize::from(r.unevaluated));
+            since_best = evaluated.saturating_sub(*best_epoch);
         }
         checkpoint::load_by_name(varmap, &r.last_checkpoint).with_context(|| {
             format!(
@@ -294,205 +233,144 @@ pub fn train_stage<M: StageModel + ?Sized>(
                 r.last_checkpoint.display()
             )
         })?;
-        step = r.done_epochs * steps_per_epoch;
+        optim.step = r.done_epochs * steps_per_epoch;
         epochs_run = r.done_epochs;
-        sink.emit(Event::Log {
-            level: LogLevel::Info,
-            message: format!(
+        let message = if r.unevaluated {
+            unevaluated = Some(checkpoint::describe(&r.last_checkpoint)?);
+            format!(
+                "stage {}: resuming at epoch {} of {}: trained before the interruption, evaluating {}",
+                spec.name,
+                r.done_epochs,
+                tp.epochs,
+                r.last_checkpoint.display()
+            )
+        } else {
+            format!(
                 "stage {}: resuming after epoch {} of {} from {}",
                 spec.name,
                 r.done_epochs,
                 tp.epochs,
                 r.last_checkpoint.display()
-            ),
+            )
+        };
+        sink.emit(Event::Log {
+            level: LogLevel::Info,
+            message,
         });
     }
-    let first_epoch = epochs_run + 1;
+    let first_epoch = epochs_run + usize::from(unevaluated.is_none());
+    // Interrupted in its test pass after an early stop: no more epochs.
+    let patience_spent =
+        unevaluated.is_none() && best.is_some() && tp.patience.is_some_and(|p| since_best >= p);
+    if patience_spent {
+        stopped_early = epochs_run < tp.epochs;
+    }
+    let last_epoch = if patience_spent {
+        epochs_run
+    } else {
+        tp.epochs
+    };
 
-    for epoch in first_epoch..=tp.epochs {
-        let batches = epoch_batches(data.train.rows, data.train.token_lengths(), order(epoch));
-        let epoch_start = Instant::now();
-        let mut epoch_rows = 0usize;
-        for (chunk_idx, chunk) in batches.chunks(accumulate).enumerate() {
-            if let Some(c) = &spec.cancel {
-                if c.load(Ordering::Relaxed) {
-                    bail!("stage {}: interrupted at step {}", spec.name, step + 1);
+    for epoch in first_epoch..=last_epoch {
+        let saved = match unevaluated.take() {
+            Some(s) => Some(s),
+            None => {
+                let epoch_start = Instant::now();
+                train_rows += train_epoch(model, &vars, data.train, spec, &mut optim, epoch, sink)?;
+                train_seconds += epoch_start.elapsed().as_secs_f64();
+                epochs_run = epoch;
+                // Saved before validation: an interruption during it must not
+                // cost the epoch's training.
+                match &spec.checkpoint_dir {
+                    Some(dir) => {
+                        let s = checkpoint::save(
+                            varmap,
+                            &dir.join(format!("epoch-{epoch}.safetensors")),
+                        )?;
+                        emit_checkpoint(sink, &spec.name, Some(epoch), &s);
+                        Some(s)
+                    }
+                    None => None,
                 }
             }
-            let chunk_rows: usize = chunk.iter().map(|b| b.len()).sum();
-            let mut grads: Option<GradStore> = None;
-            let mut loss_sum = 0f64;
-            for (k, rows) in chunk.iter().enumerate() {
-                let ctx = StepCtx {
-                    epoch,
-                    step: step + 1,
-                    micro: chunk_idx * accumulate + k,
-                    seed: spec.seed,
-                };
-                let batch = data.train.batch(rows)?;
-                let loss = model.loss(&batch, true, &ctx)?;
-                let value = loss
-                    .to_dtype(DType::F64)?
-                    .to_scalar::<f64>()
-                    .with_context(|| format!("stage {}: the loss must be a scalar", spec.name))?;
-                if !value.is_finite() {
-                    bail!(
-                        "stage {}: loss became {value} at step {} (epoch {epoch}); try a lower learning rate or gradient clipping",
-                        spec.name,
-                        step + 1
-                    );
-                }
-                let weight = rows.len() as f64 / chunk_rows as f64;
-                loss_sum += value * weight;
-                let scaled = if chunk.len() == 1 {
-                    loss
-                } else {
-                    (loss * weight)?
-                };
-                let g = scaled.backward()?;
-                grads = Some(match grads {
-                    None => g,
-                    Some(acc) => merge_grads(acc, g, &vars)?,
-                });
-            }
-            let grads = match grads {
-                Some(g) => g,
-                None => continue,
-            };
-            let mut grad_scale = 1.0;
-            if let Some(clip) = tp.grad_clip {
-                let norm = opt.grad_norm(&grads)?;
-                if !norm.is_finite() {
-                    bail!(
-                        "stage {}: gradient norm became {norm} at step {} (epoch {epoch})",
-                        spec.name,
-                        step + 1
-                    );
-                }
-                if norm > clip {
-                    grad_scale = clip / (norm + 1e-6);
-                }
-            }
-            let mult = lr_multiplier(tp.schedule, step, total_steps, warmup_steps);
-            opt.step(&grads, mult, grad_scale)?;
-            step += 1;
-            epoch_rows += chunk_rows;
-            let elapsed = epoch_start.elapsed().as_secs_f64();
-            sink.emit(Event::Step {
-                stage: spec.name.clone(),
-                epoch,
-                step,
-                loss: loss_sum,
-                lr: tp.lr * mult,
-                samples_per_s: if elapsed > 0.0 {
-                    epoch_rows as f64 / elapsed
-                } else {
-                    0.0
-                },
-            });
-        }
-        train_seconds += epoch_start.elapsed().as_secs_f64();
-        train_rows += epoch_rows;
-        epochs_run = epoch;
+        };
 
-        let eval = model
-            .evaluate(
-                data.valid,
-                tp.eval_batch,
-                &EvalCtx {
-                    epoch,
-                    split: EvalSplit::Valid,
-                    seed: spec.seed,
-                },
-            )
-            .with_context(|| format!("stage {}: evaluating the validation split", spec.name))?;
-        emit_eval(sink, &spec.name, epoch, EvalSplit::Valid, &eval);
-
-        let mut saved_epoch = None;
-        if let Some(dir) = &spec.checkpoint_dir {
-            let s = checkpoint::save(varmap, &dir.join(format!("epoch-{epoch}.safetensors")))?;
-            emit_checkpoint(sink, &spec.name, Some(epoch), &s);
-            saved_epoch = Some(s);
-        }
-        let improved = best.as_ref().is_none_or(|(_, b, _)| {
-            selection_score(&eval, spec.select) > selection_score(b, spec.select)
+        let eval = evaluate(
+            model,
+            data.valid,
+            spec,
+            epoch,
+            EvalSplit::Valid,
+            &format!("evaluating epoch {epoch} on the validation split"),
+        )?;
+        let improved = best.as_ref().is_none_or(|b| {
+            selection_score(&eval, spec.select) > selection_score(&b.eval, spec.select)
         });
         if improved {
-            let snapshot = vars
-                .iter()
-                .map(|(_, v)| Ok(v.as_tensor().copy()?))
-                .collect::<Result<Vec<_>>>()?;
-            if let (Some(dir), Some(s)) = (&spec.checkpoint_dir, &saved_epoch) {
-                let path = dir.join("best.safetensors");
-                std::fs::copy(&s.path, &path)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                let b = checkpoint::Saved {
-                    path: path.clone(),
-                    bytes: s.bytes,
-                    sha256: s.sha256.clone(),
-                };
+            if let (Some(dir), Some(s)) = (&spec.checkpoint_dir, &saved) {
+                let b = checkpoint::copy(s, &dir.join("best.safetensors"))?;
                 emit_checkpoint(sink, &spec.name, Some(epoch), &b);
-                best_checkpoint = Some(path);
+                best_checkpoint = Some(b.path);
             }
-            best = Some((epoch, eval, snapshot));
             since_best = 0;
         } else {
             since_best += 1;
-            if let Some(p) = tp.patience {
-                if since_best >= p {
-                    stopped_early = epoch < tp.epochs;
-                    if stopped_early {
-                        sink.emit(Event::Log {
-                            level: LogLevel::Info,
-                            message: format!(
-                                "stage {}: early stop after epoch {epoch} (no validation improvement for {p} epochs)",
-                                spec.name
-                            ),
-                        });
-                    }
-                    break;
+        }
+        // After the best checkpoint: `run --resume` takes a recorded
+        // validation result to mean the epoch's bookkeeping is complete.
+        emit_eval(sink, &spec.name, epoch, EvalSplit::Valid, &eval);
+        if improved {
+            best = Some(Best {
+                epoch,
+                eval,
+                snapshot: snapshot(&vars)?,
+            });
+        } else if let Some(p) = tp.patience {
+            if since_best >= p {
+                stopped_early = epoch < tp.epochs;
+                if stopped_early {
+                    sink.emit(Event::Log {
+                        level: LogLevel::Info,
+                        message: format!(
+                            "stage {}: early stop after epoch {epoch} (no validation improvement for {p} epochs)",
+                            spec.name
+                        ),
+                    });
                 }
+                break;
             }
         }
     }
 
     let (best_epoch, best_valid) = match best {
-        Some((epoch, eval, snapshot)) => {
-            restore(&vars, &snapshot)?;
-            if epoch != epochs_run {
+        Some(b) => {
+            restore(&vars, &b.snapshot)?;
+            if b.epoch != epochs_run {
                 sink.emit(Event::Log {
                     level: LogLevel::Info,
                     message: format!(
-                        "stage {}: restored the weights of epoch {epoch} (best validation score)",
-                        spec.name
+                        "stage {}: restored the weights of epoch {} (best validation score)",
+                        spec.name, b.epoch
                     ),
                 });
             }
-            (Some(epoch), Some(eval))
+            (Some(b.epoch), Some(b.eval))
         }
         None => (None, None),
     };
 
     let test = match data.test {
         Some(split) => {
-            let eval = model
-                .evaluate(
-                    split,
-                    tp.eval_batch,
-                    &EvalCtx {
-                        epoch: best_epoch.unwrap_or(0),
-                        split: EvalSplit::Test,
-                        seed: spec.seed,
-                    },
-                )
-                .with_context(|| format!("stage {}: evaluating the test split", spec.name))?;
-            emit_eval(
-                sink,
-                &spec.name,
-                best_epoch.unwrap_or(0),
+            let epoch = best_epoch.unwrap_or(0);
+            let eval = evaluate(
+                model,
+                split,
+                spec,
+                epoch,
                 EvalSplit::Test,
-                &eval,
-            );
+                "evaluating the test split",
+            )?;
+            emit_eval(sink, &spec.name, epoch, EvalSplit::Test, &eval);
             Some(eval)
         }
         None => None,
@@ -525,6 +403,155 @@ pub fn train_stage<M: StageModel + ?Sized>(
         infer_samples_per_s: infer,
         best_checkpoint,
     })
+}
+
+/// One epoch of optimiser steps; returns the rows trained on.
+fn train_epoch<M: StageModel + ?Sized>(
+    model: &M,
+    vars: &[(String, Var)],
+    train: &DeviceSplit,
+    spec: &StageSpec,
+    optim: &mut Optimiser,
+    epoch: usize,
+    sink: &dyn EventSink,
+) -> Result<usize> {
+    let tp = &spec.train;
+    let accumulate = tp.accumulate.max(1);
+    let batches = epoch_batches(
+        train.rows,
+        train.token_lengths(),
+        OrderSpec {
+            batch: tp.batch,
+            shuffle: true,
+            bucket_by_length: tp.bucket_by_length,
+            seed: spec.seed,
+            epoch,
+            max_rows: tp.max_rows,
+        },
+    );
+    let epoch_start = Instant::now();
+    let mut epoch_rows = 0usize;
+    for (chunk_idx, chunk) in batches.chunks(accumulate).enumerate() {
+        if let Some(c) = &spec.cancel {
+            if c.load(Ordering::Relaxed) {
+                bail!(
+                    "stage {}: interrupted at step {}",
+                    spec.name,
+                    optim.step + 1
+                );
+            }
+        }
+        let chunk_rows: usize = chunk.iter().map(|b| b.len()).sum();
+        let mut grads: Option<GradStore> = None;
+        let mut loss_sum = 0f64;
+        for (k, rows) in chunk.iter().enumerate() {
+            let ctx = StepCtx {
+                epoch,
+                step: optim.step + 1,
+                micro: chunk_idx * accumulate + k,
+                seed: spec.seed,
+            };
+            let batch = train.batch(rows)?;
+            let loss = model.loss(&batch, true, &ctx)?;
+            let value = loss
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()
+                .with_context(|| format!("stage {}: the loss must be a scalar", spec.name))?;
+            if !value.is_finite() {
+                bail!(
+                    "stage {}: loss became {value} at step {} (epoch {epoch}); try a lower learning rate or gradient clipping",
+                    spec.name,
+                    optim.step + 1
+                );
+            }
+            let weight = rows.len() as f64 / chunk_rows as f64;
+            loss_sum += value * weight;
+            let scaled = if chunk.len() == 1 {
+                loss
+            } else {
+                (loss * weight)?
+            };
+            let g = scaled.backward()?;
+            grads = Some(match grads {
+                None => g,
+                Some(acc) => merge_grads(acc, g, vars)?,
+            });
+        }
+        let grads = match grads {
+            Some(g) => g,
+            None => continue,
+        };
+        let mut grad_scale = 1.0;
+        if let Some(clip) = tp.grad_clip {
+            let norm = optim.opt.grad_norm(&grads)?;
+            if !norm.is_finite() {
+                bail!(
+                    "stage {}: gradient norm became {norm} at step {} (epoch {epoch})",
+                    spec.name,
+                    optim.step + 1
+                );
+            }
+            if norm > clip {
+                grad_scale = clip / (norm + 1e-6);
+            }
+        }
+        let mult = lr_multiplier(
+            tp.schedule,
+            optim.step,
+            optim.total_steps,
+            optim.warmup_steps,
+        );
+        optim.opt.step(&grads, mult, grad_scale)?;
+        optim.step += 1;
+        epoch_rows += chunk_rows;
+        let elapsed = epoch_start.elapsed().as_secs_f64();
+        sink.emit(Event::Step {
+            stage: spec.name.clone(),
+            epoch,
+            step: optim.step,
+            loss: loss_sum,
+            lr: tp.lr * mult,
+            samples_per_s: if elapsed > 0.0 {
+                epoch_rows as f64 / elapsed
+            } else {
+                0.0
+            },
+        });
+    }
+    Ok(epoch_rows)
+}
+
+/// One evaluation pass of `split`, cancellable like a training step: a pass
+/// stopped by the cancel flag becomes the stage's "interrupted" error.
+fn evaluate<M: StageModel + ?Sized>(
+    model: &M,
+    split: &DeviceSplit,
+    spec: &StageSpec,
+    epoch: usize,
+    which: EvalSplit,
+    what: &str,
+) -> Result<Evaluation> {
+    let ctx = EvalCtx {
+        epoch,
+        split: which,
+        seed: spec.seed,
+        cancel: spec.cancel.as_deref(),
+    };
+    model
+        .evaluate(split, spec.train.eval_batch, &ctx)
+        .map_err(|e| {
+            if is_interrupted(&e) {
+                anyhow!("stage {}: interrupted while {what}", spec.name)
+            } else {
+                e.context(format!("stage {}: {what}", spec.name))
+            }
+        })
+}
+
+fn snapshot(vars: &[(String, Var)]) -> Result<Vec<Tensor>> {
+    vars.iter()
+        .map(|(_, v)| Ok(v.as_tensor().copy()?))
+        .collect()
 }
 
 fn merge_grads(mut acc: GradStore, mut g: GradStore, vars: &[(String, Var)]) -> Result<GradStore> {
