@@ -18,7 +18,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use super::fused::{contiguous, supported};
+use super::fused::{as_f32, as_f32_mut, contiguous, supported};
 
 /// Mean over rows of −log softmax(logits)[target]; logits (N, V), targets (N,) u32.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
@@ -31,8 +31,12 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 struct CrossEntropy;
 
-/// log Σ exp(x) of one row, shifted by its max and summed in f64.
+/// log Σ exp(x) of one row, shifted by its max and summed in f64 (f32 rows:
+/// vectorized, partial sums in f32 lanes).
 fn row_lse<T: WithDType>(row: &[T]) -> f64 {
+    if let Some(r) = as_f32(row) {
+        return crate::model::simd::lse(r);
+    }
     let max = row
         .iter()
         .map(|v| v.to_f64())
@@ -76,8 +80,12 @@ fn grad<T: WithDType>(x: &[T], targets: &[u32], vocab: usize, scale: f64) -> Res
         .zip(x.par_chunks(vocab).zip(targets.par_iter()))
         .for_each(|(o, (row, &t))| {
             let lse = row_lse(row);
-            for (ov, v) in o.iter_mut().zip(row) {
-                *ov = T::from_f64((v.to_f64() - lse).exp() * scale);
+            if let (Some(r), Some(o32)) = (as_f32(row), as_f32_mut(o)) {
+                crate::model::simd::exp_shift_scale(r, lse as f32, scale as f32, o32);
+            } else {
+                for (ov, v) in o.iter_mut().zip(row) {
+                    *ov = T::from_f64((v.to_f64() - lse).exp() * scale);
+                }
             }
             o[t as usize] = T::from_f64(o[t as usize].to_f64() - scale);
         });

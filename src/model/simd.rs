@@ -63,11 +63,14 @@ pub fn gelu(v: f32, grad: bool) -> f32 {
 
 /// Runs `$body` compiled for AVX2 + FMA when the CPU has them.
 macro_rules! dispatch {
-    ($avx:ident, $generic:ident, ($($arg:ident : $ty:ty),*)) => {{
+    ($avx:ident, $generic:ident, ($($arg:ident : $ty:ty),*)) => {
+        dispatch!($avx, $generic, ($($arg: $ty),*) -> ())
+    };
+    ($avx:ident, $generic:ident, ($($arg:ident : $ty:ty),*) -> $ret:ty) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx2,fma")]
-            fn $avx($($arg: $ty),*) {
+            fn $avx($($arg: $ty),*) -> $ret {
                 $generic($($arg),*)
             }
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -169,6 +172,58 @@ pub fn softmax_bwd_row(p: &[f32], dp: &mut [f32]) {
     dispatch!(softmax_bwd_avx2, softmax_bwd_generic, (p: &[f32], dp: &mut [f32]))
 }
 
+/// Max of a slice in eight lanes (a select, not `f32::max`, whose NaN rule
+/// keeps the reduction scalar).
+#[inline(always)]
+fn max8(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
+}
+
+#[inline(always)]
+fn lse_generic(row: &[f32]) -> f64 {
+    let max = max8(row);
+    // Exponentials through a stack block: a plain map loop vectorizes, a
+    // map fused into the lane sums does not.
+    let mut block = [0f32; 256];
+    let mut sum = 0f64;
+    for c in row.chunks(256) {
+        let b = &mut block[..c.len()];
+        for (o, &v) in b.iter_mut().zip(c) {
+            *o = exp_f32(v - max);
+        }
+        sum += sum8(b) as f64;
+    }
+    max as f64 + sum.ln()
+}
+
+/// log Σ exp(row), max-shifted (the cross-entropy over a vocabulary row).
+pub fn lse(row: &[f32]) -> f64 {
+    dispatch!(lse_avx2, lse_generic, (row: &[f32]) -> f64)
+}
+
+#[inline(always)]
+fn exp_shift_scale_generic(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = exp_f32(v - shift) * scale;
+    }
+}
+
+/// out = scale · exp(row − shift) (softmax times a scale when shift = lse).
+pub fn exp_shift_scale(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+    dispatch!(exp_shift_scale_avx2, exp_shift_scale_generic, (row: &[f32], shift: f32, scale: f32, out: &mut [f32]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +243,33 @@ mod tests {
         assert_eq!(exp_f32(-1e9), 0.0);
         assert_eq!(exp_f32(-88.0), 0.0);
         assert!(exp_f32(88.0).is_finite());
+    }
+
+    #[test]
+    fn log_sum_exp_and_scaled_softmax_of_a_vocabulary_row() {
+        let row: Vec<f32> = (0..30_522)
+            .map(|i| ((i * 37 % 1000) as f32) / 90.0 - 4.0)
+            .collect();
+        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let want = max
+            + row
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        let got = lse(&row);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        let mut out = vec![0f32; row.len()];
+        exp_shift_scale(&row, got as f32, 0.25, &mut out);
+        let total: f64 = out.iter().map(|&v| v as f64).sum();
+        assert!(
+            (total - 0.25).abs() < 1e-5,
+            "softmax · 0.25 sums to {total}"
+        );
+        let i = 777;
+        let exact = 0.25 * (row[i] as f64 - want).exp();
+        let rel = (out[i] as f64 - exact).abs() / exact;
+        assert!(rel < 4e-6, "relative error {rel}");
     }
 
     #[test]
