@@ -180,27 +180,31 @@ impl Layer {
         // next to three separate passes over the activations.
         let w = Tensor::cat(&[&self.q.0, &self.k.0, &self.v.0], 0)?;
         let bias = Tensor::cat(&[&self.q.1, &self.k.1, &self.v.1], 0)?;
-        let qkv = linear(&x2, &w, &bias)?
-            .reshape((b, t, 3, h, dh))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?;
-        let (q, mut k, mut v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        if let Some((pk, pv)) = prefix {
-            k = Tensor::cat(&[&pk, &k], 2)?;
-            v = Tensor::cat(&[&pv, &v], 2)?;
-        }
+        let qkv = linear(&x2, &w, &bias)?;
         let scale = 1.0 / (dh as f64).sqrt();
         let p = cfg.attention_probs_dropout_prob;
-        let ctx = if fused::supported(&q) {
-            attention::attention(&q, &k, &v, mask_add, scale, p, train)?
+        let ctx = if fused::supported(&qkv) {
+            let prefix = prefix.as_ref().map(|(pk, pv)| (pk, pv));
+            attention::attention_qkv(&qkv, prefix, mask_add, b, h, scale, p, train)?
         } else {
+            let qkv = qkv
+                .reshape((b, t, 3, h, dh))?
+                .permute((2, 0, 3, 1, 4))?
+                .contiguous()?;
+            let (q, mut k, mut v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+            if let Some((pk, pv)) = prefix {
+                k = Tensor::cat(&[&pk, &k], 2)?;
+                v = Tensor::cat(&[&pv, &v], 2)?;
+            }
             let scores = (q * scale)?
                 .matmul(&k.t()?)?
                 .broadcast_add(&mask_add.unsqueeze(1)?.unsqueeze(1)?)?;
             let probs = nn::softmax_last_dim(&scores)?;
-            nn::dropout(&probs, p, train)?.matmul(&v)?
+            nn::dropout(&probs, p, train)?
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b * t, d))?
         };
-        let ctx = ctx.transpose(1, 2)?.reshape((b * t, d))?;
         let (ctx, x2) = match rows {
             Some(r) => (ctx.index_select(r, 0)?, x2.index_select(r, 0)?),
             None => (ctx, x2),
