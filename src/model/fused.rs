@@ -362,7 +362,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 
 // ------------------------------------------------------------------ GELU (erf)
 
-struct GeluErf;
+pub(crate) struct GeluErf;
 
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
@@ -380,7 +380,7 @@ fn gelu_point<T: WithDType>(x: T, grad: bool) -> f64 {
 }
 
 /// GELU of `x`, or with `dy` the backward dy · GELU'(x), in parallel chunks.
-fn gelu_map<T: WithDType>(x: &[T], dy: Option<&[T]>) -> Vec<T> {
+pub(crate) fn gelu_map<T: WithDType>(x: &[T], dy: Option<&[T]>) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     let chunk = 16 * 1024;
     out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
@@ -425,7 +425,7 @@ impl CustomOp1 for GeluErf {
 }
 
 /// dx = dy · (Φ(x) + x·φ(x)).
-struct GeluErfBwd;
+pub(crate) struct GeluErfBwd;
 
 impl CustomOp2 for GeluErfBwd {
     fn name(&self) -> &'static str {

@@ -7,6 +7,11 @@
 //! matmuls. On CPU one custom op writes the bias into the output, accumulates
 //! the matmul onto it and clamps in place; its backward needs only the output
 //! (the ReLU mask is `y > 0`). Elsewhere (CUDA, other dtypes) the composed ops.
+//!
+//! The transformer's feed-forward output layer takes its GELU on the input
+//! side instead (`linear_gelu_in`): GELU(z) is made inside the op and dropped,
+//! and the backward recomputes it, so the widest activation of the layer
+//! (B·T × 4d) is neither kept for the backward nor given a gradient of its own.
 
 use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Module, Result,
@@ -54,7 +59,41 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     linear_act(x, w, b, false)
 }
 
+/// `GELU(z)·Wᵀ + b` (exact, erf GELU) in one op on CPU.
+pub fn linear_gelu_in(z: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !fusable(z, w, b) {
+        return linear(&super::fused::gelu_erf(z)?, w, b);
+    }
+    apply(
+        z,
+        w,
+        b,
+        FusedLinear {
+            relu: false,
+            gelu_in: true,
+        },
+    )
+}
+
+fn fusable(x: &Tensor, w: &Tensor, b: &Tensor) -> bool {
+    supported(x) && w.dtype() == x.dtype() && b.dtype() == x.dtype()
+}
+
 fn linear_act(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+    apply(
+        x,
+        w,
+        b,
+        FusedLinear {
+            relu,
+            gelu_in: false,
+        },
+    )
+}
+
+/// `op` over the last dimension of `x` (any rank ≥ 1); the composed ops where
+/// the fused one does not apply (`linear_gelu_in` has applied its GELU then).
+fn apply(x: &Tensor, w: &Tensor, b: &Tensor, op: FusedLinear) -> Result<Tensor> {
     let dims = x.dims();
     let Some(&in_dim) = dims.last() else {
         candle_core::bail!("linear: the input must have at least one dimension")
@@ -62,12 +101,12 @@ fn linear_act(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> 
     let out_dim = w.dim(0)?;
     let rows = x.elem_count() / in_dim.max(1);
     let x2 = x.reshape((rows, in_dim))?;
-    let y = if supported(x) && w.dtype() == x.dtype() && b.dtype() == x.dtype() {
+    let y = if fusable(x, w, b) {
         x2.contiguous()?
-            .apply_op3(&w.contiguous()?, &b.contiguous()?, FusedLinear { relu })?
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, op)?
     } else {
         let y = x2.matmul(&w.t()?)?.broadcast_add(b)?;
-        if relu {
+        if op.relu {
             y.relu()?
         } else {
             y
@@ -81,6 +120,8 @@ fn linear_act(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> 
 
 struct FusedLinear {
     relu: bool,
+    /// The input is z and the layer applies to GELU(z).
+    gelu_in: bool,
 }
 
 impl FusedLinear {
@@ -91,6 +132,13 @@ impl FusedLinear {
         b: &[T],
         (rows, in_dim, out_dim): (usize, usize, usize),
     ) -> Vec<T> {
+        let activated;
+        let x = if self.gelu_in {
+            activated = super::fused::gelu_map(x, None);
+            &activated[..]
+        } else {
+            x
+        };
         let mut y = Vec::with_capacity(rows * out_dim);
         for _ in 0..rows {
             y.extend_from_slice(b);
@@ -123,10 +171,10 @@ impl FusedLinear {
 
 impl CustomOp3 for FusedLinear {
     fn name(&self) -> &'static str {
-        if self.relu {
-            "fused-linear-relu"
-        } else {
-            "fused-linear"
+        match (self.relu, self.gelu_in) {
+            (true, _) => "fused-linear-relu",
+            (false, true) => "fused-gelu-linear",
+            (false, false) => "fused-linear",
         }
     }
 
@@ -174,8 +222,14 @@ impl CustomOp3 for FusedLinear {
         // carry ops pointing at them, and candle's gradient store, which keeps
         // whatever it is given until it is dropped, would hold every layer's
         // input (and with it the whole forward graph) through the optimizer step.
-        let dx = dz.matmul(w)?.detach();
-        let dw = dz.t()?.matmul(x)?.detach();
+        let (dx, dw) = if self.gelu_in {
+            let a = x.apply_op1_no_bwd(&super::fused::GeluErf)?;
+            let da = dz.matmul(w)?;
+            let dx = x.apply_op2_no_bwd(&da, &super::fused::GeluErfBwd)?;
+            (dx, dz.t()?.matmul(&a)?.detach())
+        } else {
+            (dz.matmul(w)?.detach(), dz.t()?.matmul(x)?.detach())
+        };
         let db = dz.apply_op1_no_bwd(&ColumnSum)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
@@ -377,6 +431,60 @@ mod tests {
                 assert!(
                     (numeric - analytic[i]).abs() < 1e-5,
                     "arg {which} entry {i}: numeric {numeric} analytic {}",
+                    analytic[i]
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// GELU on the input side: values and the three gradients against candle's
+    /// composed `gelu_erf` + linear (f64, 2-D and 3-D), and the input gradient
+    /// by central finite differences.
+    #[test]
+    fn gelu_input_matches_composed_and_finite_differences() -> Result<()> {
+        let dev = Device::Cpu;
+        for shape in [vec![7usize, 5], vec![3, 4, 5]] {
+            let z0 = Tensor::randn(0f64, 1.5, shape.as_slice(), &dev)?;
+            let z = Var::from_tensor(&z0)?;
+            let w = Var::from_tensor(&Tensor::randn(0f64, 1.0, (6, 5), &dev)?)?;
+            let b = Var::from_tensor(&Tensor::randn(0f64, 1.0, 6, &dev)?)?;
+            let out_shape: Vec<usize> = shape[..shape.len() - 1]
+                .iter()
+                .copied()
+                .chain([6])
+                .collect();
+            let r = Tensor::randn(0f64, 1.0, out_shape.as_slice(), &dev)?;
+            let fused = linear_gelu_in(&z, &w, &b)?;
+            let reference = composed(&z.as_tensor().gelu_erf()?, &w, &b, false)?;
+            assert_eq!(fused.dims(), reference.dims());
+            assert!(max_diff(&fused, &reference) < 1e-12);
+            let gf = (&fused * &r)?.sum_all()?.backward()?;
+            let gr = (&reference * &r)?.sum_all()?.backward()?;
+            for v in [&z, &w, &b] {
+                let a = gf.get(v).expect("fused grad");
+                let c = gr.get(v).expect("composed grad");
+                // candle's own gelu_erf backward differs from the exact
+                // derivative by ~1e-6 (as in tests/plm_grad.rs); the finite
+                // differences below are the exact check.
+                assert!(max_diff(a, c) < 1e-5, "grad mismatch {}", max_diff(a, c));
+            }
+            let analytic: Vec<f64> = gf.get(&z).expect("grad").flatten_all()?.to_vec1()?;
+            let flat: Vec<f64> = z0.flatten_all()?.to_vec1()?;
+            let f = |v: Vec<f64>| -> Result<f64> {
+                let zz = Tensor::from_vec(v, z0.shape(), &dev)?;
+                (linear_gelu_in(&zz, &w, &b)? * &r)?
+                    .sum_all()?
+                    .to_scalar::<f64>()
+            };
+            for i in [0, 3, 11, 19, flat.len() - 1] {
+                let (mut up, mut down) = (flat.clone(), flat.clone());
+                up[i] += 1e-6;
+                down[i] -= 1e-6;
+                let numeric = (f(up)? - f(down)?) / 2e-6;
+                assert!(
+                    (numeric - analytic[i]).abs() < 1e-6,
+                    "entry {i}: numeric {numeric} analytic {}",
                     analytic[i]
                 );
             }

@@ -21,7 +21,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
 
 use super::config::{Config, HiddenAct};
-use crate::model::linear::linear;
+use crate::model::linear::{linear, linear_gelu_in};
 use crate::model::{attention, fused, nn};
 use crate::plan::types::PlmFamily;
 
@@ -217,8 +217,11 @@ impl Layer {
             &self.attn_ln.1,
             cfg.layer_norm_eps,
         )?;
-        let inter = activate(&linear(&x1, &self.inter.0, &self.inter.1)?, cfg.hidden_act)?;
-        let out = linear(&inter, &self.out.0, &self.out.1)?;
+        let z = linear(&x1, &self.inter.0, &self.inter.1)?;
+        let out = match cfg.hidden_act {
+            HiddenAct::Gelu => linear_gelu_in(&z, &self.out.0, &self.out.1)?,
+            act => linear(&activate(&z, act)?, &self.out.0, &self.out.1)?,
+        };
         let out = nn::dropout(&out, cfg.hidden_dropout_prob, train)?;
         let y = nn::layer_norm(
             &(out + x1)?,
