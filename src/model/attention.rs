@@ -132,23 +132,25 @@ impl Attention {
         }
     }
 
-    /// Dropout keep-scale per element of (b, h) (0 or 1/(1−p)); empty when p = 0.
-    fn keep(&self, b: usize, h: usize) -> Vec<f64> {
+    /// Dropout keep-scale per element of (b, h) (0 or 1/(1−p)) in the
+    /// tensor's type, two elements per 64-bit draw; empty when p = 0.
+    fn keep<T: Float>(&self, b: usize, h: usize) -> Vec<T> {
         if self.p <= 0.0 {
             return Vec::new();
         }
         let mut rng = self.block_rng(b * self.heads + h);
         let threshold = (self.p * u32::MAX as f64) as u32;
-        let scale = 1.0 / (1.0 - self.p);
-        (0..self.t * self.s())
-            .map(|_| {
-                if rng.next_u32() >= threshold {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        let scale = T::from_f64(1.0 / (1.0 - self.p));
+        let n = self.t * self.s();
+        let mut out = Vec::with_capacity(n + 1);
+        while out.len() < n {
+            let r = rng.next_u64();
+            for half in [r as u32, (r >> 32) as u32] {
+                out.push(if half >= threshold { scale } else { T::zero() });
+            }
+        }
+        out.truncate(n);
+        out
     }
 
     fn forward<T: Float>(&self, qkv: &[T], pk: &[T], pv: &[T]) -> Vec<T> {
@@ -159,10 +161,10 @@ impl Attention {
             for h in 0..self.heads {
                 let blk = self.block(b, h);
                 self.probs(b, h, qkv, pk, &mut p);
-                let keep = self.keep(b, h);
+                let keep = self.keep::<T>(b, h);
                 if !keep.is_empty() {
-                    for (x, m) in p.iter_mut().zip(&keep) {
-                        *x = T::from_f64(x.to_f64() * m);
+                    for (x, &m) in p.iter_mut().zip(&keep) {
+                        *x *= m;
                     }
                 }
                 let o = &mut o[blk.head..];
@@ -229,14 +231,10 @@ impl Attention {
                 let v = &qkv[blk.q + 2 * d..];
                 let dob = &dout[b * t * d + blk.head..];
                 self.probs(b, h, qkv, pk, &mut p);
-                let keep = self.keep(b, h);
+                let keep = self.keep::<T>(b, h);
                 if !keep.is_empty() {
                     // P' = P ⊙ keep for dV; P itself is needed by the softmax backward.
-                    let dropped: Vec<T> = p
-                        .iter()
-                        .zip(&keep)
-                        .map(|(x, m)| T::from_f64(x.to_f64() * m))
-                        .collect();
+                    let dropped: Vec<T> = p.iter().zip(&keep).map(|(&x, &m)| x * m).collect();
                     self.dv(&dropped, dob, g, &mut gpv[row_p..], row_q);
                 } else {
                     self.dv(&p, dob, g, &mut gpv[row_p..], row_q);
@@ -271,8 +269,8 @@ impl Attention {
                     1,
                 );
                 if !keep.is_empty() {
-                    for (x, m) in dp.iter_mut().zip(&keep) {
-                        *x = T::from_f64(x.to_f64() * m);
+                    for (x, &m) in dp.iter_mut().zip(&keep) {
+                        *x *= m;
                     }
                 }
                 softmax_bwd(&p, &mut dp, s);

@@ -5,11 +5,13 @@
 //! built from ops that candle can differentiate.
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType, D,
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor,
+    WithDType, D,
 };
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use rayon::prelude::*;
 
 use super::fused::contiguous;
 use std::cell::RefCell;
@@ -81,8 +83,24 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     (x * keep)? * (1.0 / (1.0 - p))
 }
 
-/// Keeps an element when its draw from `SmallRng(seed)` (in element order) is
-/// at least `threshold`, scaled by `scale`; the backward is the same op.
+/// `dropout(x, p, train) + r` in one op on CPU: neither the dropped-out
+/// tensor nor the sum's extra pass exists (the transformer's residual joins).
+pub fn dropout_add(x: &Tensor, r: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+    if !train || p <= 0.0 || p >= 1.0 || !super::fused::supported(x) || x.dims() != r.dims() {
+        return dropout(x, p, train)? + r;
+    }
+    let op = Dropout {
+        threshold: (p * u32::MAX as f64) as u32,
+        scale: 1.0 / (1.0 - p),
+        seed: dropout_seed(),
+    };
+    x.contiguous()?.apply_op2(&r.contiguous()?, op)
+}
+
+/// Keeps an element when its draw is at least `threshold`, scaled by `scale`;
+/// the backward is the same op. Elements are drawn in chunks of `CHUNK`, each
+/// from `SmallRng` seeded by (seed, chunk index): the chunks run in parallel and
+/// the mask does not depend on the thread count.
 #[derive(Clone, Copy)]
 struct Dropout {
     threshold: u32,
@@ -90,20 +108,37 @@ struct Dropout {
     seed: u64,
 }
 
+const CHUNK: usize = 16 * 1024;
+
 impl Dropout {
-    fn apply<T: WithDType>(&self, x: &[T]) -> Vec<T> {
-        // Thresholds on raw u32s: no float conversion per draw.
-        let mut rng = SmallRng::seed_from_u64(self.seed);
+    /// dropout(x) [+ add].
+    fn apply<T: WithDType>(&self, x: &[T], add: Option<&[T]>) -> Vec<T> {
         let scale = T::from_f64(self.scale);
-        x.iter()
-            .map(|&v| {
-                if rng.next_u32() >= self.threshold {
-                    v * scale
+        let mut out = vec![T::zero(); x.len()];
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+            let mut rng = SmallRng::seed_from_u64(
+                self.seed ^ (c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            let lo = c * CHUNK;
+            // Thresholds on raw u32s, two per draw: no float conversion per element.
+            let mut bits = 0u64;
+            for (i, (ov, &v)) in o.iter_mut().zip(&x[lo..]).enumerate() {
+                if i % 2 == 0 {
+                    bits = rng.next_u64();
                 } else {
-                    T::zero()
+                    bits >>= 32;
                 }
-            })
-            .collect()
+                if bits as u32 >= self.threshold {
+                    *ov = v * scale;
+                }
+            }
+            if let Some(r) = add {
+                for (ov, &rv) in o.iter_mut().zip(&r[lo..]) {
+                    *ov += rv;
+                }
+            }
+        });
+        out
     }
 }
 
@@ -113,12 +148,46 @@ impl CustomOp1 for Dropout {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = crate::model::fused::per_float!(s.dtype(), "dropout", T => self.apply(contiguous::<T>(s, l, "dropout")?));
+        let out = crate::model::fused::per_float!(s.dtype(), "dropout", T => self.apply(contiguous::<T>(s, l, "dropout")?, None));
         Ok((out, l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(dy.contiguous()?.apply_op1_no_bwd(self)?))
+    }
+}
+
+impl CustomOp2 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("dropout_add: shapes {:?} and {:?}", l1.shape(), l2.shape());
+        }
+        let out = crate::model::fused::per_float!(s1.dtype(), "dropout_add", T => self.apply(
+            contiguous::<T>(s1, l1, "dropout_add")?,
+            Some(contiguous::<T>(s2, l2, "dropout_add")?),
+        ));
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _r: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        Ok((Some(dy.apply_op1_no_bwd(self)?), Some(dy)))
     }
 }
 
@@ -192,6 +261,37 @@ mod tests {
             .to_vec1::<f32>()?
             .iter()
             .all(|&a| a == 1.0));
+        Ok(())
+    }
+
+    /// `dropout_add` is `dropout(x) + r` under the same seed, with gradients
+    /// mask · dy for x and dy for r.
+    #[test]
+    fn dropout_add_is_dropout_then_add() -> Result<()> {
+        let dev = Device::Cpu;
+        let n = 50_000; // several chunks
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, n, &dev)?)?;
+        let r = Var::from_tensor(&Tensor::randn(0f32, 1.0, n, &dev)?)?;
+        seed_dropout(9);
+        let composed = (dropout(&x, 0.2, true)? + r.as_tensor())?;
+        seed_dropout(9);
+        let fused = dropout_add(&x, &r, 0.2, true)?;
+        let diff = (&fused - &composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(diff, 0.0);
+        let w = Tensor::randn(0f32, 1.0, n, &dev)?;
+        let gf = (&fused * &w)?.sum_all()?.backward()?;
+        let gc = (&composed * &w)?.sum_all()?.backward()?;
+        for v in [&x, &r] {
+            let d = (gf.get(v).expect("grad") - gc.get(v).expect("grad"))?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert_eq!(d, 0.0);
+        }
+        // Not training: a plain sum.
+        let plain = dropout_add(&x, &r, 0.2, false)?;
+        let want = (x.as_tensor() + r.as_tensor())?;
+        assert_eq!((plain - want)?.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);
         Ok(())
     }
 }

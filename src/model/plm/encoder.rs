@@ -210,9 +210,8 @@ impl Layer {
             None => (ctx, x2),
         };
         let attn = linear(&ctx, &self.attn_out.0, &self.attn_out.1)?;
-        let attn = nn::dropout(&attn, cfg.hidden_dropout_prob, train)?;
         let x1 = nn::layer_norm(
-            &(attn + &x2)?,
+            &nn::dropout_add(&attn, &x2, cfg.hidden_dropout_prob, train)?,
             &self.attn_ln.0,
             &self.attn_ln.1,
             cfg.layer_norm_eps,
@@ -222,9 +221,8 @@ impl Layer {
             HiddenAct::Gelu => linear_gelu_in(&z, &self.out.0, &self.out.1)?,
             act => linear(&activate(&z, act)?, &self.out.0, &self.out.1)?,
         };
-        let out = nn::dropout(&out, cfg.hidden_dropout_prob, train)?;
         let y = nn::layer_norm(
-            &(out + x1)?,
+            &nn::dropout_add(&out, &x1, cfg.hidden_dropout_prob, train)?,
             &self.out_ln.0,
             &self.out_ln.1,
             cfg.layer_norm_eps,
