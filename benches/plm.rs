@@ -188,12 +188,32 @@ fn matmul_gflops() -> Result<f64> {
     Ok(2.0 * (m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9)
 }
 
-/// Forward FLOPs of the PLM for `tokens` text tokens attending over `kv` slots.
-fn plm_fwd_flops(cfg: &Config, tokens: f64, kv: f64) -> f64 {
+/// Best single-call rate of an (m×k)·(k×n) f32 matmul over `reps` calls.
+fn matmul_best(m: usize, k: usize, n: usize, reps: usize) -> Result<f64> {
+    let dev = Device::Cpu;
+    let a = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), &dev)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..reps + 2 {
+        let t = Instant::now();
+        a.matmul(&b)?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (m * k * n) as f64 / best / 1e9)
+}
+
+/// Forward FLOPs of the PLM for `tokens` text tokens attending over `kv`
+/// slots, when the last layer's output projection and feed-forward run on
+/// `last_rows` of the tokens only (PA-MLM's masked positions; `tokens` otherwise).
+fn plm_fwd_flops(cfg: &Config, tokens: f64, kv: f64, last_rows: f64) -> f64 {
     let d = cfg.hidden_size as f64;
     let i = cfg.intermediate_size as f64;
     let l = cfg.num_hidden_layers as f64;
-    l * tokens * (2.0 * (4.0 * d * d + 2.0 * d * i) + 4.0 * kv * d)
+    // Q, K, V projections and the two attention products, for every token.
+    let attend = tokens * (2.0 * 3.0 * d * d + 4.0 * kv * d);
+    // Output projection and feed-forward, per row they run on.
+    let rest = 2.0 * (d * d + 2.0 * d * i);
+    l * attend + (l - 1.0) * tokens * rest + last_rows * rest
 }
 
 struct Setup {
@@ -382,7 +402,21 @@ fn run_phase(phase: &str) -> Result<()> {
     }
     let mm = matmul_gflops()?;
     if phase == "matmul" {
-        println!("matmul       {mm:.1} GFLOP/s (1536×384 · 384×1536, f32)");
+        println!("matmul       {mm:.1} GFLOP/s (1536×384 · 384×1536, f32, mean of 40)");
+        // The machine's best at the shapes of a MiniLM step (B·T = 1472):
+        // projections, feed-forward, and the weight-gradient products.
+        for (m, k, n) in [
+            (1472, 384, 1152),
+            (1472, 384, 384),
+            (1472, 384, 1536),
+            (1472, 1536, 384),
+            (384, 1472, 1536),
+        ] {
+            println!(
+                "  {m}×{k} · {k}×{n}: best of 20 {:.0} GFLOP/s",
+                matmul_best(m, k, n, 20)?
+            );
+        }
         return Ok(());
     }
     let Some(s) = setup()? else { return Ok(()) };
@@ -395,10 +429,12 @@ fn run_phase(phase: &str) -> Result<()> {
         "pa_mlm" => {
             let m = train_phase(&s, StageKind::PaMlm { mask: 0.15 }, steps)?;
             let t = m.tokens_per_row;
-            // fwd + 2× for backward; decoder on the ~15% masked tokens.
+            // fwd + 2× for backward; the last layer after attention and the
+            // decoder on the ~15% masked tokens only.
+            let masked = 0.15 * t;
             let f = 3.0
-                * (plm_fwd_flops(&s.cfg, t, t + K as f64)
-                    + 0.15 * t * 2.0 * d * s.cfg.vocab_size as f64);
+                * (plm_fwd_flops(&s.cfg, t, t + K as f64, masked)
+                    + masked * 2.0 * d * s.cfg.vocab_size as f64);
             report(phase, &m, f / 1e9, mm);
         }
         "joint" => {
@@ -407,14 +443,19 @@ fn run_phase(phase: &str) -> Result<()> {
             report(
                 phase,
                 &m,
-                3.0 * plm_fwd_flops(&s.cfg, t, t + K as f64) / 1e9,
+                3.0 * plm_fwd_flops(&s.cfg, t, t + K as f64, t) / 1e9,
                 mm,
             );
         }
         "joint_infer" => {
             let m = infer_phase(&s, steps * 2)?;
             let t = m.tokens_per_row;
-            report(phase, &m, plm_fwd_flops(&s.cfg, t, t + K as f64) / 1e9, mm);
+            report(
+                phase,
+                &m,
+                plm_fwd_flops(&s.cfg, t, t + K as f64, t) / 1e9,
+                mm,
+            );
         }
         "ctr_infer" => {
             let m = ctr_infer_phase(&s)?;
