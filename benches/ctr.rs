@@ -357,6 +357,7 @@ fn main() -> Result<()> {
         accumulate: 1,
         eval_batch: 4096,
         max_rows: None,
+        valid_rows: None,
         bucket_by_length: false,
     };
     let mlp = vec![256, 256, 256];

@@ -76,6 +76,7 @@ fn train_plan(epochs: usize) -> TrainPlan {
         accumulate: 1,
         eval_batch: BATCH,
         max_rows: None,
+        valid_rows: None,
         bucket_by_length: true,
     }
 }

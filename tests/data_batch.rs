@@ -188,3 +188,56 @@ fn epoch_orders_are_seeded_complete_and_bucketing_cuts_padding() {
     a2.sort_unstable();
     assert_eq!(a1, a2, "max_rows must keep one subset for the whole stage");
 }
+
+/// A subset (`valid_rows`) gives exactly the original rows' batches, and
+/// `sample_rows` is seeded, distinct, sorted and complete when n ≥ rows.
+#[test]
+fn subsets_keep_rows_intact_and_samples_are_seeded() {
+    let d = tempfile::tempdir().unwrap();
+    let (plan, tok) = dataset(d.path());
+    let (ds, _) = data::build(&plan, Some(&tok), &mut LoadStats::default()).unwrap();
+    let full = DeviceSplit::new(&ds.train, &ds.meta, &Device::Cpu).unwrap();
+    let picked = data::sample_rows(full.rows, 9, 3);
+    assert_eq!(picked, data::sample_rows(full.rows, 9, 3));
+    assert_ne!(picked, data::sample_rows(full.rows, 9, 4));
+    assert_eq!(picked.len(), 9);
+    assert!(picked.windows(2).all(|w| w[0] < w[1]), "{picked:?}");
+    assert_eq!(
+        data::sample_rows(full.rows, full.rows + 5, 3),
+        (0..full.rows).collect::<Vec<_>>()
+    );
+    let sub = full.subset(&picked).unwrap();
+    assert_eq!(sub.rows, 9);
+    assert_eq!(
+        sub.token_lengths(),
+        picked
+            .iter()
+            .map(|&r| full.token_lengths()[r])
+            .collect::<Vec<_>>()
+    );
+    let a = sub.batch(&[0, 4, 8]).unwrap();
+    let b = full.batch(&[picked[0], picked[4], picked[8]]).unwrap();
+    assert_eq!(
+        a.single.unwrap().to_vec2::<u32>().unwrap(),
+        b.single.unwrap().to_vec2::<u32>().unwrap()
+    );
+    assert_eq!(
+        a.multi[0].to_vec2::<u32>().unwrap(),
+        b.multi[0].to_vec2::<u32>().unwrap()
+    );
+    assert_eq!(
+        a.labels.to_vec1::<f32>().unwrap(),
+        b.labels.to_vec1::<f32>().unwrap()
+    );
+    let (ta, tb) = (a.text.unwrap(), b.text.unwrap());
+    assert_eq!(
+        ta.ids.to_vec2::<u32>().unwrap(),
+        tb.ids.to_vec2::<u32>().unwrap()
+    );
+    assert_eq!(ta.lengths, tb.lengths);
+    let err = match full.subset(&[0, full.rows]) {
+        Ok(_) => panic!("a row past the end must be an error"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("outside a split"), "{err}");
+}

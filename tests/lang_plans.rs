@@ -328,6 +328,7 @@ experiment e { data s plm m ctr dnn stage finetune joint }
             accumulate: 1,
             eval_batch: 256,
             max_rows: None,
+            valid_rows: None,
             bucket_by_length: true,
         }
     );
@@ -351,7 +352,7 @@ plm p = bert("m") { max_len 48, pool cls, }
 experiment e {
   data c text t plm p ctr xdeepfm { cin [32, 16], mlp [64], } prompts 3 shallow fusion prefix_add alpha
   device cuda:1 seed 7 metrics auc
-  stage finetune joint as warm { epochs 1, lr 5e-5, pool top2, grad_clip 1.0, accumulate 2, max_rows 100, }
+  stage finetune joint as warm { epochs 1, lr 5e-5, pool top2, grad_clip 1.0, accumulate 2, max_rows 100, valid_rows 50, }
   stage finetune ctr_only as tail { from warm, batch 64, bucket_free_parameter_is_not_here 0 }
 }
 "#;
@@ -408,6 +409,9 @@ experiment e {
     assert_eq!(p.stages[0].name, "warm");
     assert_eq!(p.stages[0].pool, Some(Pooling::Top2));
     assert_eq!(p.stages[0].train.accumulate, 2);
+    assert_eq!(p.stages[0].train.max_rows, Some(100));
+    assert_eq!(p.stages[0].train.valid_rows, Some(50));
+    assert_eq!(p.stages[1].train.valid_rows, None);
     assert_eq!(
         p.stages[1].kind,
         StageKind::CtrOnly {

@@ -157,6 +157,7 @@ fn train(epochs: usize, lr: f64) -> TrainPlan {
         accumulate: 1,
         eval_batch: 64,
         max_rows: None,
+        valid_rows: None,
         bucket_by_length: true,
     }
 }

@@ -190,6 +190,63 @@ fn events_follow_the_contract() -> Result<()> {
     Ok(())
 }
 
+/// `valid_rows` validates every epoch on the same seeded subset of the
+/// validation split (the one `sample_rows` documents); the test split is
+/// still scored in full.
+#[test]
+fn valid_rows_validates_on_a_fixed_seeded_subset() -> Result<()> {
+    let s = splits(6, 160)?;
+    let bb = Backbone::Dnn {
+        mlp: vec![8],
+        dropout: 0.0,
+    };
+    let vm = VarMap::new();
+    let model = CtrModel::new(
+        &ctr_plan(4, bb),
+        &meta(),
+        seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu),
+    )?;
+    let tp = TrainPlan {
+        valid_rows: Some(12),
+        ..train_plan(2, 16, 0.05)
+    };
+    let sink = Collect::default();
+    let r = train_stage(
+        &model,
+        &vm,
+        StageData {
+            train: &s.train,
+            valid: &s.valid,
+            test: Some(&s.test),
+        },
+        &spec("subset", tp, 11),
+        &sink,
+    )?;
+    let best = r.best_valid.expect("validated");
+    assert_eq!(best.rows, 12);
+    assert_eq!(r.test.expect("tested").rows, s.test.rows);
+    assert!(sink.0.lock().unwrap().iter().any(|e| matches!(e,
+        Event::Log { message, .. } if message.contains("validating on 12 of 40 rows"))));
+    // The best epoch's weights are restored: scoring the documented subset
+    // again gives the recorded validation AUC.
+    let subset = s
+        .valid
+        .subset(&clickprompt::data::sample_rows(s.valid.rows, 12, 11))?;
+    let again = clickprompt::train::trainer::evaluate_ctr(
+        &model,
+        &subset,
+        64,
+        &EvalCtx {
+            epoch: 0,
+            split: EvalSplit::Valid,
+            seed: 11,
+            cancel: None,
+        },
+    )?;
+    assert_eq!(again.auc, best.auc);
+    Ok(())
+}
+
 #[test]
 fn gradient_accumulation_equals_one_large_batch() -> Result<()> {
     let s = splits(4, 64)?;
@@ -207,6 +264,7 @@ fn gradient_accumulation_equals_one_large_batch() -> Result<()> {
         let tp = TrainPlan {
             accumulate,
             max_rows: Some(32),
+            valid_rows: None,
             ..train_plan(1, batch, 0.05)
         };
         train_stage(

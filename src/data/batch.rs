@@ -103,6 +103,34 @@ impl DeviceSplit {
             .unwrap_or(&[])
     }
 
+    /// The split restricted to `rows` (in that order).
+    pub fn subset(&self, rows: &[usize]) -> Result<Self> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.rows) {
+            anyhow::bail!("row {bad} outside a split of {} rows", self.rows);
+        }
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let idx = Tensor::from_vec(idx, rows.len(), &self.device)?;
+        let take = |t: &Tensor| t.index_select(&idx, 0);
+        Ok(Self {
+            rows: rows.len(),
+            single: self.single.as_ref().map(take).transpose()?,
+            multi: self
+                .multi
+                .iter()
+                .map(take)
+                .collect::<candle_core::Result<_>>()?,
+            numbers: self.numbers.as_ref().map(take).transpose()?,
+            labels: take(&self.labels)?,
+            tokens: match &self.tokens {
+                Some((ids, lengths)) => {
+                    Some((take(ids)?, rows.iter().map(|&r| lengths[r]).collect()))
+                }
+                None => None,
+            },
+            device: self.device.clone(),
+        })
+    }
+
     pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
         let idx = Tensor::from_vec(idx, rows.len(), &self.device)?;
@@ -185,6 +213,20 @@ pub struct OrderSpec {
     pub epoch: usize,
     /// Use at most this many rows (after shuffling).
     pub max_rows: Option<usize>,
+}
+
+/// `n` distinct rows of `rows` drawn from `seed`, in ascending order (all
+/// rows when `n` ≥ `rows`).
+pub fn sample_rows(rows: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows).collect();
+    if n < rows {
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+            seed ^ 0x0A11_D0E5_CAFE_F00D,
+        ));
+        order.truncate(n);
+        order.sort_unstable();
+    }
+    order
 }
 
 /// Row indices grouped into batches. Deterministic for (seed, epoch).

@@ -24,7 +24,7 @@ pub mod synthetic;
 pub mod tokenize;
 pub mod types;
 
-pub use batch::{epoch_batches, Batch, DeviceSplit, OrderSpec, TextBatch};
+pub use batch::{epoch_batches, sample_rows, Batch, DeviceSplit, OrderSpec, TextBatch};
 pub use render::{render, Template};
 pub use sources::SourceStats;
 pub use tokenize::TextTokenizer;

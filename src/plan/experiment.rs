@@ -15,7 +15,7 @@ pub const BACKBONES: [&str; 9] = [
     "lr", "fm", "dnn", "deepfm", "dcn", "dcnv2", "autoint", "xdeepfm", "fibinet",
 ];
 pub const STAGE_KINDS: [&str; 4] = ["pa_mlm", "joint", "ctr_only", "plm_only"];
-pub const STAGE_PARAMS: [&str; 16] = [
+pub const STAGE_PARAMS: [&str; 17] = [
     "epochs",
     "batch",
     "lr",
@@ -28,6 +28,7 @@ pub const STAGE_PARAMS: [&str; 16] = [
     "accumulate",
     "eval_batch",
     "max_rows",
+    "valid_rows",
     "bucket",
     "mask",
     "pool",
@@ -567,6 +568,7 @@ fn resolve_stage(
         "accumulate",
         "eval_batch",
         "max_rows",
+        "valid_rows",
     ];
     if uses_plm {
         allowed.extend(["plm_lr", "bucket"]);
@@ -628,6 +630,7 @@ fn resolve_stage(
         accumulate: block.usize_or("accumulate", 1, 1, d),
         eval_batch: block.usize_or("eval_batch", if ctr_only { 4096 } else { 256 }, 1, d),
         max_rows: block.opt_usize("max_rows", 1, d),
+        valid_rows: block.opt_usize("valid_rows", 1, d),
         bucket_by_length: block.bool_or("bucket", uses_plm, d),
     };
     let kind = match kind_name {

@@ -419,6 +419,10 @@ pub struct TrainPlan {
     pub eval_batch: usize,
     /// Use at most this many training rows per epoch (budgeted runs).
     pub max_rows: Option<usize>,
+    /// Validate on this many rows of the validation split, drawn once per
+    /// stage from the seed (the test split is always scored in full).
+    #[serde(default)]
+    pub valid_rows: Option<usize>,
     /// Bucket rows of similar token length into batches to cut padding.
     pub bucket_by_length: bool,
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::data::{epoch_batches, Batch, DeviceSplit, OrderSpec};
+use crate::data::{epoch_batches, sample_rows, Batch, DeviceSplit, OrderSpec};
 use crate::model::nn::seed_dropout;
 use crate::model::vars::sorted_vars;
 use crate::plan::{MetricKind, TrainPlan};
@@ -166,6 +166,24 @@ pub fn train_stage<M: StageModel + ?Sized>(
     }
     let stage_start = Instant::now();
     seed_dropout(spec.seed);
+    // `valid_rows`: one subset for the whole stage, so epochs stay comparable.
+    let valid_subset = match tp.valid_rows.filter(|&n| n < data.valid.rows) {
+        Some(n) => {
+            sink.emit(Event::Log {
+                level: LogLevel::Info,
+                message: format!(
+                    "stage {}: validating on {n} of {} rows (valid_rows)",
+                    spec.name, data.valid.rows
+                ),
+            });
+            Some(
+                data.valid
+                    .subset(&sample_rows(data.valid.rows, n, spec.seed))?,
+            )
+        }
+        None => None,
+    };
+    let valid = valid_subset.as_ref().unwrap_or(data.valid);
     let vars = sorted_vars(varmap)?;
     let plm_lr = tp.plm_lr.unwrap_or(tp.lr);
     let rows_per_epoch = tp
@@ -207,7 +225,7 @@ pub fn train_stage<M: StageModel + ?Sized>(
                 .with_context(|| format!("stage {}: loading {}", spec.name, path.display()))?;
             let eval = evaluate(
                 model,
-                data.valid,
+                valid,
                 spec,
                 *best_epoch,
                 EvalSplit::Valid,
@@ -297,7 +315,7 @@ pub fn train_stage<M: StageModel + ?Sized>(
 
         let eval = evaluate(
             model,
-            data.valid,
+            valid,
             spec,
             epoch,
             EvalSplit::Valid,

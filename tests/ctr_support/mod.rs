@@ -129,6 +129,7 @@ pub fn train_plan(epochs: usize, batch: usize, lr: f64) -> TrainPlan {
         accumulate: 1,
         eval_batch: 512,
         max_rows: None,
+        valid_rows: None,
         bucket_by_length: false,
     }
 }

@@ -20,6 +20,7 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
         accumulate: 1,
         eval_batch: 512,
         max_rows: None,
+        valid_rows: None,
         bucket_by_length: false,
     };
     ExperimentPlan {
