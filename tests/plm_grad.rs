@@ -566,3 +566,52 @@ fn last_layer_at_masked_positions_matches_the_full_forward() {
         assert!(max_abs(g_at.get(&wq).unwrap()) > 0.0);
     }
 }
+
+/// The vectorized f32 layer norm (forward and backward) against the f64 path
+/// on the same values: rows of the real width (384, not a multiple of the
+/// 8 lanes plus a ragged 13) and enough rows to split across tasks.
+#[test]
+fn f32_layer_norm_matches_the_f64_path() {
+    for width in [384usize, 13] {
+        let x64 = Tensor::randn(0.5f64, 2.0, (300, width), &dev()).unwrap();
+        let g64 = Tensor::randn(1f64, 0.3, width, &dev()).unwrap();
+        let b64 = Tensor::randn(0f64, 0.3, width, &dev()).unwrap();
+        let w64 = Tensor::randn(0f64, 1.0, (300, width), &dev()).unwrap();
+        let f32_of = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let run = |dtype: DType| {
+            let cast = |t: &Tensor| Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap();
+            let (x, g, b) = (
+                cast(&f32_of(&x64)),
+                cast(&f32_of(&g64)),
+                cast(&f32_of(&b64)),
+            );
+            let y = nn::layer_norm(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+            let grads = (&y * &w64.to_dtype(dtype).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let as64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            let gs: Vec<Tensor> = [&x, &g, &b]
+                .iter()
+                .map(|v| as64(grads.get(v).unwrap()))
+                .collect();
+            (as64(&y), gs)
+        };
+        let (y32, g32) = run(DType::F32);
+        let (y64, g64s) = run(DType::F64);
+        assert!(
+            max_abs(&(&y32 - &y64).unwrap()) < 1e-5,
+            "width {width}: values"
+        );
+        for (name, (a, b)) in ["x", "weight", "bias"].iter().zip(g32.iter().zip(&g64s)) {
+            let scale = 1.0 + max_abs(b);
+            assert!(
+                max_abs(&(a - b).unwrap()) < 2e-5 * scale,
+                "width {width}: {name} grads differ by {}",
+                max_abs(&(a - b).unwrap())
+            );
+        }
+    }
+}

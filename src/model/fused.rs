@@ -203,6 +203,11 @@ fn layer_norm_rows<T: WithDType>(x: &[T], w: &[T], b: &[T], eps: f64) -> Vec<T> 
     out.par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk))
         .for_each(|(o, xc)| {
+            if let (Some(x32), Some(w32), Some(b32)) = (as_f32(xc), as_f32(w), as_f32(b)) {
+                if let Some(o32) = as_f32_mut(o) {
+                    return super::simd::layer_norm_rows(x32, w32, b32, eps as f32, o32);
+                }
+            }
             for (orow, xrow) in o.chunks_mut(width).zip(xc.chunks(width)) {
                 let (mean, rstd) = row_stats(xrow, eps);
                 for (j, (ov, xv)) in orow.iter_mut().zip(xrow).enumerate() {
@@ -273,6 +278,14 @@ fn layer_norm_bwd_rows<T: WithDType>(x: &[T], w: &[T], dy: &[T], eps: f64) -> Ve
         .par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
         .map(|(o, (xc, dyc))| {
+            if let (Some(x32), Some(w32), Some(dy32)) = (as_f32(xc), as_f32(w), as_f32(dyc)) {
+                if let Some(o32) = as_f32_mut(o) {
+                    let mut acc = vec![0f32; 4 * width];
+                    super::simd::layer_norm_bwd_rows(x32, w32, dy32, eps as f32, o32, &mut acc);
+                    let sums: Vec<f64> = acc[..2 * width].iter().map(|&v| v as f64).collect();
+                    return (sums[..width].to_vec(), sums[width..].to_vec());
+                }
+            }
             let mut dw = vec![0f64; width];
             let mut db = vec![0f64; width];
             let mut g = vec![0f64; width];

@@ -224,6 +224,99 @@ pub fn exp_shift_scale(row: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
     dispatch!(exp_shift_scale_avx2, exp_shift_scale_generic, (row: &[f32], shift: f32, scale: f32, out: &mut [f32]))
 }
 
+/// Σ (x − mean)² in eight lanes.
+#[inline(always)]
+fn sq_dev8(xs: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| (v - mean) * (v - mean))
+        .sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v - mean) * (v - mean);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Mean and 1/√(var + eps) of one row.
+#[inline(always)]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = sum8(row) / n;
+    let var = sq_dev8(row, mean) / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+#[inline(always)]
+fn layer_norm_generic(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (orow, xrow) in out.chunks_mut(d).zip(x.chunks(d)) {
+        let (mean, rstd) = row_stats(xrow, eps);
+        for (((o, &xv), &wv), &bv) in orow.iter_mut().zip(xrow).zip(w).zip(b) {
+            *o = (xv - mean) * rstd * wv + bv;
+        }
+    }
+}
+
+/// Layer norm of whole rows (width `w.len()`) of `x` into `out`.
+pub fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    dispatch!(layer_norm_avx2, layer_norm_generic, (x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]))
+}
+
+#[inline(always)]
+fn layer_norm_bwd_generic(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    eps: f32,
+    dx: &mut [f32],
+    acc: &mut [f32],
+) {
+    let d = w.len();
+    let (dw, rest) = acc.split_at_mut(d);
+    let (db, scratch) = rest.split_at_mut(d);
+    let (xhat, g) = scratch.split_at_mut(d);
+    for ((dxrow, xrow), dyrow) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)) {
+        let (mean, rstd) = row_stats(xrow, eps);
+        for (((xh, gv), &xv), (&dyv, &wv)) in xhat
+            .iter_mut()
+            .zip(g.iter_mut())
+            .zip(xrow)
+            .zip(dyrow.iter().zip(w))
+        {
+            *xh = (xv - mean) * rstd;
+            *gv = dyv * wv;
+        }
+        let mg = sum8(g) / d as f32;
+        let mgx = dot8(g, xhat) / d as f32;
+        for ((o, &gv), &xh) in dxrow.iter_mut().zip(g.iter()).zip(xhat.iter()) {
+            *o = rstd * (gv - mg - xh * mgx);
+        }
+        for (((a, bsum), &dyv), &xh) in dw.iter_mut().zip(db.iter_mut()).zip(dyrow).zip(xhat.iter())
+        {
+            *a += dyv * xh;
+            *bsum += dyv;
+        }
+    }
+}
+
+/// Layer-norm backward of whole rows: dx into `dx`; Σ dy ⊙ x̂ and Σ dy added
+/// into `acc[..d]` and `acc[d..2d]` (`acc` has 4d slots, the rest scratch).
+pub fn layer_norm_bwd_rows(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    eps: f32,
+    dx: &mut [f32],
+    acc: &mut [f32],
+) {
+    dispatch!(layer_norm_bwd_avx2, layer_norm_bwd_generic, (x: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32], acc: &mut [f32]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
