@@ -131,40 +131,30 @@ impl DeviceSplit {
         })
     }
 
+    /// The rows' batch: text cut to the longest of them, with its mask.
     pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
-        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), &self.device)?;
-        let take = |t: &Tensor| t.index_select(&idx, 0);
-        let text = match &self.tokens {
+        let s = self.subset(rows)?;
+        let text = match s.tokens {
             Some((ids, lengths)) => {
-                let lens: Vec<usize> = rows.iter().map(|&r| lengths[r]).collect();
-                let t = lens.iter().copied().max().unwrap_or(1).max(1);
-                let ids = take(ids)?.narrow(1, 0, t)?;
+                let t = lengths.iter().copied().max().unwrap_or(1).max(1);
+                let ids = ids.narrow(1, 0, t)?;
                 let len_t = Tensor::from_vec(
-                    lens.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+                    lengths.iter().map(|&l| l as u32).collect::<Vec<_>>(),
                     (rows.len(), 1),
                     &self.device,
                 )?;
                 let pos = Tensor::arange(0u32, t as u32, &self.device)?.unsqueeze(0)?;
                 let mask = pos.broadcast_lt(&len_t)?.to_dtype(DType::F32)?;
-                Some(TextBatch {
-                    ids,
-                    mask,
-                    lengths: lens,
-                })
+                Some(TextBatch { ids, mask, lengths })
             }
             None => None,
         };
         Ok(Batch {
             rows: rows.len(),
-            single: self.single.as_ref().map(take).transpose()?,
-            multi: self
-                .multi
-                .iter()
-                .map(take)
-                .collect::<candle_core::Result<_>>()?,
-            numbers: self.numbers.as_ref().map(take).transpose()?,
-            labels: take(&self.labels)?,
+            single: s.single,
+            multi: s.multi,
+            numbers: s.numbers,
+            labels: s.labels,
             text,
         })
     }
