@@ -78,14 +78,6 @@ fn ln_vars(vb: &VarBuilder, d: usize) -> Result<(Tensor, Tensor)> {
     Ok((w, b))
 }
 
-fn activate(x: &Tensor, act: HiddenAct) -> Result<Tensor> {
-    match act {
-        HiddenAct::Gelu => crate::model::fused::gelu_erf(x),
-        HiddenAct::GeluApproximate => x.gelu(),
-        HiddenAct::Relu => x.relu(),
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Embeddings {
     word: Embedding,
@@ -219,7 +211,8 @@ impl Layer {
         let z = linear(&x1, &self.inter.0, &self.inter.1)?;
         let out = match cfg.hidden_act {
             HiddenAct::Gelu => linear_gelu_in(&z, &self.out.0, &self.out.1)?,
-            act => linear(&activate(&z, act)?, &self.out.0, &self.out.1)?,
+            HiddenAct::GeluApproximate => linear(&z.gelu()?, &self.out.0, &self.out.1)?,
+            HiddenAct::Relu => linear(&z.relu()?, &self.out.0, &self.out.1)?,
         };
         let y = nn::layer_norm(
             &nn::dropout_add(&out, &x1, cfg.hidden_dropout_prob, train)?,
