@@ -367,7 +367,7 @@ fn field_masking_reports_which_fields_the_prompts_carry() {
             } => Some(metrics.clone()),
             _ => None,
         })
-        .last()
+        .next_back()
         .unwrap();
     let get = |k: &str| last.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
     eprintln!("last validation: {last:?}");
