@@ -40,8 +40,8 @@ experiment syn_clickprompt {
   seeds [1, 2, 3]
   stage pretrain pa_mlm   { epochs 1, batch 32, mask_unit field, warmup 0.05, valid_rows 1000 }
   stage finetune ctr_only { from pretrain, epochs 30, batch 256, lr 2e-3, patience 3 }
-  stage finetune joint    { from [pretrain, ctr_only], epochs 1, batch 32, lr 1e-4, plm_lr 5e-5,
-                            warmup 0.05, max_rows 6000 }
+  stage finetune joint    { from [pretrain, ctr_only], epochs 2, batch 32, lr 1e-4, plm_lr 5e-5,
+                            warmup 0.05, max_rows 4000, valid_rows 1000, patience 1 }
 }
 
 experiment syn_scratch extends syn_clickprompt {
@@ -78,8 +78,8 @@ experiment ml_clickprompt {
   seeds [1, 2, 3]
   stage pretrain pa_mlm   { epochs 1, batch 32, mask_unit field, warmup 0.05, valid_rows 2000 }
   stage finetune ctr_only { from pretrain, epochs 10, batch 1024, lr 1e-3, patience 2 }
-  stage finetune joint    { from [pretrain, ctr_only], epochs 1, batch 32, lr 1e-4, plm_lr 5e-5,
-                            warmup 0.05, max_rows 8000, valid_rows 2000 }
+  stage finetune joint    { from [pretrain, ctr_only], epochs 2, batch 32, lr 1e-4, plm_lr 5e-5,
+                            warmup 0.05, max_rows 4000, valid_rows 2000, patience 1 }
 }
 
 experiment ml_scratch extends ml_clickprompt {

@@ -16,4 +16,4 @@ cargo build --release --quiet
 start=$(date +%s)
 target/release/clickprompt run experiments/study.cp --db "$DB" "$@"
 echo "study: $(( ($(date +%s) - start) / 60 )) min of training and evaluation"
-python3 scripts/study_table.py "$DB" syn ml
+python3 scripts/study_table.py "$DB"

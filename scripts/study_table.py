@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The study's results table (BENCHMARKS.md) from a run database.
 
-    python3 scripts/study_table.py study.db
+    python3 scripts/study_table.py study.db [more.db ...]
 
 For each part of experiments/study.cp (a prefix such as `syn` or `ml`) it
 reads the FINISHED runs of `<prefix>_scratch` and `<prefix>_clickprompt`
@@ -12,6 +12,8 @@ reads the FINISHED runs of `<prefix>_scratch` and `<prefix>_clickprompt`
   (sd / sqrt(n)), mean / SE, and how many seeds it is positive for;
 * PA-MLM's prompt gap on validation (masked-token accuracy with − without
   prompts), overall and per field, mean ± std.
+Several databases may be given (e.g. one per machine or per seed, each run
+with `--point`): runs are pooled, keyed by database and run id.
 Only the standard library: the study runs on machines without the project's
 Python tooling.
 """
@@ -29,17 +31,21 @@ def mean_sd(xs):
     return m, sd
 
 
-def runs(db, experiment):
-    """seed -> run id of the latest FINISHED run of `experiment` per seed."""
-    rows = db.execute(
-        "SELECT r.id, r.seed FROM runs r JOIN experiments e ON e.id = r.experiment_id "
-        "WHERE e.name = ? AND r.status = 'FINISHED' ORDER BY r.id",
-        (experiment,),
-    ).fetchall()
-    return {seed: rid for rid, seed in rows}
+def runs(dbs, experiment):
+    """seed -> (database, run id) of the latest FINISHED run of `experiment` per seed."""
+    out = {}
+    for db in dbs:
+        rows = db.execute(
+            "SELECT r.id, r.seed FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+            "WHERE e.name = ? AND r.status = 'FINISHED' ORDER BY r.id",
+            (experiment,),
+        ).fetchall()
+        out.update({seed: (db, rid) for rid, seed in rows})
+    return out
 
 
-def test_metric(db, run, stage, col):
+def test_metric(run, stage, col):
+    db, run = run
     row = db.execute(
         f"SELECT {col} FROM evaluations WHERE run_id = ? AND stage = ? AND split = 'test' "
         "ORDER BY epoch DESC LIMIT 1",
@@ -48,8 +54,9 @@ def test_metric(db, run, stage, col):
     return None if row is None else row[0]
 
 
-def gaps(db, run, stage="pretrain"):
+def gaps(run, stage="pretrain"):
     """Prompt gaps of the PA-MLM stage's best validation epoch (last if none)."""
+    db, run = run
     best = db.execute(
         "SELECT best_epoch FROM stages WHERE run_id = ? AND stage = ?", (run, stage)
     ).fetchone()
@@ -77,9 +84,9 @@ def fmt(m, sd, digits=4):
     return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
 
-def part(db, prefix):
-    scratch = runs(db, f"{prefix}_scratch")
-    cp = runs(db, f"{prefix}_clickprompt")
+def part(dbs, prefix):
+    scratch = runs(dbs, f"{prefix}_scratch")
+    cp = runs(dbs, f"{prefix}_clickprompt")
     seeds = sorted(set(scratch) & set(cp))
     if not seeds:
         return f"_{prefix}: no seed has finished runs of both `{prefix}_scratch` and `{prefix}_clickprompt`_\n"
@@ -94,10 +101,10 @@ def part(db, prefix):
         "| model | test AUC | test LogLoss | AUC − scratch (paired) | SE | diff / SE | seeds better |",
         "|---|---|---|---|---|---|---|",
     ]
-    base = {s: test_metric(db, scratch[s], "ctr_only", "auc") for s in seeds}
+    base = {s: test_metric(scratch[s], "ctr_only", "auc") for s in seeds}
     for name, group, stage in models:
-        auc = [test_metric(db, group[s], stage, "auc") for s in seeds]
-        ll = [test_metric(db, group[s], stage, "logloss") for s in seeds]
+        auc = [test_metric(group[s], stage, "auc") for s in seeds]
+        ll = [test_metric(group[s], stage, "logloss") for s in seeds]
         if any(v is None for v in auc + ll):
             lines.append(f"| {name} | (missing) | | | | | |")
             continue
@@ -112,7 +119,7 @@ def part(db, prefix):
             ratio = m / se if se > 0 else float("inf")
             row += f" {m:+.4f} | {se:.4f} | {ratio:+.1f} | {better} of {len(d)} |"
         lines.append(row)
-    per_seed = [gaps(db, cp[s]) for s in seeds]
+    per_seed = [gaps(cp[s]) for s in seeds]
     fields = [f for f in per_seed[0] if all(f in g for g in per_seed)]
     if fields:
         lines += [
@@ -127,20 +134,19 @@ def part(db, prefix):
         ]
     per = ["", "Per seed (test AUC: scratch / CTR-only after PA-MLM / joint):", ""]
     for s in seeds:
-        vals = [test_metric(db, scratch[s], "ctr_only", "auc"), test_metric(db, cp[s], "ctr_only", "auc"),
-                test_metric(db, cp[s], "joint", "auc")]
+        vals = [test_metric(scratch[s], "ctr_only", "auc"), test_metric(cp[s], "ctr_only", "auc"),
+                test_metric(cp[s], "joint", "auc")]
         per.append(f"* seed {s}: " + " / ".join("-" if v is None else f"{v:.4f}" for v in vals))
     return "\n".join(lines + per) + "\n"
 
 
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: study_table.py RUNS.db [PREFIX ...]")
-    db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-    prefixes = sys.argv[2:] or ["syn", "ml"]
-    for p in prefixes:
-        print(f"### {p}\n")
-        print(part(db, p))
+        sys.exit("usage: study_table.py RUNS.db [MORE.db ...]")
+    dbs = [sqlite3.connect(f"file:{p}?mode=ro", uri=True) for p in sys.argv[1:]]
+    for prefix, title in [("syn", "Synthetic (mechanism check)"), ("ml", "MovieLens-100K, by-time 8:1:1")]:
+        print(f"### {title}\n")
+        print(part(dbs, prefix))
 
 
 if __name__ == "__main__":
