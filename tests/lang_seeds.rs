@@ -50,13 +50,18 @@ fn diags(rest: &str) -> Vec<String> {
         .collect()
 }
 
-const BASE: &str = "experiment e { data d ctr dnn seeds [3, 1, 2] stage finetune ctr_only { epochs 1 } }\n";
+const BASE: &str =
+    "experiment e { data d ctr dnn seeds [3, 1, 2] stage finetune ctr_only { epochs 1 } }\n";
 
 #[test]
 fn seeds_expand_into_one_run_per_seed_in_one_group() {
     assert_eq!(
         runs(BASE),
-        [r("e[seed=3]", "e", 3), r("e[seed=1]", "e", 1), r("e[seed=2]", "e", 2)]
+        [
+            r("e[seed=3]", "e", 3),
+            r("e[seed=1]", "e", 1),
+            r("e[seed=2]", "e", 2)
+        ]
     );
     // Only the seed (and the name) differs between the repeats.
     let ps = plans(BASE);
@@ -203,18 +208,56 @@ fn the_group_is_in_the_plan_and_old_plans_read_as_their_own_group() {
 
 #[test]
 fn mistakes_point_at_line_and_column() {
-    let exp = |items: &str| format!("experiment e {{ data d ctr dnn {items} stage finetune ctr_only {{}} }}");
+    let exp = |items: &str| {
+        format!("experiment e {{ data d ctr dnn {items} stage finetune ctr_only {{}} }}")
+    };
     // Line 8, column 31 is where `{items}` starts.
     let cases: &[(&str, String, &[&str])] = &[
-        ("not a list", exp("seeds 3"), &["8:37: `seeds` expects a list of seeds such as `[1, 2, 3]`, found `3`"]),
-        ("empty list", exp("seeds []"), &["8:37: `seeds` needs at least one seed"]),
-        ("repeated seed", exp("seeds [1, 2, 1]"), &["8:44: seed 1 is listed twice"]),
-        ("negative seed", exp("seeds [1, -2]"), &["8:41: `seeds` expects a whole number, found `-2`"]),
-        ("fractional seed", exp("seeds [1.5]"), &["8:38: `seeds` expects a whole number, found `1.5`"]),
-        ("a word", exp("seeds [one]"), &["8:38: `seeds` expects a whole number, found `one`"]),
-        ("seed and seeds", exp("seed 1 seeds [1, 2]"), &["8:38: experiment `e` sets both `seed` and `seeds`"]),
-        ("seeds and seed", exp("seeds [1, 2] seed 1"), &["8:44: experiment `e` sets both `seed` and `seeds`"]),
-        ("seeds twice", exp("seeds [1] seeds [2]"), &["8:41: experiment `e` sets `seeds` twice"]),
+        (
+            "not a list",
+            exp("seeds 3"),
+            &["8:37: `seeds` expects a list of seeds such as `[1, 2, 3]`, found `3`"],
+        ),
+        (
+            "empty list",
+            exp("seeds []"),
+            &["8:37: `seeds` needs at least one seed"],
+        ),
+        (
+            "repeated seed",
+            exp("seeds [1, 2, 1]"),
+            &["8:44: seed 1 is listed twice"],
+        ),
+        (
+            "negative seed",
+            exp("seeds [1, -2]"),
+            &["8:41: `seeds` expects a whole number, found `-2`"],
+        ),
+        (
+            "fractional seed",
+            exp("seeds [1.5]"),
+            &["8:38: `seeds` expects a whole number, found `1.5`"],
+        ),
+        (
+            "a word",
+            exp("seeds [one]"),
+            &["8:38: `seeds` expects a whole number, found `one`"],
+        ),
+        (
+            "seed and seeds",
+            exp("seed 1 seeds [1, 2]"),
+            &["8:38: experiment `e` sets both `seed` and `seeds`"],
+        ),
+        (
+            "seeds and seed",
+            exp("seeds [1, 2] seed 1"),
+            &["8:44: experiment `e` sets both `seed` and `seeds`"],
+        ),
+        (
+            "seeds twice",
+            exp("seeds [1] seeds [2]"),
+            &["8:41: experiment `e` sets `seeds` twice"],
+        ),
         (
             "sweep axis misspelled",
             format!("{}\nsweep sw over e {{ seeds in [1, 2] }}", exp("")),
@@ -246,9 +289,8 @@ fn a_base_with_bad_seeds_is_reported_once_for_all_its_users() {
 
 #[test]
 fn rendered_errors_have_a_caret_and_a_hint() {
-    let src = with_data(
-        "experiment e { data d ctr dnn seed 1 seeds [1, 2] stage finetune ctr_only {} }",
-    );
+    let src =
+        with_data("experiment e { data d ctr dnn seed 1 seeds [1, 2] stage finetune ctr_only {} }");
     let err = plan::load_str(&src, "x.cp").unwrap_err();
     assert_eq!(clickprompt::error::exit_code(&err), 2);
     let text = err.to_string();

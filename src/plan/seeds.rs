@@ -56,7 +56,10 @@ pub fn run_name(base: &str, assignments: &[(String, String)]) -> String {
     if assignments.is_empty() {
         return base.to_string();
     }
-    let inner: Vec<String> = assignments.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let inner: Vec<String> = assignments
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     format!("{base}[{}]", inner.join(","))
 }
 

@@ -71,6 +71,9 @@ const COLUMNS: &[(&str, &str, Ty, Better)] = &[
     ("valid_auc", "best_valid_auc", Ty::Num, Better::Higher),
     ("test_auc", "test_auc", Ty::Num, Better::Higher),
     ("test_logloss", "test_logloss", Ty::Num, Better::Lower),
+    ("group", "group_name", Ty::Text, Better::Neither),
+    ("group_name", "group_name", Ty::Text, Better::Neither),
+    ("group_id", "group_id", Ty::Num, Better::Neither),
 ];
 
 /// Per-stage metrics: `<stage>.<metric>`.
