@@ -505,3 +505,85 @@ fn group_arguments_are_checked() {
     let text = ok(&db, &["compare", "2", "5"]);
     assert!(text.contains("params that differ"), "{text}");
 }
+
+// ---------------------------------------------------------------- dashboard
+
+#[test]
+fn the_dashboard_feed_aggregates_groups_the_same_way() {
+    use clickprompt::dashfeed::SqliteSource;
+    use clickprompt_tui::DataSource;
+
+    let dir = tempdir();
+    let db = fixture(&dir);
+    let mut src = SqliteSource::open(&db).expect("open");
+    let runs = src.runs().expect("runs");
+    let r5 = runs.iter().find(|r| r.id == 5).expect("run 5");
+    assert_eq!(
+        (r5.group_id, r5.group.as_deref()),
+        (Some(2), Some("clickprompt"))
+    );
+
+    let mut groups = src.groups().expect("groups");
+    groups.sort_by_key(|g| g.id);
+    assert_eq!(groups.len(), 2);
+    let (a, b) = (&groups[0], &groups[1]);
+    assert_eq!((a.name.as_str(), a.runs, a.finished), ("scratch", 4, 4));
+    assert_eq!((b.name.as_str(), b.runs, b.finished), ("clickprompt", 4, 3));
+    assert_eq!(b.seeds, [1, 2, 3]);
+    assert_eq!(a.test_auc.n, 3);
+    assert!((a.test_auc.mean.unwrap() - 0.71).abs() < 1e-9);
+    assert!((a.test_auc.sd.unwrap() - 0.01).abs() < 1e-9);
+    assert!((b.best_valid_auc.mean.unwrap() - (0.74 + 0.73 + 0.76) / 3.0).abs() < 1e-9);
+
+    let c = src.group_comparison(1, 2).expect("comparison");
+    assert_eq!((c.a.id, c.b.id), (1, 2));
+    let auc = &c.metrics[0];
+    assert_eq!(auc.label, "test AUC");
+    assert_eq!(auc.higher_is_better, Some(true));
+    let mean = 0.07 / 3.0;
+    let sd = (((0.03f64 - mean).powi(2) + mean.powi(2) + (0.04 - mean).powi(2)) / 2.0).sqrt();
+    assert!((auc.paired.mean.unwrap() - mean).abs() < 1e-9);
+    assert!((auc.paired.se.unwrap() - sd / 3f64.sqrt()).abs() < 1e-9);
+    assert_eq!(
+        (auc.paired.b_better, auc.paired.a_better, auc.paired.ties),
+        (2, 0, 1)
+    );
+    let seeds: Vec<(u64, i64, i64)> = auc
+        .paired
+        .per_seed
+        .iter()
+        .map(|d| (d.seed, d.a_run, d.b_run))
+        .collect();
+    assert_eq!(seeds, [(1, 2, 5), (2, 3, 6), (3, 4, 7)]);
+    assert_eq!(c.metrics[1].higher_is_better, Some(false));
+    assert!(src.group_comparison(1, 99).is_err());
+}
+
+#[test]
+fn the_dashboard_reads_a_database_from_before_groups() {
+    use clickprompt::dashfeed::SqliteSource;
+    use clickprompt_tui::DataSource;
+
+    let dir = tempdir();
+    let db = db_in(&dir);
+    old_database(&db, dir.path());
+    sql(
+        &db,
+        &[
+            "INSERT INTO experiments VALUES (1, 'movielens', 'm.cp', 'abc', 'x', '2026-01-01T00:00:00.000Z')",
+            "INSERT INTO runs (id, experiment_id, name, status, started_at, ended_at, device, host, pid,
+                crate_version, seed, plan_yaml)
+             VALUES (1, 1, 'movielens', 'FINISHED', '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z',
+                'cpu', 'h', 1, '0.0.1', 42, 'name: movielens')",
+        ],
+    );
+    let mut src = SqliteSource::open(&db).expect("open, read-only");
+    let runs = src.runs().expect("runs still show");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].group_id, None);
+    let err = src.groups().expect_err("no groups yet");
+    assert!(err.contains("predates run groups"), "{err}");
+    assert!(err.contains("runs list --db"), "{err}");
+    // The dashboard only reads: the file is still at migration 2.
+    assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM _sqlx_migrations"), 2);
+}
