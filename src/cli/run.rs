@@ -33,10 +33,17 @@ Ctrl-C stops after the current training step or evaluation batch and marks
 the run INTERRUPTED; continue it with `clickprompt run --resume ID`. A second
 Ctrl-C stops at once.
 
+An experiment with `seeds [1, 2, 3]` runs once per seed, one after the other,
+each a run of the group named after the experiment; the summary then adds the
+group's mean ± sd. `--experiment NAME` runs every seed, `--experiment
+'NAME[seed=2]'` one of them (`runs list --groups`, `runs compare gA gB` compare
+groups later).
+
 Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130 interrupted.
 
 Examples:
   clickprompt run experiments/quickstart.cp
+  clickprompt run seeds.cp --experiment 'scratch[seed=2]'
   clickprompt run experiments/ml100k_prompt_sweep.cp --experiment prompt_count --dash
   clickprompt run --resume 12";
 
@@ -46,8 +53,8 @@ pub struct RunArgs {
     /// Experiment file (`.cp`).
     #[arg(required_unless_present = "resume", value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Only this experiment or sweep (every point of a sweep runs in turn);
-    /// default: every run in the file.
+    /// Only this experiment, sweep or group (every point, every seed runs in
+    /// turn) or one run (`NAME[seed=2]`); default: every run in the file.
     #[arg(long, short, conflicts_with = "resume")]
     pub experiment: Option<String>,
     /// Override the plan's device: `auto`, `cpu`, `cuda` or `cuda:N`.
