@@ -506,6 +506,108 @@ fn group_arguments_are_checked() {
     assert!(text.contains("params that differ"), "{text}");
 }
 
+/// A PA-MLM stage whose best epoch (1) has prompt gap `gap`; epoch 2 is worse.
+fn pretrain(sink: &dyn clickprompt::train::events::EventSink, gap: f64) {
+    use clickprompt::train::events::{EvalSplit, Event};
+    sink.emit(Event::StageStarted {
+        stage: "pretrain".into(),
+        kind: "pa_mlm".into(),
+        epochs: 2,
+        steps_per_epoch: 1,
+        rows: 32,
+    });
+    for (epoch, g) in [(1, gap), (2, gap - 0.5)] {
+        sink.emit(Event::Eval {
+            stage: "pretrain".into(),
+            epoch,
+            split: EvalSplit::Valid,
+            auc: None,
+            logloss: None,
+            metrics: vec![
+                ("mlm_acc".into(), 0.4 + g),
+                ("prompt_gap".into(), g),
+                ("prompt_gap[title]".into(), 2.0 * g),
+            ],
+        });
+    }
+    sink.emit(Event::StageFinished {
+        stage: "pretrain".into(),
+        best_epoch: Some(1),
+        seconds: 1.0,
+        train_samples_per_s: 32.0,
+        infer_samples_per_s: None,
+    });
+}
+
+#[test]
+fn validation_metrics_of_a_stage_compare_over_seeds() {
+    let dir = tempdir();
+    let db = db_in(&dir);
+    let store = Store::open(&db).expect("open");
+    // Prompt gaps: A 0.01 0.02 0.00, B 0.05 0.03 0.04 → B − A 0.04 0.01 0.04.
+    for (group, gaps) in [
+        ("zeroed", [0.01, 0.02, 0.0]),
+        ("aligned", [0.05, 0.03, 0.04]),
+    ] {
+        for (i, g) in gaps.into_iter().enumerate() {
+            let rec = start(&store, &seeded(group, i as u64 + 1));
+            pretrain(&rec, g);
+            finish_ok(rec);
+        }
+    }
+    drop(store);
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "compare",
+            "zeroed",
+            "aligned",
+            "--metric",
+            "pretrain.valid.prompt_gap",
+            "--metric",
+            "pretrain.valid.prompt_gap[title]",
+            "--json",
+        ],
+    ))
+    .expect("json");
+    let m = &json["metrics"][0];
+    assert_eq!(m["metric"], "pretrain.valid.prompt_gap");
+    assert_eq!(m["better"], "higher");
+    assert!(close(&m["a"]["mean"], 0.01), "{m}");
+    assert!(close(&m["b"]["mean"], 0.04), "{m}");
+    let p = &m["paired"];
+    assert!(close(&p["mean"], 0.03), "{p}");
+    // Diffs 0.04, 0.01, 0.04: sd √((0.01² + 0.02² + 0.01²)/2) = √3e-4.
+    assert!(close(&p["sd"], 3e-4f64.sqrt()), "{p}");
+    assert!(close(&p["se"], 1e-4f64.sqrt()), "{p}");
+    assert_eq!(p["b_better"], 3);
+    assert!(
+        close(&json["metrics"][1]["paired"]["mean"], 0.06),
+        "{}",
+        json["metrics"][1]
+    );
+    // The same field filters and sorts runs.
+    let text = ok(
+        &db,
+        &[
+            "list",
+            "--where",
+            "pretrain.valid.prompt_gap >= 0.04",
+            "--sort",
+            "pretrain.valid.mlm_acc",
+        ],
+    );
+    let ids: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids, ["4", "6"], "{text}");
+    let (code, err) = fails(&db, &["list", "--where", "pretrain.valid. > 1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs a metric after `valid.`"), "{err}");
+}
+
 // ---------------------------------------------------------------- dashboard
 
 #[test]

@@ -103,7 +103,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub all: bool,
     /// Groups: compare these fields instead of test_auc, test_logloss and best_valid_auc
-    /// (repeatable; e.g. joint.valid_auc, ctr_only.test_auc).
+    /// (repeatable; e.g. joint.valid_auc, ctr_only.test_auc, pretrain.valid.prompt_gap).
     #[arg(long, value_name = "FIELD")]
     pub metric: Vec<String>,
     #[arg(long)]
@@ -121,7 +121,7 @@ per-seed differences.
 Examples:
   clickprompt runs compare 12 13
   clickprompt runs compare g3 g5 --json
-  clickprompt runs compare scratch clickprompt --metric test_auc --metric joint.valid_auc";
+  clickprompt runs compare scratch clickprompt --metric test_auc --metric pretrain.valid.prompt_gap";
 
 #[derive(Debug, clap::Args)]
 pub struct BestArgs {
