@@ -7,12 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use clickprompt_tui::{
-    DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
-    StageProgress, StageSeries, StageState,
+    DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, RunDetail, RunStatus,
+    RunSummary, Split, StageProgress, StageSeries, StageState,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{ConnectOptions, Row};
 
+use super::groups;
 use super::rows;
 
 /// Log lines kept per run (the view shows the last screenful).
@@ -45,6 +46,8 @@ pub struct SqliteSource {
     rt: tokio::runtime::Runtime,
     conn: Option<SqliteConnection>,
     cache: HashMap<i64, RunCache>,
+    /// The database has run groups (migration 0003); once seen, for good.
+    has_groups: bool,
 }
 
 impl SqliteSource {
@@ -85,6 +88,7 @@ impl SqliteSource {
             rt,
             conn: None,
             cache: HashMap::new(),
+            has_groups: false,
         })
     }
 
@@ -137,11 +141,73 @@ impl SqliteSource {
         })
     }
 
+    /// Whether the database has run groups. A database written before
+    /// migration 0003 has none until a `clickprompt` command that writes
+    /// (or `runs …`) upgrades it; the dashboard only reads.
+    fn groups_ready(&mut self) -> Result<bool, String> {
+        if !self.has_groups {
+            let rows = self.query(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'run_groups'",
+                &[],
+            )?;
+            self.has_groups = match rows.first() {
+                Some(r) => get::<i64>(r, "n")? > 0,
+                None => false,
+            };
+        }
+        Ok(self.has_groups)
+    }
+
+    /// The runs of every group (or of the groups in `only`), oldest first.
+    fn group_rows(&mut self, only: &[i64]) -> Result<Vec<groups::Row>, String> {
+        if !self.groups_ready()? {
+            return Err(format!(
+                "{} predates run groups; `clickprompt runs list --db {}` upgrades it",
+                self.path.display(),
+                self.path.display()
+            ));
+        }
+        let filter = match only.len() {
+            0 => String::new(),
+            n => format!(" AND s.group_id IN ({})", vec!["?"; n].join(", ")),
+        };
+        let sql = format!("{}{filter} ORDER BY s.id", groups::MEMBER_SQL);
+        let rows = self.query(&sql, only)?;
+        rows.iter()
+            .map(|r| {
+                Ok(groups::Row {
+                    group_id: get(r, "group_id")?,
+                    group: get(r, "group_name")?,
+                    experiment: get(r, "experiment")?,
+                    member: crate::stats::Member {
+                        run_id: get(r, "id")?,
+                        seed: get::<i64>(r, "seed")? as u64,
+                        finished: get::<String>(r, "status")? == "FINISHED",
+                        values: vec![
+                            get(r, "test_auc")?,
+                            get(r, "test_logloss")?,
+                            get(r, "best_valid_auc")?,
+                        ],
+                    },
+                })
+            })
+            .collect()
+    }
+
     fn summaries(
         &mut self,
         only: Option<i64>,
     ) -> Result<Vec<(RunSummary, Option<String>)>, String> {
         let filter = if only.is_some() { "WHERE r.id = ?" } else { "" };
+        // Older databases have no groups: the runs still show.
+        let (group_cols, group_join) = if self.groups_ready()? {
+            (
+                "r.group_id AS group_id, g.name AS group_name",
+                "LEFT JOIN run_groups g ON g.id = r.group_id",
+            )
+        } else {
+            ("NULL AS group_id, NULL AS group_name", "")
+        };
         let sql = format!(
             "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
                     r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,
@@ -150,8 +216,9 @@ impl SqliteSource {
                         AND EXISTS (SELECT 1 FROM evaluations e
                                      WHERE e.run_id = r.id AND e.stage = s.stage
                                        AND e.split IN ('valid', 'test') AND e.auc IS NOT NULL)
-                      ORDER BY s.ord DESC LIMIT 1) AS final_stage
-               FROM runs r JOIN experiments x ON x.id = r.experiment_id
+                      ORDER BY s.ord DESC LIMIT 1) AS final_stage,
+                    {group_cols}
+               FROM runs r JOIN experiments x ON x.id = r.experiment_id {group_join}
                {filter} ORDER BY r.id"
         );
         let binds: Vec<i64> = only.into_iter().collect();
@@ -205,6 +272,8 @@ impl SqliteSource {
                     duration_s,
                     test_auc,
                     test_logloss,
+                    group_id: get(r, "group_id")?,
+                    group: get(r, "group_name")?,
                 },
                 get::<Option<String>>(r, "error")?,
             ));
@@ -431,6 +500,22 @@ impl SqliteSource {
 }
 
 impl DataSource for SqliteSource {
+    fn groups(&mut self) -> Result<Vec<GroupSummary>, String> {
+        match self.group_rows(&[]) {
+            Ok(rows) => Ok(groups::summaries(&rows)),
+            Err(e) if self.not_yet(&e) => {
+                self.conn = None;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn group_comparison(&mut self, a: i64, b: i64) -> Result<GroupComparison, String> {
+        let rows = self.group_rows(&[a, b])?;
+        groups::comparison(&rows, a, b)
+    }
+
     fn runs(&mut self) -> Result<Vec<RunSummary>, String> {
         match self.summaries(None) {
             Ok(v) => Ok(v.into_iter().map(|(s, _)| s).collect()),

@@ -34,6 +34,9 @@
 //! * Step metrics (`loss`, `lr`, `samples_per_s`): [`Store::metric_series`]`(id, stage, key)`,
 //!   and for polling [`Store::metrics_since`]`(id, last_seen_id, limit)` /
 //!   [`Store::logs_since`]`(id, last_seen_id)` (ids only grow).
+//! * Groups (a run's repeats over seeds): [`RunSummary::group_id`]/`group_name`,
+//!   [`Store::group`]`(id)`, [`Store::groups_named`]`(name)`, [`Store::group_runs`]`(id)`;
+//!   statistics over them in `crate::stats`.
 //! * [`Store::best_run`]`(metric, experiment)`, [`Store::export`]`(ids)` (stable JSON,
 //!   [`to_csv`]), [`Store::delete_runs`]`(ids)`.
 //!
@@ -44,6 +47,7 @@
 mod db;
 mod export;
 mod filter;
+mod groups;
 mod params;
 pub mod process;
 mod read;
@@ -56,11 +60,14 @@ pub use export::{
     EXPORT_FORMAT, EXPORT_VERSION,
 };
 pub use filter::Better;
+pub use groups::GroupInfo;
 pub use read::{
     Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary,
     StageInfo,
 };
-pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH};
+pub use recorder::{
+    group_key, InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH,
+};
 
 /// Whether higher or lower values of a field are better (`test_auc`: higher;
 /// `test_logloss`: lower; `params.x`: neither), or an invalid-input error for

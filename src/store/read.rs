@@ -35,6 +35,10 @@ pub struct RunSummary {
     pub best_valid_auc: Option<f64>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
+    /// The run's group (its repeats over seeds); set for every run since
+    /// migration 0003.
+    pub group_id: Option<i64>,
+    pub group_name: Option<String>,
 }
 
 impl<'r> sqlx::FromRow<'r, SqliteRow> for RunSummary {
@@ -57,6 +61,8 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for RunSummary {
             best_valid_auc: row.try_get("best_valid_auc")?,
             test_auc: row.try_get("test_auc")?,
             test_logloss: row.try_get("test_logloss")?,
+            group_id: row.try_get("group_id")?,
+            group_name: row.try_get("group_name")?,
         })
     }
 }
@@ -366,6 +372,49 @@ impl Store {
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
 
+    /// A field's numeric value for a run (`test_auc`, `joint.valid_auc`,
+    /// `params.prompts.count`); None when the run has none. A param that is
+    /// not a number is an invalid-input error.
+    pub fn field_number(&self, run_id: i64, field: &str) -> Result<Option<f64>> {
+        let f = filter::field_arg("--metric", field)?;
+        let v = f.sort_sql();
+        let sql = format!(
+            "SELECT {e} AS v, typeof({e}) AS t FROM run_summary s WHERE s.id = ?",
+            e = v.sql
+        );
+        let mut q: Query<'_> = sqlx::query(&sql);
+        // The expression appears twice: its bindings too.
+        for b in v.binds.iter().chain(v.binds.iter()) {
+            q = match b {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Real(x) => q.bind(*x),
+            };
+        }
+        let row = self
+            .block_on(q.bind(run_id).fetch_optional(self.pool()))
+            .context("reading a field")?;
+        let Some(row) = row else {
+            return Err(invalid(format!(
+                "no run {run_id} in {}",
+                self.path().display()
+            )));
+        };
+        let ty: String = row.try_get("t").context("reading a field")?;
+        match ty.as_str() {
+            "null" => Ok(None),
+            "integer" => Ok(Some(
+                row.try_get::<i64, _>("v").context("reading a field")? as f64
+            )),
+            "real" => Ok(Some(row.try_get::<f64, _>("v").context("reading a field")?)),
+            _ => {
+                let text: String = row.try_get("v").unwrap_or_default();
+                Err(invalid(format!(
+                    "`{field}` of run {run_id} is not a number (`{text}`)"
+                )))
+            }
+        }
+    }
+
     pub fn params(&self, run_id: i64) -> Result<Vec<(String, String)>> {
         self.block_on(
             sqlx::query_as("SELECT key, value FROM params WHERE run_id = ? ORDER BY key")
@@ -554,6 +603,11 @@ impl Store {
             sqlx::query("DELETE FROM experiments WHERE id NOT IN (SELECT experiment_id FROM runs)")
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "DELETE FROM run_groups WHERE id NOT IN (SELECT group_id FROM runs WHERE group_id IS NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok::<usize, sqlx::Error>(n as usize)
         })
