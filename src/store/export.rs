@@ -46,6 +46,8 @@ pub struct RunExport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SummaryExport {
     pub final_stage: Option<String>,
+    /// The stage chosen on validation AUC; the figures below are its.
+    pub best_stage: Option<String>,
     pub best_valid_auc: Option<f64>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
@@ -150,6 +152,7 @@ impl Store {
             file_hash: d.file_hash,
             summary: SummaryExport {
                 final_stage: s.final_stage,
+                best_stage: s.best_stage,
                 best_valid_auc: s.best_valid_auc,
                 test_auc: s.test_auc,
                 test_logloss: s.test_logloss,
@@ -204,6 +207,7 @@ pub fn to_csv(doc: &ExportDoc) -> String {
         "seed",
         "crate_version",
         "final_stage",
+        "best_stage",
         "best_valid_auc",
         "test_auc",
         "test_logloss",
@@ -243,6 +247,7 @@ pub fn to_csv(doc: &ExportDoc) -> String {
             r.seed.to_string(),
             r.crate_version.clone(),
             r.summary.final_stage.clone().unwrap_or_default(),
+            r.summary.best_stage.clone().unwrap_or_default(),
             num(r.summary.best_valid_auc),
             num(r.summary.test_auc),
             num(r.summary.test_logloss),

@@ -411,6 +411,7 @@ pub(crate) struct Where {
 
 /// Compiles a `--where` expression; errors are `crate::error::invalid` with a
 /// caret under the offending token.
+#[cfg(test)]
 pub(crate) fn parse_where(src: &str) -> anyhow::Result<Sql> {
     compile_where(src).map(|w| w.sql)
 }

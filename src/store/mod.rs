@@ -27,7 +27,9 @@
 //!
 //! # Reading (CLI, dashboard)
 //! * [`Store::list_runs`]`(&RunFilter)` → [`RunSummary`] rows (experiment,
-//!   status, `--where` expression, sort, limit); [`Store::run_summary`]`(id)`.
+//!   status, `--where` expression, sort, limit; figures of each run's best
+//!   stage); [`Store::list_runs_with`] adds any fields' values
+//!   (`joint.test_auc`); [`Store::run_summary`]`(id)`, [`Store::stage_names`].
 //! * [`Store::run_detail`]`(id)` → plan YAML, params, stages, evaluations, artifacts, last logs.
 //! * [`Store::params`], [`Store::stages`] (with progress: `last_step`, `last_epoch`),
 //!   [`Store::evaluations`], [`Store::artifacts`], [`Store::logs_tail`]`(id, n)`.
@@ -57,8 +59,8 @@ pub use export::{
 };
 pub use filter::Better;
 pub use read::{
-    Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary,
-    StageInfo,
+    Artifact, Evaluation, FieldValue, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter,
+    RunSummary, StageInfo,
 };
 pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH};
 
@@ -67,4 +69,9 @@ pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY,
 /// an unknown field.
 pub fn field_better(field: &str) -> anyhow::Result<Better> {
     Ok(filter::field_arg("--metric", field)?.better())
+}
+
+/// " (did you mean `x`?)" when `name` is close to one of `known`, else "".
+pub fn suggest_name(name: &str, known: &[String]) -> String {
+    filter::suggest(name, known.iter().map(String::as_str))
 }

@@ -16,7 +16,7 @@ pub mod ui;
 pub use app::{App, Follow, SortKey, View};
 pub use model::{
     DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
-    StageProgress, StageSeries, StageState,
+    StageFigures, StageProgress, StageSeries, StageState,
 };
 
 use ratatui::backend::TestBackend;

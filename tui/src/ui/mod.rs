@@ -127,6 +127,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
                 ("/", "filter"),
                 ("s", "sort"),
                 ("r", "reverse"),
+                ("t", "stage figures"),
             ],
             View::Live => &[
                 ("↑↓", "prev/next run"),
