@@ -1,12 +1,12 @@
 //! Stage figures in the history: the best stage (chosen on validation AUC)
 //! in `runs list`, its JSON and the `run_summary` view; any stage's figures
 //! by name (`--stage`, `--columns`, `--where`, `--sort`); the dashboard's
-//! loader agreeing with the database.
+//! loader agreeing with the database; and `runs export --format mlflow`.
 
 mod store_support;
 
 use clickprompt::dashfeed::SqliteSource;
-use clickprompt::store::{RunFilter, Store};
+use clickprompt::store::{CheckpointMode, RunFilter, Store};
 use clickprompt_tui::DataSource;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -276,4 +276,195 @@ fn views_and_the_dashboard_agree_on_the_best_stage() {
         Some(0.768)
     );
     assert_eq!(d1.figures(None).and_then(|f| f.valid_auc), Some(0.78));
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(path)).expect("yaml")
+}
+
+#[test]
+fn mlflow_export_writes_the_file_store_layout() {
+    let dir = tempdir();
+    let db = fixture(&dir);
+    // Checkpoint rows point at checkpoints/<stage>.safetensors; one exists.
+    std::fs::create_dir_all(dir.path().join("checkpoints")).expect("mkdir");
+    std::fs::write(dir.path().join("checkpoints/joint.safetensors"), b"weights").expect("ckpt");
+    let out = cp_in(
+        dir.path(),
+        &db,
+        &[
+            "export",
+            "--format",
+            "mlflow",
+            "mlruns",
+            "--checkpoints",
+            "link",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("exported 3 run(s) in 1 experiment(s), "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("checkpoints: 2 linked, 3 no longer on disk"),
+        "{stdout}"
+    );
+    let root = dir.path().join("mlruns").canonicalize().expect("mlruns");
+
+    let default = yaml(&root.join("0/meta.yaml"));
+    assert_eq!(default["name"], "Default");
+    assert_eq!(default["experiment_id"], "0");
+    let exp = yaml(&root.join("1/meta.yaml"));
+    assert_eq!(exp["name"], "movielens");
+    assert_eq!(exp["experiment_id"], "1");
+    assert_eq!(exp["lifecycle_stage"], "active");
+    assert_eq!(
+        exp["artifact_location"].as_str(),
+        Some(format!("file://{}", root.join("1").display()).as_str())
+    );
+    assert!(root.join(".trash").is_dir());
+
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(root.join("1"))
+        .expect("runs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 3);
+    let by_name = |id: i64| -> PathBuf {
+        runs.iter()
+            .find(|r| read(&r.join("tags/clickprompt.run_id")) == id.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("no run {id}"))
+    };
+    let r1 = by_name(1);
+    let meta = yaml(&r1.join("meta.yaml"));
+    let uuid = r1.file_name().expect("name").to_string_lossy().into_owned();
+    assert_eq!(uuid.len(), 32);
+    assert_eq!(meta["run_id"].as_str(), Some(uuid.as_str()));
+    assert_eq!(meta["run_uuid"].as_str(), Some(uuid.as_str()));
+    assert_eq!(meta["experiment_id"], "1");
+    assert_eq!(meta["status"], 3, "FINISHED");
+    assert_eq!(
+        meta["start_time"], 1_795_946_400_000i64,
+        "2026-11-29T10:00:00Z in ms"
+    );
+    assert_eq!(meta["end_time"], 1_795_947_000_000i64);
+    assert_eq!(meta["lifecycle_stage"], "active");
+    assert_eq!(meta["run_name"], "sweep[prompts=5] #1");
+    assert_eq!(read(&r1.join("tags/mlflow.runName")), "sweep[prompts=5] #1");
+    assert_eq!(read(&r1.join("tags/clickprompt.best_stage")), "joint");
+    assert_eq!(read(&r1.join("params/prompts.count")), "5");
+    assert_eq!(read(&r1.join("params/ctr.backbone.name")), "dcnv2");
+
+    // "timestamp value step" lines: per epoch, per step, and the summary once.
+    let valid: Vec<Vec<String>> = read(&r1.join("metrics/joint.valid_auc"))
+        .lines()
+        .map(|l| l.split(' ').map(String::from).collect())
+        .collect();
+    assert_eq!(valid.len(), 2);
+    assert_eq!((valid[0][1].as_str(), valid[0][2].as_str()), ("0.74", "1"));
+    assert_eq!((valid[1][1].as_str(), valid[1][2].as_str()), ("0.78", "2"));
+    assert!(valid[0][0].parse::<i64>().expect("ms") > 1_600_000_000_000);
+    assert_eq!(read(&r1.join("metrics/joint.loss")).lines().count(), 6);
+    let last_loss = read(&r1.join("metrics/ctr_only.loss"));
+    assert!(
+        last_loss
+            .lines()
+            .last()
+            .expect("line")
+            .ends_with(" 0.16666666666666666 6"),
+        "{last_loss}"
+    );
+    assert_eq!(
+        read(&r1.join("metrics/pretrain.valid_mlm_acc"))
+            .split(' ')
+            .nth(1),
+        Some("0.41")
+    );
+    assert!(read(&r1.join("metrics/test_auc")).ends_with(" 0.775 0\n"));
+    assert!(read(&r1.join("metrics/joint.best_valid_auc")).ends_with(" 0.78 0\n"));
+    assert!(
+        !r1.join("metrics/pretrain.valid_auc").exists(),
+        "no AUC, no metric"
+    );
+    assert!(read(&r1.join("artifacts/plan.yaml")).contains("name: sweep[prompts=5]"));
+    assert_eq!(read(&r1.join("artifacts/experiment.cp")), SOURCE);
+    let link = r1.join("artifacts/checkpoints/joint/joint.safetensors");
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    assert_eq!(read(&link), "weights");
+
+    // Exporting again replaces the runs in place: same ids, nothing doubled.
+    let out = cp_in(
+        dir.path(),
+        &db,
+        &["export", "--format", "mlflow", "-o", "mlruns", "1"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Vec<PathBuf> = std::fs::read_dir(root.join("1"))
+        .expect("runs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(again.len(), 3);
+    assert!(r1.join("meta.yaml").is_file());
+    assert!(
+        !r1.join("artifacts/checkpoints").exists(),
+        "no --checkpoints this time"
+    );
+
+    // A folder that is not an MLflow store is refused, untouched.
+    let other = dir.path().join("notes");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("todo.txt"), "x").expect("write");
+    let out = cp_in(dir.path(), &db, &["export", "--format", "mlflow", "notes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an MLflow file store"));
+    assert_eq!(std::fs::read_dir(&other).expect("dir").count(), 1);
+    let out = cp_in(dir.path(), &db, &["export", "--format", "mlflow"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writes a folder"));
+    let out = cp_in(dir.path(), &db, &["export", "--format", "csv", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid run id `x`"));
+
+    // The library call, for an interrupted run: MLflow's KILLED, end time kept.
+    sql(
+        &db,
+        &["UPDATE runs SET status = 'INTERRUPTED' WHERE id = 3"],
+    );
+    let store = Store::open(&db).expect("open");
+    let target = dir.path().join("lib-export");
+    let report = store
+        .export_mlflow(&[3], &target, CheckpointMode::Skip)
+        .expect("export");
+    assert_eq!((report.runs, report.experiments), (1, 1));
+    let run_dir = std::fs::read_dir(target.join("1"))
+        .expect("exp")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.is_dir())
+        .expect("run");
+    let meta = yaml(&run_dir.join("meta.yaml"));
+    assert_eq!(meta["status"], 5);
+    assert_eq!(
+        read(&run_dir.join("tags/clickprompt.status")),
+        "INTERRUPTED"
+    );
 }

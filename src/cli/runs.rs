@@ -37,7 +37,8 @@ pub enum RunsCommand {
     Compare(CompareArgs),
     /// The best run by a metric.
     Best(BestArgs),
-    /// Export runs as JSON (format `clickprompt.runs` v1, see docs/database.md) or CSV.
+    /// Export runs as JSON (format `clickprompt.runs` v1, see docs/database.md), CSV,
+    /// or an MLflow file store (`--format mlflow DIR`).
     Export(ExportArgs),
     /// Delete runs and everything recorded for them.
     Delete(DeleteArgs),
@@ -121,6 +122,15 @@ pub struct BestArgs {
 pub enum ExportFormat {
     Json,
     Csv,
+    /// An MLflow file store (mlruns layout) in a folder.
+    Mlflow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointArg {
+    Skip,
+    Link,
+    Copy,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,11 +139,16 @@ pub struct ExportArgs {
     pub db: DbArg,
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
-    /// Write to this file instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (json, csv) or folder (mlflow) instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Runs to export (default: all).
-    pub ids: Vec<i64>,
+    /// mlflow: checkpoints under each run's artifacts/checkpoints/ (symbolic links or copies).
+    #[arg(long, value_enum, default_value_t = CheckpointArg::Skip)]
+    pub checkpoints: CheckpointArg,
+    /// Runs to export (default: all). With `--format mlflow` and no --output,
+    /// the first is the folder: `runs export --format mlflow DIR [ID…]`.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -826,12 +841,31 @@ fn best(a: BestArgs, out: &mut dyn Write, style: Style) -> Result<()> {
 
 // ---------------------------------------------------------------- export
 
+fn run_ids(args: &[String]) -> Result<Vec<i64>> {
+    args.iter()
+        .map(|a| {
+            a.trim()
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("invalid run id `{a}`: run ids are whole numbers")))
+        })
+        .collect()
+}
+
 fn export(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    if a.format == ExportFormat::Mlflow {
+        return export_mlflow(a, out);
+    }
+    if a.checkpoints != CheckpointArg::Skip {
+        return Err(invalid(
+            "--checkpoints goes with --format mlflow (JSON and CSV list checkpoints by path)",
+        ));
+    }
+    let ids = run_ids(&a.ids)?;
     let store = a.db.open()?;
-    let doc = store.export(&a.ids)?;
+    let doc = store.export(&ids)?;
     let text = match a.format {
-        ExportFormat::Json => serde_json::to_string_pretty(&doc).context("rendering JSON")? + "\n",
         ExportFormat::Csv => store::to_csv(&doc),
+        _ => serde_json::to_string_pretty(&doc).context("rendering JSON")? + "\n",
     };
     match &a.output {
         Some(path) => {
@@ -840,6 +874,62 @@ fn export(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
         }
         None => out.write_all(text.as_bytes())?,
     }
+    Ok(())
+}
+
+fn export_mlflow(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    let (dir, ids) = match (&a.output, a.ids.split_first()) {
+        (Some(dir), _) => (dir.clone(), run_ids(&a.ids)?),
+        (None, Some((dir, rest))) => (PathBuf::from(dir), run_ids(rest)?),
+        (None, None) => return Err(invalid(
+            "--format mlflow writes a folder: `clickprompt runs export --format mlflow DIR [ID…]`",
+        )),
+    };
+    let store = a.db.open()?;
+    let mode = match a.checkpoints {
+        CheckpointArg::Skip => store::CheckpointMode::Skip,
+        CheckpointArg::Link => store::CheckpointMode::Link,
+        CheckpointArg::Copy => store::CheckpointMode::Copy,
+    };
+    let r = store.export_mlflow(&ids, &dir, mode)?;
+    writeln!(
+        out,
+        "exported {} run(s) in {} experiment(s), {} metric values, to the MLflow file store {}",
+        r.runs,
+        r.experiments,
+        r.metric_values,
+        r.dir.display()
+    )?;
+    if mode != store::CheckpointMode::Skip {
+        writeln!(
+            out,
+            "checkpoints: {} {}{}",
+            r.checkpoints,
+            if mode == store::CheckpointMode::Link {
+                "linked"
+            } else {
+                "copied"
+            },
+            if r.checkpoints_missing > 0 {
+                format!(", {} no longer on disk", r.checkpoints_missing)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    if r.params_truncated > 0 {
+        writeln!(
+            out,
+            "note: {} param value(s) cut to MLflow's {} characters",
+            r.params_truncated,
+            store::MAX_PARAM_CHARS
+        )?;
+    }
+    writeln!(
+        out,
+        "browse: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {}",
+        r.dir.display()
+    )?;
     Ok(())
 }
 

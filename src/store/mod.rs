@@ -37,7 +37,8 @@
 //!   and for polling [`Store::metrics_since`]`(id, last_seen_id, limit)` /
 //!   [`Store::logs_since`]`(id, last_seen_id)` (ids only grow).
 //! * [`Store::best_run`]`(metric, experiment)`, [`Store::export`]`(ids)` (stable JSON,
-//!   [`to_csv`]), [`Store::delete_runs`]`(ids)`.
+//!   [`to_csv`]), [`Store::export_mlflow`]`(ids, dir, checkpoints)` (an MLflow
+//!   file store), [`Store::delete_runs`]`(ids)`.
 //!
 //! Concurrency: WAL journal, `busy_timeout` of [`BUSY_TIMEOUT`], write
 //! transactions taken with `BEGIN IMMEDIATE`; several processes may record
@@ -46,6 +47,7 @@
 mod db;
 mod export;
 mod filter;
+mod mlflow;
 mod params;
 pub mod process;
 mod read;
@@ -58,6 +60,7 @@ pub use export::{
     EXPORT_FORMAT, EXPORT_VERSION,
 };
 pub use filter::Better;
+pub use mlflow::{CheckpointMode, MlflowReport, MAX_PARAM_CHARS};
 pub use read::{
     Artifact, Evaluation, FieldValue, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter,
     RunSummary, StageInfo,
