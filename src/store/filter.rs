@@ -552,4 +552,52 @@ mod tests {
         let e = parse_where("test_auc >").expect_err("error");
         assert_eq!(crate::error::exit_code(&e), 2);
     }
+
+    #[test]
+    fn the_first_mistake_is_reported_in_the_old_order() {
+        // A lexical mistake anywhere comes before a syntax error earlier on.
+        let e = err("test_auc > > 1 and name = 'open");
+        assert!(e.contains("unterminated text: missing closing '"), "{e}");
+        // An unknown field before a syntax error is the first mistake.
+        let e = err("tset_auc > 1 and");
+        assert!(e.contains("unknown field `tset_auc`"), "{e}");
+        let e = err("test_auc > abc or (");
+        assert!(
+            e.contains("`test_auc` is a number, but `abc` is text"),
+            "{e}"
+        );
+        // After the syntax error, fields are not looked at.
+        let e = err("test_auc > 1 1 and tset_auc > 1");
+        assert!(
+            e.contains("expected `and`, `or` or the end, found `1`"),
+            "{e}"
+        );
+        // Deep nesting is refused where it gets too deep, whatever follows.
+        let e = err(&format!("{}test_auc > 1", "not (".repeat(40)));
+        assert!(e.contains("nested deeper than 64 levels"), "{e}");
+        assert!(parse_where(&format!("{}test_auc > 1{}", "(".repeat(60), ")".repeat(60))).is_ok());
+    }
+
+    #[test]
+    fn compiled_expressions_name_their_stages_where_written() {
+        let src = "joint.test_auc > 0.7 or (not ctr_only.valid_auc is null and params.a.b = 1)";
+        let w = compile_where(src).expect("parses");
+        let stages: Vec<(&str, &str)> = w
+            .stages
+            .iter()
+            .map(|r| (r.stage.as_str(), &src[r.start..r.end]))
+            .collect();
+        assert_eq!(
+            stages,
+            vec![
+                ("joint", "joint.test_auc"),
+                ("ctr_only", "ctr_only.valid_auc")
+            ]
+        );
+        let e = where_error(src, &w.stages[1], "no such stage".into()).to_string();
+        assert!(
+            e.ends_with("\n                               ^^^^^^^^^^^^^^^^^^"),
+            "{e}"
+        );
+    }
 }
