@@ -506,6 +506,110 @@ fn group_arguments_are_checked() {
     assert!(text.contains("params that differ"), "{text}");
 }
 
+/// ClickPrompt groups (joint and CTR-only stages) whose best stage differs
+/// between seeds: the defaults average each run's best stage's figures, a
+/// stage named in `--metric` averages that stage's.
+#[test]
+fn group_compare_takes_the_best_stage_or_a_stage_by_name() {
+    let dir = tempdir();
+    let db = db_in(&dir);
+    let store = Store::open(&db).expect("open");
+    // (valid AUC, test AUC) of joint and CTR-only per seed; the best stage
+    // is the higher valid AUC: A joint, ctr, ctr; B joint, joint, ctr.
+    let groups = [
+        (
+            "plain",
+            [
+                ((0.78, 0.775), (0.77, 0.768)),
+                ((0.75, 0.745), (0.76, 0.760)),
+                ((0.74, 0.735), (0.75, 0.750)),
+            ],
+        ),
+        (
+            "aligned",
+            [
+                ((0.80, 0.795), (0.79, 0.785)),
+                ((0.79, 0.790), (0.78, 0.770)),
+                ((0.76, 0.755), (0.77, 0.775)),
+            ],
+        ),
+    ];
+    for (group, seeds) in groups {
+        for (i, ((jv, jt), (cv, ct))) in seeds.into_iter().enumerate() {
+            let rec = start(&store, &seeded(group, i as u64 + 1));
+            clickprompt_run(&rec, ([jv - 0.01, jv], jt), ([cv - 0.01, cv], ct));
+            finish_ok(rec);
+        }
+    }
+    drop(store);
+    let compare = |metrics: &[&str]| -> serde_json::Value {
+        let mut args = vec!["compare", "plain", "aligned", "--json"];
+        for m in metrics {
+            args.extend(["--metric", m]);
+        }
+        serde_json::from_str(&ok(&db, &args)).expect("json")
+    };
+    let paired_mean =
+        |json: &serde_json::Value, i: usize| json["metrics"][i]["paired"]["mean"].clone();
+
+    // Best stages: A 0.775 0.760 0.750, B 0.795 0.790 0.775 → diffs .020 .030 .025.
+    let json = compare(&[]);
+    assert_eq!(json["metrics"][0]["metric"], "test_auc");
+    assert!(
+        close(&json["metrics"][0]["a"]["mean"], 2.285 / 3.0),
+        "{json}"
+    );
+    assert!(close(&paired_mean(&json, 0), 0.025), "{json}");
+    // best_valid_auc: A 0.78 0.76 0.75, B 0.80 0.79 0.77.
+    assert_eq!(json["metrics"][2]["metric"], "best_valid_auc");
+    assert!(close(&paired_mean(&json, 2), 0.07 / 3.0), "{json}");
+
+    // By stage: CTR-only A 0.768 0.760 0.750, B 0.785 0.770 0.775 → .017 .010 .025;
+    // joint A 0.775 0.745 0.735, B 0.795 0.790 0.755 → .020 .045 .020.
+    let json = compare(&["ctr_only.test_auc", "joint.test_auc", "joint.valid_auc"]);
+    let m = &json["metrics"];
+    assert_eq!(m[0]["metric"], "ctr_only.test_auc");
+    assert_eq!(m[0]["better"], "higher");
+    assert_eq!(m[0]["paired"]["n"], 3);
+    assert!(close(&m[0]["a"]["mean"], 2.278 / 3.0), "{m}");
+    assert!(close(&m[0]["b"]["mean"], 2.33 / 3.0), "{m}");
+    assert!(close(&paired_mean(&json, 0), 0.052 / 3.0), "{m}");
+    assert!(close(&paired_mean(&json, 1), 0.085 / 3.0), "{m}");
+    assert!(close(&paired_mean(&json, 2), 0.08 / 3.0), "{m}");
+    assert_eq!(m[1]["paired"]["b_better"], 3);
+
+    // The table names the stage fields as given.
+    let text = ok(
+        &db,
+        &[
+            "compare",
+            "plain",
+            "aligned",
+            "--metric",
+            "ctr_only.test_logloss",
+        ],
+    );
+    assert!(text.contains("ctr_only.test_logloss"), "{text}");
+    assert!(text.contains("lower"), "{text}");
+
+    // A stage no run has is refused, as in `runs best --metric`.
+    let (code, err) = fails(
+        &db,
+        &[
+            "compare",
+            "plain",
+            "aligned",
+            "--metric",
+            "ctronly.test_auc",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid --metric `ctronly.test_auc`: no run has a stage `ctronly` (did you mean `ctr_only`?)"),
+        "{err}"
+    );
+}
+
 /// A PA-MLM stage whose best epoch (1) has prompt gap `gap`; epoch 2 is worse.
 fn pretrain(sink: &dyn clickprompt::train::events::EventSink, gap: f64) {
     use clickprompt::train::events::{EvalSplit, Event};
