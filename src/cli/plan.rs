@@ -14,8 +14,9 @@ const AFTER_HELP: &str = "\
 The plan is what `run` executes and stores with each run: dataset (source,
 label, split, fields), template, PLM, CTR backbone, prompts, fusion, device,
 seed, metrics and every stage's training parameters, with defaults filled in,
-`extends` applied and sweeps expanded into runs named like
-`prompt_count[prompts=5,ctr=dcnv2]`.
+`extends` applied, sweeps expanded into runs named like
+`prompt_count[prompts=5,ctr=dcnv2]` and `seeds [1, 2, 3]` into one run per
+seed (`scratch[seed=2]`); each plan's `group` is its name without the seed.
 
 Exit codes: 0 ok, 2 invalid file or unknown --experiment.
 

@@ -21,7 +21,7 @@ use crate::plan::{DeviceSpec, ExperimentPlan, MetricKind};
 use crate::store::{self, InterruptHandle, NewRun, RunRecorder, RunStatus, Store};
 use crate::train::events::{Event, EventSink, LogLevel};
 use crate::train::runner::{
-    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary,
+    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary, StageSummary,
 };
 
 const AFTER_HELP: &str = "\
@@ -33,10 +33,17 @@ Ctrl-C stops after the current training step or evaluation batch and marks
 the run INTERRUPTED; continue it with `clickprompt run --resume ID`. A second
 Ctrl-C stops at once.
 
+An experiment with `seeds [1, 2, 3]` runs once per seed, one after the other,
+each a run of the group named after the experiment; the summary then adds the
+group's mean ± sd. `--experiment NAME` runs every seed, `--experiment
+'NAME[seed=2]'` one of them (`runs list --groups`, `runs compare gA gB` compare
+groups later).
+
 Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130 interrupted.
 
 Examples:
   clickprompt run experiments/quickstart.cp
+  clickprompt run seeds.cp --experiment 'scratch[seed=2]'
   clickprompt run experiments/ml100k_prompt_sweep.cp --experiment prompt_count --dash
   clickprompt run --resume 12";
 
@@ -46,8 +53,8 @@ pub struct RunArgs {
     /// Experiment file (`.cp`).
     #[arg(required_unless_present = "resume", value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Only this experiment or sweep (every point of a sweep runs in turn);
-    /// default: every run in the file.
+    /// Only this experiment, sweep or group (every point, every seed runs in
+    /// turn) or one run (`NAME[seed=2]`); default: every run in the file.
     #[arg(long, short, conflicts_with = "resume")]
     pub experiment: Option<String>,
     /// Override the plan's device: `auto`, `cpu`, `cuda` or `cuda:N`.
@@ -486,8 +493,126 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
-/// The summary table: one row per stage of every run.
+/// The summary table: one row per stage of every run, then, for groups
+/// with several seeds among `runs`, their mean ± sd over those seeds.
 pub fn summary_table(runs: &[RunSummary]) -> String {
+    let mut out = stage_table(runs);
+    let groups = group_table(runs);
+    if !groups.is_empty() {
+        out.push('\n');
+        out.push_str(&groups);
+    }
+    out
+}
+
+/// Mean ± sample sd over the seeds of each group that ran more than once
+/// (each run's best stage's figures, as `runs list --groups` averages them;
+/// empty when no group did).
+pub fn group_table(runs: &[RunSummary]) -> String {
+    let mut groups: Vec<(&str, Vec<&RunSummary>)> = Vec::new();
+    for r in runs {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, members)) => members.push(r),
+            None => groups.push((&r.group, vec![r])),
+        }
+    }
+    groups.retain(|(_, m)| m.len() > 1);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let metrics = crate::stats::default_metrics();
+    let mut rows: Vec<Vec<String>> = vec![vec![
+        "group".into(),
+        "runs".into(),
+        "seeds".into(),
+        "test AUC (mean ± sd)".into(),
+        "test LogLoss (mean ± sd)".into(),
+    ]];
+    for (name, members) in &groups {
+        let ms: Vec<crate::stats::Member> = members
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let best = best_stage(&r.stages);
+                crate::stats::Member {
+                    run_id: i as i64,
+                    seed: r.seed,
+                    finished: true,
+                    values: vec![
+                        best.and_then(|s| s.test_auc),
+                        best.and_then(|s| s.test_logloss),
+                        best.and_then(|s| s.valid_auc),
+                    ],
+                }
+            })
+            .collect();
+        let g = crate::stats::group_stats(&ms, &metrics);
+        let seeds: Vec<String> = g.seeds.iter().map(u64::to_string).collect();
+        rows.push(vec![
+            name.to_string(),
+            members.len().to_string(),
+            seeds.join(","),
+            g.metrics[0].stats.display(4),
+            g.metrics[1].stats.display(4),
+        ]);
+    }
+    render_rows(&rows, &[1, 3, 4])
+}
+
+/// The stage whose figures stand for the run, by the rule of the run
+/// database's `best_stage` (migration 0004): the highest validation AUC, the
+/// later stage on a tie; without validation AUCs, the last stage with a test
+/// AUC. Runs without any AUC (`metrics [logloss]`) fall back to their last
+/// stage with a test figure.
+fn best_stage(stages: &[StageSummary]) -> Option<&StageSummary> {
+    let valid = |s: &StageSummary| s.valid_auc.filter(|v| !v.is_nan());
+    stages
+        .iter()
+        .filter(|s| valid(s).is_some())
+        .fold(None, |best: Option<&StageSummary>, s| match best {
+            Some(b) if valid(b) > valid(s) => Some(b),
+            _ => Some(s),
+        })
+        .or_else(|| stages.iter().rev().find(|s| s.test_auc.is_some()))
+        .or_else(|| {
+            stages
+                .iter()
+                .rev()
+                .find(|s| s.test_auc.is_some() || s.test_logloss.is_some())
+        })
+}
+
+/// Aligned columns (`right` ones right-aligned) with a rule under the header.
+fn render_rows(rows: &[Vec<String>], right: &[usize]) -> String {
+    let n = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if right.contains(&c) {
+                    format!("{v:>w$}", w = widths[c])
+                } else {
+                    format!("{v:<w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            out.push_str(&rule.join("  "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn stage_table(runs: &[RunSummary]) -> String {
     // Click metrics as the experiments list them (`metrics [auc, logloss]`).
     let shows = |m: MetricKind| runs.iter().any(|r| r.metrics.contains(&m));
     let (auc, ll) = (shows(MetricKind::Auc), shows(MetricKind::Logloss));
@@ -564,35 +689,9 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
             }
         }
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if c < 3 || c == widths.len() - 1 {
-                    format!("{v:<w$}", w = widths[c])
-                } else {
-                    format!("{v:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-        if i == 0 {
-            out.push_str(
-                &widths
-                    .iter()
-                    .map(|w| "-".repeat(*w))
-                    .collect::<Vec<_>>()
-                    .join("  "),
-            );
-            out.push('\n');
-        }
-    }
+    // Names left, numbers right, the free-text last column left.
+    let right: Vec<usize> = (3..header.len() - 1).collect();
+    let mut out = render_rows(&rows, &right);
     out.push_str(&gaps);
     out
 }
@@ -600,4 +699,87 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
 /// `mlm_acc[title]` and the like: one template field's share of a metric.
 fn per_field(key: &str) -> bool {
     key.ends_with(']') && key.contains('[')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(name: &str, valid_auc: Option<f64>, test: Option<(f64, f64)>) -> StageSummary {
+        StageSummary {
+            stage: name.into(),
+            kind: name.into(),
+            best_epoch: Some(1),
+            epochs_run: 1,
+            valid_auc,
+            valid_logloss: None,
+            test_auc: test.map(|t| t.0),
+            test_logloss: test.map(|t| t.1),
+            metrics: vec![],
+            seconds: 1.0,
+            train_samples_per_s: 1.0,
+            infer_samples_per_s: None,
+            best_checkpoint: None,
+        }
+    }
+
+    fn run(seed: u64, joint: (f64, f64), ctr_only: (f64, f64)) -> RunSummary {
+        RunSummary {
+            run: format!("cp[seed={seed}]"),
+            group: "cp".into(),
+            seed,
+            device: "cpu".into(),
+            stages: vec![
+                stage("pretrain", None, None),
+                stage("joint", Some(joint.0), Some((joint.1, 1.0 - joint.1))),
+                stage(
+                    "ctr_only",
+                    Some(ctr_only.0),
+                    Some((ctr_only.1, 1.0 - ctr_only.1)),
+                ),
+            ],
+            metrics: vec![MetricKind::Auc, MetricKind::Logloss],
+        }
+    }
+
+    #[test]
+    fn best_stage_follows_the_run_database_rule() {
+        let r = run(1, (0.78, 0.775), (0.77, 0.768));
+        assert_eq!(
+            best_stage(&r.stages).map(|s| s.stage.as_str()),
+            Some("joint")
+        );
+        // A tie goes to the later stage.
+        let r = run(1, (0.77, 0.775), (0.77, 0.768));
+        assert_eq!(
+            best_stage(&r.stages).map(|s| s.stage.as_str()),
+            Some("ctr_only")
+        );
+        // No validation AUC: the last stage with a test AUC.
+        let stages = vec![
+            stage("a", None, Some((0.7, 0.3))),
+            stage("b", None, Some((0.6, 0.4))),
+            stage("c", None, None),
+        ];
+        assert_eq!(best_stage(&stages).map(|s| s.stage.as_str()), Some("b"));
+        assert!(best_stage(&[stage("p", None, None)]).is_none());
+    }
+
+    #[test]
+    fn group_means_are_of_each_runs_best_stage() {
+        // Best stages: joint 0.775, CTR-only 0.760, CTR-only 0.750 → mean 0.7617;
+        // the last stages' would be 0.768, 0.760, 0.750 → 0.7593.
+        let runs = [
+            run(1, (0.78, 0.775), (0.77, 0.768)),
+            run(2, (0.75, 0.745), (0.76, 0.760)),
+            run(3, (0.74, 0.735), (0.75, 0.750)),
+        ];
+        let table = group_table(&runs);
+        let line = table
+            .lines()
+            .find(|l| l.starts_with("cp "))
+            .unwrap_or_else(|| panic!("no group line\n{table}"));
+        assert!(line.contains("0.7617 ± 0.0126"), "{table}");
+        assert!(line.contains("0.2383 ± 0.0126"), "{table}");
+    }
 }

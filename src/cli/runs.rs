@@ -2,6 +2,7 @@
 //! export, delete). Aligned tables for people, `--json` for scripts.
 
 mod gaps;
+mod groups;
 mod table;
 
 use anyhow::{Context, Result};
@@ -10,7 +11,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::error::invalid;
-use crate::store::{self, Better, RunExport, RunFilter, RunSummary, Store};
+use crate::store::{self, Better, FieldValue, RunExport, RunFilter, RunSummary, Store};
+use std::collections::BTreeMap;
 use table::{Cell, Paint, Style, Table};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -29,15 +31,18 @@ impl DbArg {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
-    /// One line per run: id, experiment, sweep point, status, start, duration, metrics.
+    /// One line per run: id, experiment, sweep point, seed, status, start, duration, metrics
+    /// (`--groups`: one line per group of seed repeats, mean ± sd over seeds).
     List(ListArgs),
     /// A run in full: summary, stages with throughput, evaluations per epoch, artifacts, log, plan.
     Show(ShowArgs),
-    /// Runs side by side: the params that differ, then final metrics per stage (best marked *).
+    /// Runs side by side: the params that differ, then final metrics per stage (best marked *);
+    /// two groups (`g3 g5`): mean ± sd over seeds and the paired difference per metric.
     Compare(CompareArgs),
     /// The best run by a metric.
     Best(BestArgs),
-    /// Export runs as JSON (format `clickprompt.runs` v1, see docs/database.md) or CSV.
+    /// Export runs as JSON (format `clickprompt.runs` v1, see docs/database.md), CSV,
+    /// or an MLflow file store (`--format mlflow DIR`).
     Export(ExportArgs),
     /// Delete runs and everything recorded for them.
     Delete(DeleteArgs),
@@ -65,10 +70,24 @@ pub struct ListArgs {
     /// Sort descending.
     #[arg(long)]
     pub desc: bool,
-    /// At most N runs.
+    /// At most N runs (with --groups: N groups).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// JSON array of run summaries.
+    /// One line per group (a run's repeats over seeds): runs finished/total,
+    /// seeds, mean ± sample sd of test AUC, test LogLoss and best valid AUC
+    /// (each run's best stage's figures).
+    /// The filters select member runs; --sort takes test_auc, test_logloss or best_valid_auc.
+    #[arg(long, conflicts_with_all = ["stage", "columns"])]
+    pub groups: bool,
+    /// Show these stages' figures (valid AUC, test AUC, test LogLoss) instead
+    /// of each run's best stage, e.g. `--stage joint,ctr_only`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub stage: Vec<String>,
+    /// Extra columns: any field --sort takes, e.g. `joint.test_auc,params.prompts.count`.
+    #[arg(long, value_name = "FIELD", value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// JSON array of run summaries (with a "fields" object for --stage/--columns;
+    /// with --groups: of groups).
     #[arg(long)]
     pub json: bool,
 }
@@ -84,18 +103,36 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = COMPARE_HELP)]
 pub struct CompareArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Two or more run ids.
-    #[arg(num_args = 2.., required = true)]
-    pub ids: Vec<i64>,
-    /// Show every param, not only those that differ.
+    /// Two or more run ids, or two groups: `g<id>` (from `runs list --groups`) or group names.
+    #[arg(num_args = 2.., required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Show every param, not only those that differ (runs).
     #[arg(long)]
     pub all: bool,
+    /// Groups: compare these fields instead of test_auc, test_logloss and best_valid_auc
+    /// (repeatable; e.g. joint.valid_auc, ctr_only.test_auc, pretrain.valid.prompt_gap).
+    #[arg(long, value_name = "FIELD")]
+    pub metric: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
+
+const COMPARE_HELP: &str = "\
+Groups: `runs compare g3 g5` compares group B (g5) against group A (g3). Per
+metric it prints both groups' mean ± sample sd over their seeds and the paired
+difference B − A over the seeds both have (the latest finished run of each
+seed): its mean, standard error sd/√n, mean/SE, and on how many seeds B is
+better (in the metric's direction: AUC higher, LogLoss lower), then the
+per-seed differences.
+
+Examples:
+  clickprompt runs compare 12 13
+  clickprompt runs compare g3 g5 --json
+  clickprompt runs compare scratch clickprompt --metric test_auc --metric pretrain.valid.prompt_gap";
 
 #[derive(Debug, clap::Args)]
 pub struct BestArgs {
@@ -114,6 +151,15 @@ pub struct BestArgs {
 pub enum ExportFormat {
     Json,
     Csv,
+    /// An MLflow file store (mlruns layout) in a folder.
+    Mlflow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointArg {
+    Skip,
+    Link,
+    Copy,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,11 +168,16 @@ pub struct ExportArgs {
     pub db: DbArg,
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
-    /// Write to this file instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (json, csv) or folder (mlflow) instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Runs to export (default: all).
-    pub ids: Vec<i64>,
+    /// mlflow: checkpoints under each run's artifacts/checkpoints/ (symbolic links or copies).
+    #[arg(long, value_enum, default_value_t = CheckpointArg::Skip)]
+    pub checkpoints: CheckpointArg,
+    /// Runs to export (default: all). With `--format mlflow` and no --output,
+    /// the first is the folder: `runs export --format mlflow DIR [ID…]`.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,35 +265,96 @@ fn fmt_bytes(b: i64) -> String {
     }
 }
 
-fn runs_table(runs: &[RunSummary], style: Style) -> String {
-    let mut t = Table::new(
-        &[
-            "ID",
-            "EXPERIMENT",
-            "SWEEP",
-            "STATUS",
-            "STARTED (UTC)",
-            "DURATION",
-            "BEST VALID AUC",
-            "TEST AUC",
-            "TEST LOGLOSS",
-        ],
-        &[0, 5, 6, 7, 8],
-    );
-    for r in runs {
-        t.push(vec![
+/// The figures of one stage for `--stage NAME`: (field, header).
+fn stage_fields(stage: &str) -> [String; 3] {
+    ["valid_auc", "test_auc", "test_logloss"].map(|m| format!("{stage}.{m}"))
+}
+
+/// A field value as a cell: AUC/LogLoss with 4 decimals, whole numbers as
+/// such, other numbers with 4 decimals, text as it is.
+fn fmt_field(name: &str, v: Option<&FieldValue>) -> String {
+    match v {
+        None => "-".into(),
+        Some(FieldValue::Text(t)) => t.clone(),
+        Some(FieldValue::Num(x)) => {
+            let metric = name.ends_with("auc") || name.ends_with("logloss");
+            if !metric && x.fract() == 0.0 && x.abs() < 1e15 {
+                format!("{}", *x as i64)
+            } else {
+                format!("{x:.4}")
+            }
+        }
+    }
+}
+
+/// The runs table: run columns, then the best stage's figures (or, when
+/// `fields` replace them, those), then any extra field columns.
+fn runs_table(
+    runs: &[(RunSummary, Vec<Option<FieldValue>>)],
+    fields: &[String],
+    replace_figures: bool,
+    style: Style,
+) -> String {
+    let mut head: Vec<&str> = vec![
+        "ID",
+        "EXPERIMENT",
+        "SWEEP",
+        "SEED",
+        "STATUS",
+        "STARTED (UTC)",
+        "DURATION",
+    ];
+    if !replace_figures {
+        head.extend(["BEST STAGE", "VALID AUC", "TEST AUC", "TEST LOGLOSS"]);
+    }
+    let fixed = head.len();
+    head.extend(fields.iter().map(String::as_str));
+    let mut right: Vec<usize> = vec![0, 3, 6];
+    if !replace_figures {
+        right.extend([8, 9, 10]);
+    }
+    for (i, _) in fields.iter().enumerate() {
+        let numeric = runs
+            .iter()
+            .any(|(_, v)| matches!(v.get(i), Some(Some(FieldValue::Num(_)))));
+        if numeric {
+            right.push(fixed + i);
+        }
+    }
+    let mut t = Table::new(&head, &right);
+    for (r, values) in runs {
+        let mut row: Vec<Cell> = vec![
             r.id.to_string().into(),
             r.experiment.clone().into(),
             r.sweep_point.clone().unwrap_or_else(|| "-".into()).into(),
+            r.seed.to_string().into(),
             Cell::painted(r.status.clone(), table::status_paint(&r.status)),
             fmt_time(&r.started_at).into(),
             fmt_duration(r.duration_s).into(),
-            fmt_metric(r.best_valid_auc).into(),
-            fmt_metric(r.test_auc).into(),
-            fmt_metric(r.test_logloss).into(),
-        ]);
+        ];
+        if !replace_figures {
+            row.extend([
+                Cell::from(r.best_stage.clone().unwrap_or_else(|| "-".into())),
+                fmt_metric(r.best_valid_auc).into(),
+                fmt_metric(r.test_auc).into(),
+                fmt_metric(r.test_logloss).into(),
+            ]);
+        }
+        for (i, name) in fields.iter().enumerate() {
+            row.push(fmt_field(name, values.get(i).and_then(Option::as_ref)).into());
+        }
+        t.push(row);
     }
     t.render(style)
+}
+
+/// A run of `runs list --json`: its summary, and the fields asked for.
+#[derive(serde::Serialize)]
+struct ListedRun<'a> {
+    #[serde(flatten)]
+    summary: &'a RunSummary,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    fields: BTreeMap<&'a str, Option<&'a FieldValue>>,
 }
 
 fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
@@ -255,29 +367,94 @@ fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
 
 fn list(a: ListArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let store = a.db.open()?;
+    let descending = if a.asc {
+        Some(false)
+    } else if a.desc {
+        Some(true)
+    } else {
+        None
+    };
+    if a.groups {
+        // The filters pick member runs; sorting and the limit apply to groups.
+        let runs = store.list_runs(&RunFilter {
+            experiment: a.experiment,
+            status: a.status,
+            where_expr: a.where_expr,
+            ..RunFilter::default()
+        })?;
+        let mut lines = groups::group_lines(&runs);
+        groups::sort_groups(&mut lines, a.sort.as_deref(), descending)?;
+        if let Some(n) = a.limit {
+            lines.truncate(n);
+        }
+        if lines.is_empty() && !a.json {
+            writeln!(out, "no runs match in {}", store.path().display())?;
+            return Ok(());
+        }
+        return groups::list(&lines, a.json, out, style);
+    }
     let filter = RunFilter {
         experiment: a.experiment,
         status: a.status,
         where_expr: a.where_expr,
         sort: a.sort,
-        descending: if a.asc {
-            Some(false)
-        } else if a.desc {
-            Some(true)
-        } else {
-            None
-        },
+        descending,
         limit: a.limit,
     };
-    let runs = store.list_runs(&filter)?;
+    let mut fields: Vec<String> = Vec::new();
+    let stages: Vec<&str> = a
+        .stage
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !stages.is_empty() {
+        let known = store.stage_names()?;
+        for st in &stages {
+            if !known.iter().any(|k| k == st) {
+                let hint = crate::store::suggest_name(st, &known);
+                let there = if known.is_empty() {
+                    "no run has recorded a stage yet".to_string()
+                } else {
+                    format!("stages: {}", known.join(", "))
+                };
+                return Err(invalid(format!(
+                    "invalid --stage `{st}`: no run has a stage `{st}`{hint}; {there}"
+                )));
+            }
+            fields.extend(stage_fields(st));
+        }
+    }
+    fields.extend(
+        a.columns
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty()),
+    );
+    let runs = store.list_runs_with(&filter, &fields)?;
     if a.json {
-        return json_line(out, &runs);
+        let listed: Vec<ListedRun> = runs
+            .iter()
+            .map(|(summary, values)| ListedRun {
+                summary,
+                fields: fields
+                    .iter()
+                    .map(String::as_str)
+                    .zip(values.iter().map(Option::as_ref))
+                    .collect(),
+            })
+            .collect();
+        return json_line(out, &listed);
     }
     if runs.is_empty() {
         writeln!(out, "no runs match in {}", store.path().display())?;
         return Ok(());
     }
-    write!(out, "{}", runs_table(&runs, style))?;
+    write!(
+        out,
+        "{}",
+        runs_table(&runs, &fields, !stages.is_empty(), style)
+    )?;
     Ok(())
 }
 
@@ -296,6 +473,7 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         ("experiment", s.experiment.clone()),
         ("name", s.name.clone()),
         ("sweep", s.sweep_point.clone().unwrap_or_else(|| "-".into())),
+        ("group", group_line(&store, s)?),
         (
             "source",
             format!(
@@ -327,8 +505,8 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     kv.push((
         "result",
         format!(
-            "{}: best valid AUC {}, test AUC {}, test LogLoss {}",
-            s.final_stage.as_deref().unwrap_or("-"),
+            "best stage {}: valid AUC {}, test AUC {}, test LogLoss {}",
+            s.best_stage.as_deref().unwrap_or("-"),
             fmt_metric(s.best_valid_auc),
             fmt_metric(s.test_auc),
             fmt_metric(s.test_logloss)
@@ -472,6 +650,25 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     Ok(())
 }
 
+/// `g3 scratch (3 runs, seeds 1,2,3)` for `runs show`.
+fn group_line(store: &Store, s: &RunSummary) -> Result<String> {
+    let Some(id) = s.group_id else {
+        return Ok("-".into());
+    };
+    let runs = store.group_runs(id)?;
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    seeds.sort();
+    seeds.dedup();
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    Ok(format!(
+        "g{id} {} ({} run{}, seeds {}; `runs list --groups`)",
+        s.group_name.as_deref().unwrap_or(&s.name),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        seeds.join(",")
+    ))
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -554,9 +751,41 @@ fn best_index(values: &[Option<f64>], better: Better) -> Option<usize> {
 }
 
 fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
-    let store = a.db.open()?;
-    let runs: Vec<RunExport> = a
+    let group_refs: Vec<Option<groups::GroupRef>> =
+        a.ids.iter().map(|s| groups::GroupRef::parse(s)).collect();
+    if group_refs.iter().any(Option::is_some) {
+        let refs: Vec<groups::GroupRef> = group_refs.into_iter().flatten().collect();
+        if refs.len() != a.ids.len() {
+            return Err(invalid(
+                "runs compare takes run ids (numbers) or groups (`g<id>` or a group name), not both",
+            ));
+        }
+        let [ga, gb] = refs.as_slice() else {
+            return Err(invalid(format!(
+                "runs compare compares exactly two groups (A then B), got {}",
+                refs.len()
+            )));
+        };
+        let store = a.db.open()?;
+        let doc = groups::comparison(&store, ga, gb, &a.metric)?;
+        if a.json {
+            return json_line(out, &doc);
+        }
+        return groups::print_comparison(&doc, out, style);
+    }
+    if !a.metric.is_empty() {
+        return Err(invalid(
+            "--metric applies to groups (`runs compare g3 g5 --metric test_auc`)",
+        ));
+    }
+    let ids: Vec<i64> = a
         .ids
+        .iter()
+        .map(|s| s.parse::<i64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("invalid run id: {e}")))?;
+    let store = a.db.open()?;
+    let runs: Vec<RunExport> = ids
         .iter()
         .map(|&id| store.export_run(id))
         .collect::<Result<_>>()?;
@@ -602,7 +831,7 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         return json_line(
             out,
             &CompareDoc {
-                runs: a.ids.clone(),
+                runs: ids.clone(),
                 params,
                 metrics,
             },
@@ -734,18 +963,41 @@ fn best(a: BestArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         run.id,
         style.paint(Paint::Best, &value)
     )?;
-    write!(out, "{}", runs_table(std::slice::from_ref(&run), style))?;
+    write!(
+        out,
+        "{}",
+        runs_table(&[(run, Vec::new())], &[], false, style)
+    )?;
     Ok(())
 }
 
 // ---------------------------------------------------------------- export
 
+fn run_ids(args: &[String]) -> Result<Vec<i64>> {
+    args.iter()
+        .map(|a| {
+            a.trim()
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("invalid run id `{a}`: run ids are whole numbers")))
+        })
+        .collect()
+}
+
 fn export(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    if a.format == ExportFormat::Mlflow {
+        return export_mlflow(a, out);
+    }
+    if a.checkpoints != CheckpointArg::Skip {
+        return Err(invalid(
+            "--checkpoints goes with --format mlflow (JSON and CSV list checkpoints by path)",
+        ));
+    }
+    let ids = run_ids(&a.ids)?;
     let store = a.db.open()?;
-    let doc = store.export(&a.ids)?;
+    let doc = store.export(&ids)?;
     let text = match a.format {
-        ExportFormat::Json => serde_json::to_string_pretty(&doc).context("rendering JSON")? + "\n",
         ExportFormat::Csv => store::to_csv(&doc),
+        _ => serde_json::to_string_pretty(&doc).context("rendering JSON")? + "\n",
     };
     match &a.output {
         Some(path) => {
@@ -754,6 +1006,62 @@ fn export(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
         }
         None => out.write_all(text.as_bytes())?,
     }
+    Ok(())
+}
+
+fn export_mlflow(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    let (dir, ids) = match (&a.output, a.ids.split_first()) {
+        (Some(dir), _) => (dir.clone(), run_ids(&a.ids)?),
+        (None, Some((dir, rest))) => (PathBuf::from(dir), run_ids(rest)?),
+        (None, None) => return Err(invalid(
+            "--format mlflow writes a folder: `clickprompt runs export --format mlflow DIR [ID…]`",
+        )),
+    };
+    let store = a.db.open()?;
+    let mode = match a.checkpoints {
+        CheckpointArg::Skip => store::CheckpointMode::Skip,
+        CheckpointArg::Link => store::CheckpointMode::Link,
+        CheckpointArg::Copy => store::CheckpointMode::Copy,
+    };
+    let r = store.export_mlflow(&ids, &dir, mode)?;
+    writeln!(
+        out,
+        "exported {} run(s) in {} experiment(s), {} metric values, to the MLflow file store {}",
+        r.runs,
+        r.experiments,
+        r.metric_values,
+        r.dir.display()
+    )?;
+    if mode != store::CheckpointMode::Skip {
+        writeln!(
+            out,
+            "checkpoints: {} {}{}",
+            r.checkpoints,
+            if mode == store::CheckpointMode::Link {
+                "linked"
+            } else {
+                "copied"
+            },
+            if r.checkpoints_missing > 0 {
+                format!(", {} no longer on disk", r.checkpoints_missing)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    if r.params_truncated > 0 {
+        writeln!(
+            out,
+            "note: {} param value(s) cut to MLflow's {} characters",
+            r.params_truncated,
+            store::MAX_PARAM_CHARS
+        )?;
+    }
+    writeln!(
+        out,
+        "browse: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {}",
+        r.dir.display()
+    )?;
     Ok(())
 }
 
@@ -774,7 +1082,9 @@ fn delete(a: DeleteArgs, out: &mut dyn Write, style: Style) -> Result<()> {
                 "refusing to delete without confirmation: stdin is not a terminal; pass --yes to delete",
             ));
         }
-        write!(out, "{}", runs_table(&runs, style))?;
+        let rows: Vec<(RunSummary, Vec<Option<FieldValue>>)> =
+            runs.iter().map(|r| (r.clone(), Vec::new())).collect();
+        write!(out, "{}", runs_table(&rows, &[], false, style))?;
         out.flush()?;
         eprint!(
             "Delete {} run(s) and all their metrics, evaluations and artifacts records? [y/N] ",

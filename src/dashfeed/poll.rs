@@ -7,12 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use clickprompt_tui::{
-    DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
-    StageProgress, StageSeries, StageState,
+    DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, RunDetail, RunStatus,
+    RunSummary, Split, StageFigures, StageProgress, StageSeries, StageState,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{ConnectOptions, Row};
 
+use super::groups;
 use super::rows;
 
 /// Log lines kept per run (the view shows the last screenful).
@@ -45,6 +46,8 @@ pub struct SqliteSource {
     rt: tokio::runtime::Runtime,
     conn: Option<SqliteConnection>,
     cache: HashMap<i64, RunCache>,
+    /// The database has run groups (migration 0003); once seen, for good.
+    has_groups: bool,
 }
 
 impl SqliteSource {
@@ -85,6 +88,7 @@ impl SqliteSource {
             rt,
             conn: None,
             cache: HashMap::new(),
+            has_groups: false,
         })
     }
 
@@ -137,38 +141,108 @@ impl SqliteSource {
         })
     }
 
+    /// Whether the database has run groups. A database written before
+    /// migration 0003 has none until a `clickprompt` command that writes
+    /// (or `runs …`) upgrades it; the dashboard only reads.
+    fn groups_ready(&mut self) -> Result<bool, String> {
+        if !self.has_groups {
+            let rows = self.query(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'run_groups'",
+                &[],
+            )?;
+            self.has_groups = match rows.first() {
+                Some(r) => get::<i64>(r, "n")? > 0,
+                None => false,
+            };
+        }
+        Ok(self.has_groups)
+    }
+
+    /// The runs of every group (or of the groups in `only`), oldest first.
+    fn group_rows(&mut self, only: &[i64]) -> Result<Vec<groups::Row>, String> {
+        if !self.groups_ready()? {
+            return Err(format!(
+                "{} predates run groups; `clickprompt runs list --db {}` upgrades it",
+                self.path.display(),
+                self.path.display()
+            ));
+        }
+        let filter = match only.len() {
+            0 => String::new(),
+            n => format!(" AND s.group_id IN ({})", vec!["?"; n].join(", ")),
+        };
+        let sql = format!("{}{filter} ORDER BY s.id", groups::MEMBER_SQL);
+        let rows = self.query(&sql, only)?;
+        rows.iter()
+            .map(|r| {
+                Ok(groups::Row {
+                    group_id: get(r, "group_id")?,
+                    group: get(r, "group_name")?,
+                    experiment: get(r, "experiment")?,
+                    member: crate::stats::Member {
+                        run_id: get(r, "id")?,
+                        seed: get::<i64>(r, "seed")? as u64,
+                        finished: get::<String>(r, "status")? == "FINISHED",
+                        values: vec![
+                            get(r, "test_auc")?,
+                            get(r, "test_logloss")?,
+                            get(r, "best_valid_auc")?,
+                        ],
+                    },
+                })
+            })
+            .collect()
+    }
+
     fn summaries(
         &mut self,
         only: Option<i64>,
     ) -> Result<Vec<(RunSummary, Option<String>)>, String> {
         let filter = if only.is_some() { "WHERE r.id = ?" } else { "" };
+        // Older databases have no groups: the runs still show.
+        let (group_cols, group_join) = if self.groups_ready()? {
+            (
+                "r.group_id AS group_id, g.name AS group_name",
+                "LEFT JOIN run_groups g ON g.id = r.group_id",
+            )
+        } else {
+            ("NULL AS group_id, NULL AS group_name", "")
+        };
         let sql = format!(
             "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
                     r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,
-                    (SELECT s.stage FROM stages s
-                      WHERE s.run_id = r.id
-                        AND EXISTS (SELECT 1 FROM evaluations e
-                                     WHERE e.run_id = r.id AND e.stage = s.stage
-                                       AND e.split IN ('valid', 'test') AND e.auc IS NOT NULL)
-                      ORDER BY s.ord DESC LIMIT 1) AS final_stage
-               FROM runs r JOIN experiments x ON x.id = r.experiment_id
+                    {group_cols}
+               FROM runs r JOIN experiments x ON x.id = r.experiment_id {group_join}
                {filter} ORDER BY r.id"
         );
         let binds: Vec<i64> = only.into_iter().collect();
         let rows = self.query(&sql, &binds)?;
-        let test_sql = if only.is_some() {
-            "SELECT run_id, stage, epoch, auc, logloss FROM evaluations
-              WHERE split = 'test' AND run_id = ? ORDER BY run_id, epoch"
+        let eval_filter = if only.is_some() {
+            "AND e.run_id = ?"
         } else {
-            "SELECT run_id, stage, epoch, auc, logloss FROM evaluations
-              WHERE split = 'test' ORDER BY run_id, epoch"
+            ""
         };
-        let tests = self.query(test_sql, &binds)?;
-        // (run, stage) → the latest test evaluation.
-        let mut test: HashMap<(i64, String), (Option<f64>, Option<f64>)> = HashMap::new();
-        for t in &tests {
-            let key = (get::<i64>(t, "run_id")?, get::<String>(t, "stage")?);
-            test.insert(key, (get(t, "auc")?, get(t, "logloss")?));
+        let evals = self.query(
+            &format!(
+                "SELECT e.run_id, e.stage, e.split, e.auc, e.logloss FROM evaluations e
+                   LEFT JOIN stages st ON st.run_id = e.run_id AND st.stage = e.stage
+                  WHERE e.split IN ('valid', 'test') {eval_filter}
+                  ORDER BY e.run_id, st.ord, e.stage, e.epoch"
+            ),
+            &binds,
+        )?;
+        let mut figures: HashMap<i64, Vec<StageFigures>> = HashMap::new();
+        for e in &evals {
+            let stages = figures.entry(get::<i64>(e, "run_id")?).or_default();
+            let stage: String = get(e, "stage")?;
+            let auc: Option<f64> = get(e, "auc")?;
+            rows::add_evaluation(
+                stages,
+                stage,
+                &get::<String>(e, "split")?,
+                auc,
+                get(e, "logloss")?,
+            );
         }
         let now = Utc::now();
         let mut out = Vec::with_capacity(rows.len());
@@ -189,10 +263,8 @@ impl SqliteSource {
             } else {
                 rows::seconds_between(&started_at, ended_at.as_deref(), now)
             };
-            let final_stage: Option<String> = get(r, "final_stage")?;
-            let (test_auc, test_logloss) = final_stage
-                .and_then(|s| test.get(&(id, s)).copied())
-                .unwrap_or((None, None));
+            let stages = rows::with_auc(figures.remove(&id).unwrap_or_default());
+            let best = StageFigures::best(&stages).cloned().unwrap_or_default();
             out.push((
                 RunSummary {
                     id,
@@ -203,8 +275,12 @@ impl SqliteSource {
                     device: get(r, "device")?,
                     started_at,
                     duration_s,
-                    test_auc,
-                    test_logloss,
+                    best_stage: (!best.stage.is_empty()).then_some(best.stage),
+                    test_auc: best.test_auc,
+                    test_logloss: best.test_logloss,
+                    stages,
+                    group_id: get(r, "group_id")?,
+                    group: get(r, "group_name")?,
                 },
                 get::<Option<String>>(r, "error")?,
             ));
@@ -431,6 +507,22 @@ impl SqliteSource {
 }
 
 impl DataSource for SqliteSource {
+    fn groups(&mut self) -> Result<Vec<GroupSummary>, String> {
+        match self.group_rows(&[]) {
+            Ok(rows) => Ok(groups::summaries(&rows)),
+            Err(e) if self.not_yet(&e) => {
+                self.conn = None;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn group_comparison(&mut self, a: i64, b: i64) -> Result<GroupComparison, String> {
+        let rows = self.group_rows(&[a, b])?;
+        groups::comparison(&rows, a, b)
+    }
+
     fn runs(&mut self) -> Result<Vec<RunSummary>, String> {
         match self.summaries(None) {
             Ok(v) => Ok(v.into_iter().map(|(s, _)| s).collect()),

@@ -10,6 +10,7 @@ mod dataset;
 mod decls;
 mod experiment;
 mod flatten;
+mod seeds;
 mod spec;
 mod sweep;
 pub mod types;
@@ -90,8 +91,12 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
     let mut plans = Vec::new();
     for e in &exps {
         if let Some(s) = specs.get(&e.name.name) {
+            let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut d));
             if let Some(p) = experiment::resolve(s, &ctx, &mut d) {
-                plans.push(p);
+                if let Some(None) = seeds {
+                    continue;
+                }
+                plans.extend(seeds::repeat_experiment(p, seeds.flatten().as_deref()));
             }
         }
     }
@@ -121,23 +126,18 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
                 sweep::apply(&mut s, path, value, &mut d);
                 assignments.push((path.name.clone(), value.display()));
             }
-            let run_name = format!(
-                "{}[{}]",
-                sw.name.name,
-                assignments
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut d));
             if let Some(mut p) = experiment::resolve(&s, &ctx, &mut d) {
-                p.name = run_name;
+                if let Some(None) = seeds {
+                    continue;
+                }
                 p.experiment = sw.base.name.clone();
-                p.sweep = Some(SweepPoint {
-                    sweep: sw.name.name.clone(),
+                plans.extend(seeds::repeat_sweep_point(
+                    p,
+                    &sw.name.name,
                     assignments,
-                });
-                plans.push(p);
+                    seeds.flatten().as_deref(),
+                ));
             }
         }
     }
@@ -167,8 +167,9 @@ pub fn load_file(path: &Path) -> anyhow::Result<Vec<ExperimentPlan>> {
     load_str(&source, &path.display().to_string())
 }
 
-/// The plans of experiment or sweep `name` (all points of a sweep; a single
-/// run name like `sweep[prompts=5]` also works), or all plans for `None`.
+/// The plans of experiment or sweep `name` (all points of a sweep, all seeds
+/// of an experiment with `seeds`; a group like `sweep[prompts=5]` or a single
+/// run name like `exp[seed=2]` also works), or all plans for `None`.
 pub fn select(
     plans: Vec<ExperimentPlan>,
     name: Option<&str>,
@@ -184,7 +185,12 @@ pub fn select(
             .cloned()
             .collect()
     } else {
-        plans.iter().filter(|p| p.name == name).cloned().collect()
+        // A run name, or a group: every seed of `NAME` / `SWEEP[prompts=5]`.
+        plans
+            .iter()
+            .filter(|p| p.name == name || p.group == name)
+            .cloned()
+            .collect()
     };
     if !chosen.is_empty() {
         return Ok(chosen);
@@ -193,7 +199,7 @@ pub fn select(
     for p in &plans {
         let n = match &p.sweep {
             Some(s) => s.sweep.clone(),
-            None => p.name.clone(),
+            None => p.group_name().to_string(),
         };
         if !names.contains(&n) {
             names.push(n);

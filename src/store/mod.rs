@@ -27,15 +27,21 @@
 //!
 //! # Reading (CLI, dashboard)
 //! * [`Store::list_runs`]`(&RunFilter)` → [`RunSummary`] rows (experiment,
-//!   status, `--where` expression, sort, limit); [`Store::run_summary`]`(id)`.
+//!   status, `--where` expression, sort, limit; figures of each run's best
+//!   stage); [`Store::list_runs_with`] adds any fields' values
+//!   (`joint.test_auc`); [`Store::run_summary`]`(id)`, [`Store::stage_names`].
 //! * [`Store::run_detail`]`(id)` → plan YAML, params, stages, evaluations, artifacts, last logs.
 //! * [`Store::params`], [`Store::stages`] (with progress: `last_step`, `last_epoch`),
 //!   [`Store::evaluations`], [`Store::artifacts`], [`Store::logs_tail`]`(id, n)`.
 //! * Step metrics (`loss`, `lr`, `samples_per_s`): [`Store::metric_series`]`(id, stage, key)`,
 //!   and for polling [`Store::metrics_since`]`(id, last_seen_id, limit)` /
 //!   [`Store::logs_since`]`(id, last_seen_id)` (ids only grow).
+//! * Groups (a run's repeats over seeds): [`RunSummary::group_id`]/`group_name`,
+//!   [`Store::group`]`(id)`, [`Store::groups_named`]`(name)`, [`Store::group_runs`]`(id)`;
+//!   statistics over them in `crate::stats`.
 //! * [`Store::best_run`]`(metric, experiment)`, [`Store::export`]`(ids)` (stable JSON,
-//!   [`to_csv`]), [`Store::delete_runs`]`(ids)`.
+//!   [`to_csv`]), [`Store::export_mlflow`]`(ids, dir, checkpoints)` (an MLflow
+//!   file store), [`Store::delete_runs`]`(ids)`.
 //!
 //! Concurrency: WAL journal, `busy_timeout` of [`BUSY_TIMEOUT`], write
 //! transactions taken with `BEGIN IMMEDIATE`; several processes may record
@@ -44,6 +50,8 @@
 mod db;
 mod export;
 mod filter;
+mod groups;
+mod mlflow;
 mod params;
 pub mod process;
 mod read;
@@ -56,15 +64,24 @@ pub use export::{
     EXPORT_FORMAT, EXPORT_VERSION,
 };
 pub use filter::Better;
+pub use groups::GroupInfo;
+pub use mlflow::{CheckpointMode, MlflowReport, MAX_PARAM_CHARS};
 pub use read::{
-    Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary,
-    StageInfo,
+    Artifact, Evaluation, FieldValue, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter,
+    RunSummary, StageInfo,
 };
-pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH};
+pub use recorder::{
+    group_key, InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH,
+};
 
 /// Whether higher or lower values of a field are better (`test_auc`: higher;
 /// `test_logloss`: lower; `params.x`: neither), or an invalid-input error for
 /// an unknown field.
 pub fn field_better(field: &str) -> anyhow::Result<Better> {
     Ok(filter::field_arg("--metric", field)?.better())
+}
+
+/// " (did you mean `x`?)" when `name` is close to one of `known`, else "".
+pub fn suggest_name(name: &str, known: &[String]) -> String {
+    filter::suggest(name, known.iter().map(String::as_str))
 }

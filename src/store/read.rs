@@ -30,11 +30,18 @@ pub struct RunSummary {
     pub crate_version: String,
     /// FAILED: the error; INTERRUPTED: why.
     pub error: Option<String>,
-    /// The last stage with an AUC evaluation; the metrics below are its.
+    /// The last stage with an AUC evaluation.
     pub final_stage: Option<String>,
+    /// The stage with the highest validation AUC (the later one on a tie;
+    /// without validation AUCs, the last with a test AUC); the figures below are its.
+    pub best_stage: Option<String>,
     pub best_valid_auc: Option<f64>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
+    /// The run's group (its repeats over seeds); set for every run since
+    /// migration 0003.
+    pub group_id: Option<i64>,
+    pub group_name: Option<String>,
 }
 
 impl<'r> sqlx::FromRow<'r, SqliteRow> for RunSummary {
@@ -54,11 +61,22 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for RunSummary {
             crate_version: row.try_get("crate_version")?,
             error: row.try_get("error")?,
             final_stage: row.try_get("final_stage")?,
+            best_stage: row.try_get("best_stage")?,
             best_valid_auc: row.try_get("best_valid_auc")?,
             test_auc: row.try_get("test_auc")?,
             test_logloss: row.try_get("test_logloss")?,
+            group_id: row.try_get("group_id")?,
+            group_name: row.try_get("group_name")?,
         })
     }
+}
+
+/// A field's value for a run (`runs list --columns`): a number, or text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Num(f64),
+    Text(String),
 }
 
 /// A stage of a run, with progress from its step metrics.
@@ -229,6 +247,42 @@ fn evaluation_from(row: &SqliteRow) -> sqlx::Result<Evaluation> {
     })
 }
 
+/// A number or text, whichever SQLite holds (NULL: None).
+fn field_value_at(row: &SqliteRow, col: &str) -> sqlx::Result<Option<FieldValue>> {
+    use sqlx::{TypeInfo, ValueRef};
+    let raw = row.try_get_raw(col)?;
+    if raw.is_null() {
+        return Ok(None);
+    }
+    // Expression columns have no declared type: go by the value's own.
+    let ty = raw.type_info().name().to_string();
+    Ok(Some(match ty.as_str() {
+        "REAL" => FieldValue::Num(row.try_get_unchecked::<f64, _>(col)?),
+        "INTEGER" => FieldValue::Num(row.try_get_unchecked::<i64, _>(col)? as f64),
+        _ => FieldValue::Text(row.try_get_unchecked::<String, _>(col)?),
+    }))
+}
+
+/// Why a field's stage cannot be right: no run has a stage of that name
+/// (None when it names no stage, or the database has no stages yet).
+fn unknown_stage(field: &Field, known: &[String]) -> Option<String> {
+    match field {
+        Field::Stage { stage, .. } | Field::Extra { stage, .. } => stage_unknown(stage, known),
+        _ => None,
+    }
+}
+
+fn stage_unknown(stage: &str, known: &[String]) -> Option<String> {
+    if known.is_empty() || known.iter().any(|k| k == stage) {
+        return None;
+    }
+    let hint = filter::suggest(stage, known.iter().map(String::as_str));
+    Some(format!(
+        "no run has a stage `{stage}`{hint}; stages: {}",
+        known.join(", ")
+    ))
+}
+
 /// Keeps a sort key's direction and its SQL.
 fn order_clause(field: &Field, descending: Option<bool>) -> (String, Vec<Bind>) {
     let desc = descending.unwrap_or(field.better() == Better::Higher);
@@ -247,8 +301,35 @@ fn order_clause(field: &Field, descending: Option<bool>) -> (String, Vec<Bind>) 
 impl Store {
     /// Runs matching `filter`.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
-        let mut sql = String::from("SELECT s.* FROM run_summary s WHERE 1 = 1");
+        Ok(self
+            .list_runs_with(filter, &[])?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Runs matching `filter`, each with the values of `fields` (any field
+    /// `--sort` takes: `joint.test_auc`, `params.prompts.count`, `best_stage`),
+    /// in order. A field or `--where` naming a stage no run has is an error
+    /// with the stages there are.
+    pub fn list_runs_with(
+        &self,
+        filter: &RunFilter,
+        fields: &[String],
+    ) -> Result<Vec<(RunSummary, Vec<Option<FieldValue>>)>> {
+        let known = self.stage_names()?;
+        let mut sql = String::from("SELECT s.*");
         let mut binds: Vec<Bind> = Vec::new();
+        for (i, name) in fields.iter().enumerate() {
+            let field = filter::field_arg("--columns", name)?;
+            if let Some(msg) = unknown_stage(&field, &known) {
+                return Err(invalid(format!("invalid --columns `{name}`: {msg}")));
+            }
+            let v = field.sort_sql();
+            sql.push_str(&format!(", ({}) AS field_{i}", v.sql));
+            binds.extend(v.binds);
+        }
+        sql.push_str(" FROM run_summary s WHERE 1 = 1");
         if let Some(x) = &filter.experiment {
             sql.push_str(" AND s.experiment = ?");
             binds.push(Bind::Text(x.clone()));
@@ -269,14 +350,22 @@ impl Store {
             .as_deref()
             .filter(|w| !w.trim().is_empty())
         {
-            let compiled = filter::parse_where(w)?;
+            let compiled = filter::compile_where(w)?;
+            for r in &compiled.stages {
+                if let Some(msg) = stage_unknown(&r.stage, &known) {
+                    return Err(filter::where_error(w, r, msg));
+                }
+            }
             sql.push_str(" AND ");
-            sql.push_str(&compiled.sql);
-            binds.extend(compiled.binds);
+            sql.push_str(&compiled.sql.sql);
+            binds.extend(compiled.sql.binds);
         }
         match &filter.sort {
             Some(name) => {
                 let field = filter::field_arg("--sort", name)?;
+                if let Some(msg) = unknown_stage(&field, &known) {
+                    return Err(invalid(format!("invalid --sort `{name}`: {msg}")));
+                }
                 let (order, more) = order_clause(&field, filter.descending);
                 sql.push_str(" ORDER BY ");
                 sql.push_str(&order);
@@ -295,9 +384,50 @@ impl Store {
             sql.push_str(" LIMIT ?");
             binds.push(Bind::Real(n as f64));
         }
-        let q = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &binds);
-        self.block_on(q.fetch_all(self.pool()))
+        let mut q: Query<'_> = sqlx::query(&sql);
+        for b in &binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Real(v) => q.bind(*v),
+            };
+        }
+        let rows = self
+            .block_on(q.fetch_all(self.pool()))
+            .context("listing runs")?;
+        rows.iter()
+            .map(|row| {
+                let summary = <RunSummary as sqlx::FromRow<SqliteRow>>::from_row(row)?;
+                let values = (0..fields.len())
+                    .map(|i| field_value_at(row, &format!("field_{i}")))
+                    .collect::<sqlx::Result<Vec<_>>>()?;
+                Ok((summary, values))
+            })
+            .collect::<sqlx::Result<Vec<_>>>()
             .context("listing runs")
+    }
+
+    /// Every stage name recorded, sorted.
+    pub fn stage_names(&self) -> Result<Vec<String>> {
+        self.block_on(
+            sqlx::query_scalar("SELECT DISTINCT stage FROM stages ORDER BY stage")
+                .fetch_all(self.pool()),
+        )
+        .context("reading stage names")
+    }
+
+    /// A `--metric` field, checked: a field name, and a stage some run has.
+    fn metric_field(&self, metric: &str) -> Result<Field> {
+        let field = filter::field_arg("--metric", metric)?;
+        if let Some(msg) = unknown_stage(&field, &self.stage_names()?) {
+            return Err(invalid(format!("invalid --metric `{metric}`: {msg}")));
+        }
+        Ok(field)
+    }
+
+    /// Which way a `--metric` field is better, or an invalid-input error for
+    /// an unknown field or a stage no run has (as `runs best --metric`).
+    pub fn metric_better(&self, metric: &str) -> Result<Better> {
+        Ok(self.metric_field(metric)?.better())
     }
 
     /// One run's summary; an invalid-input error when there is no such run.
@@ -314,7 +444,7 @@ impl Store {
     /// The best run by a field (`test_auc`, `joint.valid_auc`, `params.x`…),
     /// optionally within one experiment; runs without a value are skipped.
     pub fn best_run(&self, metric: &str, experiment: Option<&str>) -> Result<Option<RunSummary>> {
-        let field = filter::field_arg("--metric", metric)?;
+        let field = self.metric_field(metric)?;
         let desc = match field.better() {
             Better::Higher => true,
             Better::Lower => false,
@@ -364,6 +494,49 @@ impl Store {
             .block_on(q.bind(run_id).fetch_optional(self.pool()))
             .context("reading a field")?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+    }
+
+    /// A field's numeric value for a run (`test_auc`, `joint.valid_auc`,
+    /// `params.prompts.count`); None when the run has none. A param that is
+    /// not a number is an invalid-input error.
+    pub fn field_number(&self, run_id: i64, field: &str) -> Result<Option<f64>> {
+        let f = filter::field_arg("--metric", field)?;
+        let v = f.sort_sql();
+        let sql = format!(
+            "SELECT {e} AS v, typeof({e}) AS t FROM run_summary s WHERE s.id = ?",
+            e = v.sql
+        );
+        let mut q: Query<'_> = sqlx::query(&sql);
+        // The expression appears twice: its bindings too.
+        for b in v.binds.iter().chain(v.binds.iter()) {
+            q = match b {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Real(x) => q.bind(*x),
+            };
+        }
+        let row = self
+            .block_on(q.bind(run_id).fetch_optional(self.pool()))
+            .context("reading a field")?;
+        let Some(row) = row else {
+            return Err(invalid(format!(
+                "no run {run_id} in {}",
+                self.path().display()
+            )));
+        };
+        let ty: String = row.try_get("t").context("reading a field")?;
+        match ty.as_str() {
+            "null" => Ok(None),
+            "integer" => Ok(Some(
+                row.try_get::<i64, _>("v").context("reading a field")? as f64
+            )),
+            "real" => Ok(Some(row.try_get::<f64, _>("v").context("reading a field")?)),
+            _ => {
+                let text: String = row.try_get("v").unwrap_or_default();
+                Err(invalid(format!(
+                    "`{field}` of run {run_id} is not a number (`{text}`)"
+                )))
+            }
+        }
     }
 
     pub fn params(&self, run_id: i64) -> Result<Vec<(String, String)>> {
@@ -554,6 +727,11 @@ impl Store {
             sqlx::query("DELETE FROM experiments WHERE id NOT IN (SELECT experiment_id FROM runs)")
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "DELETE FROM run_groups WHERE id NOT IN (SELECT group_id FROM runs WHERE group_id IS NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok::<usize, sqlx::Error>(n as usize)
         })

@@ -15,7 +15,8 @@ pub mod ui;
 
 pub use app::{App, Follow, SortKey, View};
 pub use model::{
-    DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
+    DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, MeanSd,
+    MetricComparison, PairedDiff, RunDetail, RunStatus, RunSummary, SeedDiff, Split, StageFigures,
     StageProgress, StageSeries, StageState,
 };
 

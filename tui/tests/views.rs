@@ -229,3 +229,152 @@ fn every_view_survives_any_terminal_size() {
         }
     }
 }
+
+#[test]
+fn groups_view_shows_mean_sd_over_seeds() {
+    let mut fix = grouped();
+    let mut app = App::new(Follow::Auto, View::Runs);
+    app.on_key(key(KeyCode::Char('v')));
+    app.refresh(&mut fix);
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char(' ')));
+    let text = render_text(&app, W, H);
+    for want in [
+        "Groups · 3 of 3",
+        "A g6",
+        "g7",
+        "clickprompt",
+        "sweep[prompts=5]",
+        "0.7333 ± 0.0153",
+        "0.7100 ± 0.0100",
+        "0.7390",
+        "3/3",
+        "1/2",
+        "1,2,3",
+        "v runs",
+    ] {
+        assert!(text.contains(want), "missing {want:?}\n{text}");
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let row = |g: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with('│') && l.contains(&format!(" {g} ")))
+            .unwrap_or_else(|| panic!("no row {g}\n{text}"))
+    };
+    assert!(row("g7") < row("g6") && row("g6") < row("g2"));
+    assert!(lines[row("g6")].contains('A'), "{text}");
+    snapshot("groups", &text);
+}
+
+#[test]
+fn compare_view_of_two_groups_shows_the_paired_difference() {
+    let mut fix = grouped();
+    let mut app = App::new(Follow::Auto, View::Runs);
+    app.on_key(key(KeyCode::Char('v')));
+    app.refresh(&mut fix);
+    for k in ['j', ' ', 'g', ' ', 'c'] {
+        app.on_key(key(KeyCode::Char(k)));
+    }
+    assert_eq!(app.view, View::Compare);
+    app.refresh(&mut fix);
+    let text = render_text(&app, W, H);
+    for want in [
+        "Compare groups: B against A",
+        " A  g6 scratch",
+        " B  g7 clickprompt",
+        "seeds 1,2,3",
+        "test AUC",
+        "higher",
+        "0.7100 ± 0.0100",
+        "0.7333 ± 0.0153",
+        "+0.0233",
+        "0.0120",
+        "+1.94",
+        "2 of 3 (1 tied)",
+        "test LogLoss",
+        "lower",
+        "1 of 3 (1 tied)",
+        "Per seed: B − A",
+        "#6",
+        "#11",
+        "+0.0300",
+        "+0.0400",
+        "-0.0100",
+    ] {
+        assert!(text.contains(want), "missing {want:?}\n{text}");
+    }
+    snapshot("compare_groups", &text);
+}
+
+#[test]
+fn group_views_survive_any_terminal_size() {
+    let mut fix = grouped();
+    let mut app = App::new(Follow::Auto, View::Runs);
+    app.show_groups = true;
+    app.selected_groups = vec![6, 7];
+    for (view, groups) in [
+        (View::Runs, true),
+        (View::Compare, true),
+        (View::Compare, false),
+    ] {
+        app.view = view;
+        app.compare_groups = groups;
+        app.refresh(&mut fix);
+        for (w, h) in [
+            (200, 60),
+            (80, 24),
+            (40, 12),
+            (20, 6),
+            (3, 3),
+            (1, 1),
+            (0, 0),
+        ] {
+            let text = render_text(&app, w, h);
+            assert!(text.lines().all(|l| l.chars().count() <= w as usize));
+            assert_eq!(text.lines().count(), h as usize);
+        }
+    }
+}
+
+#[test]
+fn help_lists_the_group_keys() {
+    let mut fix = grouped();
+    let mut app = app_with(&mut fix.runs, Follow::Auto, View::Runs);
+    app.on_key(key(KeyCode::Char('?')));
+    let text = render_text(&app, W, H);
+    assert!(text.contains("runs ↔ groups of seed repeats"), "{text}");
+    assert!(text.contains("pick group A, then B"), "{text}");
+}
+
+#[test]
+fn runs_view_shows_the_best_stage_and_any_stage_on_t() {
+    let mut fix = clickprompt_runs();
+    let mut app = app_with(&mut fix, Follow::Auto, View::Runs);
+    // The words of run `id`'s row hold `stage` followed by `auc`.
+    let shows = |text: &str, id: &str, stage: &str, auc: &str| {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with('│') && l.contains(&format!(" {id}     ")))
+            .unwrap_or_else(|| panic!("no row {id}\n{text}"));
+        let words: Vec<&str> = row.split_whitespace().collect();
+        words.windows(2).any(|w| w == [stage, auc])
+    };
+    let text = render_text(&app, W, H);
+    assert!(text.contains("figures: best stage"), "{text}");
+    // Run 1's joint stage won on validation; run 2's CTR-only stage did;
+    // run 3's tie goes to the later stage.
+    assert!(shows(&text, "1", "joint", "0.7790"), "{text}");
+    assert!(shows(&text, "2", "ctr_only", "0.7810"), "{text}");
+    assert!(shows(&text, "3", "ctr_only", "0.7880"), "{text}");
+    assert!(shows(&text, "4", "—", "—"), "{text}");
+    snapshot("runs_best_stage", &text);
+
+    app.on_key(key(KeyCode::Char('t')));
+    let text = render_text(&app, W, H);
+    assert!(text.contains("figures: stage joint"), "{text}");
+    assert!(shows(&text, "1", "joint", "0.7790"), "{text}");
+    assert!(shows(&text, "2", "joint", "0.7680"), "{text}");
+    assert!(shows(&text, "3", "joint", "0.7860"), "{text}");
+    snapshot("runs_stage_joint", &text);
+}
