@@ -86,3 +86,12 @@ experiment ml_scratch extends ml_clickprompt {
   plm none
   stages { finetune ctr_only { epochs 10, batch 1024, lr 1e-3, patience 2 } }
 }
+
+# ---------------------------------------------------------------- budget ladders
+# The same ClickPrompt runs at smaller PA-MLM budgets (rows of PA-MLM), three
+# seeds each, to show which way the effect goes with the budget; the study's
+# own runs are the top rung. Not part of the two-hour study:
+#
+#   scripts/study.sh --ladder
+sweep syn_ladder over syn_clickprompt { stages.pretrain.max_rows in [3000, 8000] }
+sweep ml_ladder  over ml_clickprompt  { stages.pretrain.max_rows in [5000, 20000] }

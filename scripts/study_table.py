@@ -18,6 +18,7 @@ Only the standard library: the study runs on machines without the project's
 Python tooling.
 """
 import json
+import re
 import math
 import sqlite3
 import sys
@@ -31,17 +32,39 @@ def mean_sd(xs):
     return m, sd
 
 
-def runs(dbs, experiment):
-    """seed -> (database, run id) of the latest FINISHED run of `experiment` per seed."""
+def runs(dbs, name):
+    """seed -> (database, run id) of the latest FINISHED run named `name` or
+    `name[seed=S]` (one experiment's seed repeats), per seed."""
     out = {}
     for db in dbs:
         rows = db.execute(
-            "SELECT r.id, r.seed FROM runs r JOIN experiments e ON e.id = r.experiment_id "
-            "WHERE e.name = ? AND r.status = 'FINISHED' ORDER BY r.id",
-            (experiment,),
+            "SELECT id, seed FROM runs WHERE status = 'FINISHED' "
+            "AND (name = ? OR name LIKE ? ESCAPE '\\') ORDER BY id",
+            (name, name.replace("_", "\\_") + "[seed=%]"),
         ).fetchall()
         out.update({seed: (db, rid) for rid, seed in rows})
     return out
+
+
+def ladder(dbs, sweep):
+    """PA-MLM budget -> {seed: (database, run id)} for `sweep[stages.pretrain.max_rows=N,seed=S]`."""
+    out = {}
+    for db in dbs:
+        rows = db.execute(
+            "SELECT id, seed, name FROM runs WHERE status = 'FINISHED' AND name LIKE ? ESCAPE '\\' ORDER BY id",
+            (sweep.replace("_", "\\_") + "[%",),
+        ).fetchall()
+        for rid, seed, name in rows:
+            m = re.search(r"max_rows=(\d+)", name)
+            if m:
+                out.setdefault(int(m.group(1)), {})[seed] = (db, rid)
+    return out
+
+
+def train_rows(run):
+    db, rid = run
+    row = db.execute("SELECT rows FROM stages WHERE run_id = ? AND stage = 'pretrain'", (rid,)).fetchone()
+    return None if row is None else row[0]
 
 
 def test_metric(run, stage, col):
@@ -132,6 +155,35 @@ def part(dbs, prefix):
             + " | ".join(fmt(*mean_sd([100 * g[f] for g in per_seed]), 1) for f in fields)
             + " |",
         ]
+    rungs = ladder(dbs, f"{prefix}_ladder")
+    top = train_rows(cp[seeds[0]])
+    if top is not None:
+        rungs[top] = cp
+    if len(rungs) > 1:
+        lines += [
+            "",
+            "Budget ladder (PA-MLM rows; CTR-only after PA-MLM and joint against scratch, paired over seeds):",
+            "",
+            "| PA-MLM rows | seeds | prompt gap (points) | CTR-only − scratch | SE | joint − scratch | SE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for budget in sorted(rungs):
+            group = rungs[budget]
+            ss = [s for s in seeds if s in group]
+            if not ss:
+                continue
+            cells = [f"{budget:,}", str(len(ss))]
+            g = [gaps(group[s]).get("(all)") for s in ss]
+            cells.append(fmt(*mean_sd([100 * x for x in g]), 1) if None not in g else "-")
+            for stage in ("ctr_only", "joint"):
+                d = [test_metric(group[s], stage, "auc") for s in ss]
+                if None in d:
+                    cells += ["-", "-"]
+                    continue
+                d = [a - base[s] for a, s in zip(d, ss)]
+                m, sd = mean_sd(d)
+                cells += [f"{m:+.4f}", f"{sd / math.sqrt(len(d)):.4f}" if len(d) > 1 else "-"]
+            lines.append("| " + " | ".join(cells) + " |")
     per = ["", "Per seed (test AUC: scratch / CTR-only after PA-MLM / joint):", ""]
     for s in seeds:
         vals = [test_metric(scratch[s], "ctr_only", "auc"), test_metric(cp[s], "ctr_only", "auc"),
