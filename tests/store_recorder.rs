@@ -2,16 +2,12 @@
 
 mod store_support;
 
-use clickprompt::store::{default_db_path, RunFilter, RunStatus, Store};
+use clickprompt::store::{default_db, DbTarget, RunFilter, RunStatus};
 use clickprompt::train::events::{EvalSplit, Event, EventSink, LogLevel};
-use std::path::Path;
 use store_support::*;
 
-#[test]
-fn a_full_run_is_recorded_in_every_table() {
-    let dir = tempdir();
-    let db = db_in(&dir);
-    let store = Store::open(&db).expect("open");
+fn a_full_run_is_recorded_in_every_table(db: &TestDb) {
+    let store = db.open();
     let plan = plan("movielens", dcnv2(), 5);
     let rec = start(&store, &plan);
     let id = rec.run_id();
@@ -126,10 +122,8 @@ fn a_full_run_is_recorded_in_every_table() {
     assert_eq!(sps[4].value, Some(1005.0));
 }
 
-#[test]
-fn polling_returns_only_new_rows() {
-    let dir = tempdir();
-    let store = Store::open(&db_in(&dir)).expect("open");
+fn polling_returns_only_new_rows(db: &TestDb) {
+    let store = db.open();
     let rec = start(&store, &plan("p", dnn(), 1));
     let id = rec.run_id();
     rec.emit(Event::StageStarted {
@@ -174,10 +168,8 @@ fn polling_returns_only_new_rows() {
     rec.finish(RunStatus::Finished).expect("finish");
 }
 
-#[test]
-fn final_statuses_and_interrupt_handle() {
-    let dir = tempdir();
-    let store = Store::open(&db_in(&dir)).expect("open");
+fn final_statuses_and_interrupt_handle(db: &TestDb) {
+    let store = db.open();
 
     let failed = start(&store, &plan("f", dnn(), 1));
     let fid = failed.run_id();
@@ -250,10 +242,8 @@ fn final_statuses_and_interrupt_handle() {
     );
 }
 
-#[test]
-fn resume_reopens_and_appends() {
-    let dir = tempdir();
-    let store = Store::open(&db_in(&dir)).expect("open");
+fn resume_reopens_and_appends(db: &TestDb) {
+    let store = db.open();
     let rec = start(&store, &plan("r", dcnv2(), 2));
     let id = rec.run_id();
     rec.emit(Event::StageStarted {
@@ -368,14 +358,26 @@ fn resume_reopens_and_appends() {
         .any(|l| l.message.starts_with("resumed by process")));
 }
 
+both_backends!(
+    a_full_run_is_recorded_in_every_table,
+    polling_returns_only_new_rows,
+    final_statuses_and_interrupt_handle,
+    resume_reopens_and_appends,
+);
+
 #[test]
-fn default_db_path_prefers_env_then_working_directory() {
+fn default_db_prefers_env_then_working_directory() {
     // The only test that touches CLICKPROMPT_DB.
     std::env::remove_var("CLICKPROMPT_DB");
-    assert_eq!(default_db_path(), Path::new("runs.db"));
+    assert_eq!(default_db(), DbTarget::Sqlite("runs.db".into()));
     std::env::set_var("CLICKPROMPT_DB", "");
-    assert_eq!(default_db_path(), Path::new("runs.db"));
+    assert_eq!(default_db(), DbTarget::Sqlite("runs.db".into()));
     std::env::set_var("CLICKPROMPT_DB", "/tmp/elsewhere.db");
-    assert_eq!(default_db_path(), Path::new("/tmp/elsewhere.db"));
+    assert_eq!(default_db(), DbTarget::Sqlite("/tmp/elsewhere.db".into()));
+    std::env::set_var("CLICKPROMPT_DB", "postgres://lab@db.lab/runs");
+    assert_eq!(
+        default_db(),
+        DbTarget::Postgres("postgres://lab@db.lab/runs".into())
+    );
     std::env::remove_var("CLICKPROMPT_DB");
 }

@@ -10,6 +10,7 @@ mod dataset;
 mod decls;
 mod experiment;
 mod flatten;
+mod points;
 mod spec;
 mod sweep;
 pub mod types;
@@ -21,6 +22,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 pub use flatten::flatten_params;
+pub use points::{group_name, pick, PointSet};
 pub use types::*;
 
 use crate::dsl::diagnostic::{did_you_mean, list_names};

@@ -12,8 +12,11 @@
 //!
 //! Expressions compile to SQL over the `run_summary` view (alias `s`) with
 //! every user value bound as a parameter; field names only select from fixed
-//! SQL fragments, so no user text ever reaches the SQL string.
+//! SQL fragments, so no user text ever reaches the SQL string. The SQL is the
+//! same for SQLite and PostgreSQL; placeholders are written `?` and numbered
+//! for the backend by [`Sql::render`].
 
+use super::dialect::Placeholders;
 use crate::error::invalid;
 
 /// A value bound to a `?` placeholder.
@@ -21,6 +24,8 @@ use crate::error::invalid;
 pub(crate) enum Bind {
     Text(String),
     Real(f64),
+    /// Integers where the SQL needs one (`LIMIT`).
+    Int(i64),
 }
 
 /// A piece of SQL with its bindings, in placeholder order.
@@ -28,6 +33,30 @@ pub(crate) enum Bind {
 pub(crate) struct Sql {
     pub sql: String,
     pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    /// The SQL text with its `?` placeholders in `style`, numbered from 1.
+    pub fn render(&self, style: Placeholders) -> String {
+        style.render(&self.sql, 1)
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    /// Appends another fragment and its bindings.
+    pub fn append(&mut self, other: Sql) {
+        self.sql.push_str(&other.sql);
+        self.binds.extend(other.binds);
+    }
+
+    /// Appends `?` bound to `value`.
+    pub fn push_bind(&mut self, value: Bind) {
+        self.sql.push('?');
+        self.binds.push(value);
+    }
 }
 
 /// Which way is better for a field (for `--sort` defaults, `best`, `compare`).
@@ -137,15 +166,42 @@ impl Field {
         }
     }
 
-    /// SQL for sorting: numbers where the field is numeric (params: their numeric reading first).
-    pub fn sort_sql(&self) -> Sql {
+    /// `ORDER BY` terms sorting by this field: runs without a value last in
+    /// either direction (spelled out: SQLite sorts NULL first, PostgreSQL
+    /// last), ties newest first. Params sort numerically where their value
+    /// is a number, those before the textual ones.
+    pub fn order_sql(&self, descending: bool) -> Sql {
+        let dir = if descending { "DESC" } else { "ASC" };
+        let mut out = Sql::default();
         match self {
-            Field::Param(key) => Sql {
-                sql: "(SELECT COALESCE(p.num, p.value) FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
-                binds: vec![Bind::Text(key.clone())],
-            },
-            other => other.value_sql(),
+            Field::Param(key) => {
+                let sub = |col: &str| Sql {
+                    sql: format!(
+                        "(SELECT p.{col} FROM params p WHERE p.run_id = s.id AND p.key = ?)"
+                    ),
+                    binds: vec![Bind::Text(key.clone())],
+                };
+                let (value, num) = (sub("value"), sub("num"));
+                out.append(value.clone());
+                out.push(" IS NULL, ");
+                out.append(num.clone());
+                out.push(" IS NULL, ");
+                out.append(num);
+                out.push(&format!(" {dir}, "));
+                out.append(value);
+                out.push(&format!(" {dir}"));
+            }
+            other => {
+                let v = other.value_sql();
+                out.push("(");
+                out.append(v.clone());
+                out.push(") IS NULL, ");
+                out.append(v);
+                out.push(&format!(" {dir}"));
+            }
         }
+        out.push(", s.id DESC");
+        out
     }
 }
 
@@ -495,7 +551,7 @@ impl<'a> Parser<'a> {
             let inner = self.unary(depth + 1)?;
             // NULL comparisons count as false, so NOT of them is true.
             return Ok(Sql {
-                sql: format!("NOT COALESCE({}, 0)", inner.sql),
+                sql: format!("NOT COALESCE({}, FALSE)", inner.sql),
                 binds: inner.binds,
             });
         }
@@ -654,15 +710,16 @@ fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, Str
                         Value::Num(_, t) | Value::Text(t) => t,
                     };
                     return Ok(Sql {
-                        sql: "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? \
-                              AND instr(lower(p.value), lower(?)) > 0)"
-                            .into(),
-                        binds: vec![key, Bind::Text(text)],
+                        sql: format!(
+                            "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND {})",
+                            contains_sql("p.value")
+                        ),
+                        binds: vec![key, contains_pattern(&text)],
                     });
                 }
                 (Value::Num(v, text), "=" | "!=") => {
                     // Equal as a number or as written text.
-                    let eq = "(COALESCE(p.num = ?, 0) OR p.value = ?)";
+                    let eq = "(COALESCE(p.num = ?, FALSE) OR p.value = ?)";
                     let cond = if op == "=" {
                         eq.to_string()
                     } else {
@@ -715,15 +772,40 @@ fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, Str
                         "`~` (contains) needs a text field; `{name}` is a number"
                     ));
                 }
-                format!("(instr(lower({}), lower(?)) > 0)", lhs.sql)
+                format!("({})", contains_sql(&lhs.sql))
             } else {
                 format!("({} {} ?)", lhs.sql, sql_op(op))
+            };
+            let rhs = match rhs {
+                Bind::Text(t) if op == "~" => contains_pattern(&t),
+                other => other,
             };
             let mut binds = lhs.binds;
             binds.push(rhs);
             Ok(Sql { sql, binds })
         }
     }
+}
+
+/// Case-insensitive substring test of `expr` against a pattern bound by
+/// [`contains_pattern`]: `LIKE` with an explicit escape character reads the
+/// same in SQLite and PostgreSQL (`instr` and `strpos` do not).
+fn contains_sql(expr: &str) -> String {
+    format!("lower({expr}) LIKE lower(?) ESCAPE '\\'")
+}
+
+/// `%text%` with LIKE's wildcards in `text` escaped, so `~ 50%` means the
+/// characters "50%".
+fn contains_pattern(text: &str) -> Bind {
+    let mut p = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    Bind::Text(p)
 }
 
 fn render(src: &str, at: &At) -> String {
@@ -810,7 +892,12 @@ mod tests {
         assert_eq!(
             sql.sql,
             "((s.status = ?) OR NOT COALESCE((((s.test_auc >= ?) AND ((SELECT MAX(e.auc) FROM evaluations e \
-             WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'valid') < ?))), 0))"
+             WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'valid') < ?))), FALSE))"
+        );
+        assert_eq!(
+            sql.render(Placeholders::Numbered),
+            "((s.status = $1) OR NOT COALESCE((((s.test_auc >= $2) AND ((SELECT MAX(e.auc) FROM evaluations e \
+             WHERE e.run_id = s.id AND e.stage = $3 AND e.split = 'valid') < $4))), FALSE))"
         );
         assert_eq!(
             sql.binds,
@@ -824,6 +911,24 @@ mod tests {
         let sql = parse_where("test_logloss is not null and params.x is null").expect("parses");
         assert!(sql.sql.contains("IS NOT NULL"));
         assert!(sql.sql.contains("NOT EXISTS"));
+    }
+
+    #[test]
+    fn contains_binds_an_escaped_pattern() {
+        let sql = parse_where("error ~ '50%_off' or params.note ~ x").expect("parses");
+        assert_eq!(
+            sql.sql,
+            "((lower(s.error) LIKE lower(?) ESCAPE '\\') OR EXISTS (SELECT 1 FROM params p \
+             WHERE p.run_id = s.id AND p.key = ? AND lower(p.value) LIKE lower(?) ESCAPE '\\'))"
+        );
+        assert_eq!(
+            sql.binds,
+            vec![
+                Bind::Text("%50\\%\\_off%".into()),
+                Bind::Text("note".into()),
+                Bind::Text("%x%".into())
+            ]
+        );
     }
 
     #[test]
