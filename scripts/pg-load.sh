@@ -13,8 +13,15 @@ READERS=${READERS:-2}
 SECONDS_=${SECONDS_:-120}
 RATE=${RATE:-500}
 
-cargo build --release --example store_load >&2
-BIN=target/release/examples/store_load
+# The load generator is I/O-bound: a debug build of our crate (dependencies are optimised
+# in every profile) is enough; PROFILE=release for a release build.
+PROFILE=${PROFILE:-debug}
+if [ "$PROFILE" = release ]; then
+  cargo build --release --example store_load >&2
+else
+  cargo build --example store_load >&2
+fi
+BIN=target/$PROFILE/examples/store_load
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
 

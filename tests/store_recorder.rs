@@ -2,7 +2,7 @@
 
 mod store_support;
 
-use clickprompt::store::{default_db, DbTarget, RunFilter, RunStatus};
+use clickprompt::store::{default_db, DbTarget, NewRun, RunFilter, RunStatus};
 use clickprompt::train::events::{EvalSplit, Event, EventSink, LogLevel};
 use store_support::*;
 
@@ -358,7 +358,93 @@ fn resume_reopens_and_appends(db: &TestDb) {
         .any(|l| l.message.starts_with("resumed by process")));
 }
 
+/// NULLs (non-finite values, missing metrics) written before numbers through
+/// the same statements: every value lands (PostgreSQL types a statement's
+/// parameters when it is first prepared).
+fn nulls_first_then_numbers(db: &TestDb) {
+    let store = db.open();
+    for round in 0..2 {
+        let p = plan("nulls", dnn(), 1);
+        let mut info = NewRun::new(&p, std::path::Path::new("n.cp"), SOURCE, "cpu");
+        // A text param (num NULL) before a numeric one.
+        info.params = vec![
+            ("a.text".into(), format!("round {round}")),
+            ("b.num".into(), "1.5".into()),
+        ];
+        let rec = store.start_run(info).expect("start");
+        let id = rec.run_id();
+        assert_eq!(
+            db.scalar_text(&format!(
+                "SELECT CAST(num AS TEXT) FROM params WHERE run_id = {id} AND key = 'b.num'"
+            )),
+            "1.5"
+        );
+        rec.emit(Event::StageStarted {
+            stage: "s".into(),
+            kind: "joint".into(),
+            epochs: 1,
+            steps_per_epoch: 4,
+            rows: 4,
+        });
+        rec.emit(Event::Step {
+            stage: "s".into(),
+            epoch: 1,
+            step: 1,
+            loss: f64::NAN,
+            lr: f64::INFINITY,
+            samples_per_s: f64::NAN,
+        });
+        rec.flush().expect("flush");
+        steps(&rec, "s", 1, 2, 3);
+        rec.flush().expect("flush");
+        rec.emit(Event::Step {
+            stage: "s".into(),
+            epoch: 1,
+            step: 4,
+            loss: f64::NAN,
+            lr: 0.5,
+            samples_per_s: 2.0,
+        });
+        for (epoch, auc) in [(1, None), (2, Some(0.75))] {
+            rec.emit(Event::Eval {
+                stage: "s".into(),
+                epoch,
+                split: EvalSplit::Valid,
+                auc,
+                logloss: auc.map(|a| 1.0 - a),
+                metrics: vec![],
+            });
+            rec.flush().expect("flush");
+        }
+        rec.emit(Event::StageFinished {
+            stage: "s".into(),
+            best_epoch: None,
+            seconds: f64::NAN,
+            train_samples_per_s: 1.0,
+            infer_samples_per_s: None,
+        });
+        rec.finish(RunStatus::Finished).expect("finish");
+        let loss: Vec<Option<f64>> = store
+            .metric_series(id, Some("s"), Some("loss"))
+            .expect("loss")
+            .iter()
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(loss, vec![None, Some(0.5), Some(1.0 / 3.0), None]);
+        let lr = store.metric_series(id, None, Some("lr")).expect("lr");
+        assert_eq!(lr[0].value, None);
+        assert_eq!(lr[3].value, Some(0.5));
+        let evals = store.evaluations(id).expect("evals");
+        assert_eq!(evals[0].auc, None);
+        assert_eq!(evals[1].auc, Some(0.75));
+        assert_eq!(store.run_summary(id).expect("run").best_valid_auc, Some(0.75));
+        let st = &store.stages(id).expect("stages")[0];
+        assert_eq!((st.seconds, st.train_samples_per_s), (None, Some(1.0)));
+    }
+}
+
 both_backends!(
+    nulls_first_then_numbers,
     a_full_run_is_recorded_in_every_table,
     polling_returns_only_new_rows,
     final_statuses_and_interrupt_handle,

@@ -111,7 +111,10 @@ pub enum Dashboard<T, F> {
 /// };
 /// print_summary(&result?);
 /// ```
-pub fn run_with_dashboard<T, F>(db: &DbTarget, train: F) -> anyhow::Result<Dashboard<T, F>>
+pub fn run_with_dashboard<T, F>(
+    db: impl Into<DbTarget>,
+    train: F,
+) -> anyhow::Result<Dashboard<T, F>>
 where
     F: FnOnce() -> T + Send,
     T: Send,
@@ -122,7 +125,7 @@ where
 /// `run_with_dashboard` that follows run `follow` (a resumed run, whose id
 /// is older than the call) instead of the runs started after the call.
 pub fn run_with_dashboard_following<T, F>(
-    db: &DbTarget,
+    db: impl Into<DbTarget>,
     follow: Option<i64>,
     train: F,
 ) -> anyhow::Result<Dashboard<T, F>>
@@ -136,7 +139,8 @@ where
             reason: why.to_string(),
         });
     }
-    let mut src = StoreSource::watch(db)?;
+    let db = db.into();
+    let mut src = StoreSource::watch(&db)?;
     let follow = match follow {
         Some(id) => Follow::Run(id),
         None => Follow::After(src.max_run_id()),

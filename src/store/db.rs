@@ -176,6 +176,11 @@ impl Store {
         let options = connect_options(&target, mode)?;
         let rt = runtime("clickprompt-store")?;
         let shown = target.to_string();
+        // One connection first: a pool retries failed connections until its
+        // acquire timeout and then reports only that it timed out, hiding
+        // "file is not a database" or "connection refused".
+        rt.block_on(probe(&options, dialect))
+            .map_err(|e| open_error(&target, e))?;
         let pool = rt
             .block_on(async {
                 let pool = match dialect {
@@ -319,6 +324,28 @@ fn whoami() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .map(|u| format!("user {u}"))
         .unwrap_or_else(|_| format!("process {}", std::process::id()))
+}
+
+/// How long opening a connection may take (an unreachable PostgreSQL host
+/// would otherwise wait for the system's TCP timeout, minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn probe(options: &AnyConnectOptions, dialect: Dialect) -> sqlx::Result<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let connect = async {
+        let mut conn = options.connect().await?;
+        if dialect == Dialect::Sqlite {
+            conn.execute(SQLITE_PRAGMAS).await?;
+        }
+        conn.close().await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(r) => r,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+        ))),
+    }
 }
 
 /// RUNNING → INTERRUPTED for run `id` (and its running stages), ended at its

@@ -25,6 +25,13 @@ pub const MAX_BATCH: usize = 2000;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Waits between attempts at writing a batch (about 31 s in all).
 const WRITE_RETRIES_MS: [u64; 6] = [500, 1000, 2000, 4000, 8000, 16000];
+/// Statements that bind an `Option<f64>` are not kept prepared. sqlx 0.8's
+/// `Any` driver types a `None` f64 as PostgreSQL `float4`; a statement first
+/// prepared with such a NULL would then refuse every later 8-byte value
+/// ("incorrect binary data format"). Unnamed statements are typed per
+/// execution, which costs one extra round trip per statement — once per
+/// batch, every 200 ms.
+const NULLABLE_REALS_PERSISTENT: bool = false;
 /// Steps per multi-row INSERT: 7 parameters each, well under SQLite's limit
 /// of 32 766 bound parameters and PostgreSQL's 65 535.
 const STEPS_PER_INSERT: usize = 256;
@@ -346,6 +353,7 @@ async fn insert_run(
             "INSERT INTO params (run_id, key, value, num) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
         )
+        .persistent(NULLABLE_REALS_PERSISTENT)
             .bind(run_id)
             .bind(key)
             .bind(value)
@@ -502,7 +510,9 @@ impl Writer {
                 ));
             }
         }
-        let mut q = sqlx::query(&sql).bind(self.run_id);
+        let mut q = sqlx::query(&sql)
+            .persistent(NULLABLE_REALS_PERSISTENT)
+            .bind(self.run_id);
         for (event, ts) in steps {
             if let Event::Step {
                 stage,
@@ -576,6 +586,7 @@ impl Writer {
                      ($1, $2, $3, $4, 'lr', $6, $8),
                      ($1, $2, $3, $4, 'samples_per_s', $7, $8)",
                 )
+                .persistent(NULLABLE_REALS_PERSISTENT)
                 .bind(run_id)
                 .bind(stage)
                 .bind(*epoch as i64)
@@ -613,6 +624,7 @@ impl Writer {
                         auc = excluded.auc, logloss = excluded.logloss,
                         extra_json = excluded.extra_json, ts = excluded.ts",
                 )
+                .persistent(NULLABLE_REALS_PERSISTENT)
                 .bind(run_id)
                 .bind(stage)
                 .bind(*epoch as i64)
@@ -636,6 +648,7 @@ impl Writer {
                         infer_samples_per_s = $4, ended_at = $5
                      WHERE run_id = $6 AND stage = $7",
                 )
+                .persistent(NULLABLE_REALS_PERSISTENT)
                 .bind(best_epoch.map(|e| e as i64))
                 .bind(finite(*seconds))
                 .bind(finite(*train_samples_per_s))
