@@ -50,7 +50,9 @@ struct Args {
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
-    let mode = it.next().context("usage: store_load writer|reader|verify --db URL …")?;
+    let mode = it
+        .next()
+        .context("usage: store_load writer|reader|verify --db URL …")?;
     let mut args = Args {
         mode,
         db: clickprompt::store::default_db(),
@@ -154,7 +156,10 @@ fn writer(args: &Args) -> Result<()> {
             }
         }
         let id = rec.run_id();
-        let error = rec.finish(RunStatus::Finished).err().map(|e| format!("{e:#}"));
+        let error = rec
+            .finish(RunStatus::Finished)
+            .err()
+            .map(|e| format!("{e:#}"));
         println!(
             "{}",
             serde_json::json!({

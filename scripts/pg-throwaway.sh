@@ -12,7 +12,7 @@
 
 pg_bindir() {
   if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
-    dirname "$(command -v initdb)"
+    dirname "$(readlink -f "$(command -v initdb)")"
     return 0
   fi
   local d

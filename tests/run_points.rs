@@ -75,16 +75,21 @@ fn plan_lists_every_run_with_its_index() {
 "
     );
     assert_eq!(
-        ok(dir, &["plan", "sweep.cp", "--list", "--experiment", "backbones"]),
+        ok(
+            dir,
+            &["plan", "sweep.cp", "--list", "--experiment", "backbones"]
+        ),
         "INDEX  NAME                GROUP
     0  backbones[ctr=lr]   backbones
     1  backbones[ctr=fm]   backbones
     2  backbones[ctr=dnn]  backbones
 "
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(dir, &["plan", "sweep.cp", "--list", "--format", "json"]))
-            .expect("json");
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        dir,
+        &["plan", "sweep.cp", "--list", "--format", "json"],
+    ))
+    .expect("json");
     assert_eq!(json[2]["index"], 2);
     assert_eq!(json[2]["name"], "backbones[ctr=fm]");
     assert_eq!(json[2]["group"], "backbones");
@@ -108,7 +113,16 @@ fn bad_points_are_refused_before_anything_runs() {
     );
     let err = fails(
         dir,
-        &["run", "sweep.cp", "--experiment", "backbones", "--points", "1-3", "--db", "runs.db"],
+        &[
+            "run",
+            "sweep.cp",
+            "--experiment",
+            "backbones",
+            "--points",
+            "1-3",
+            "--db",
+            "runs.db",
+        ],
     );
     assert!(
         err.contains(
@@ -116,19 +130,29 @@ fn bad_points_are_refused_before_anything_runs() {
         ),
         "{err}"
     );
-    let err = fails(dir, &["run", "sweep.cp", "--points", "3-1", "--db", "runs.db"]);
+    let err = fails(
+        dir,
+        &["run", "sweep.cp", "--points", "3-1", "--db", "runs.db"],
+    );
     assert!(
         err.contains("invalid --points `3-1`: the range runs backwards"),
         "{err}"
     );
-    let err = fails(dir, &["run", "sweep.cp", "--points", "1,x", "--db", "runs.db"]);
+    let err = fails(
+        dir,
+        &["run", "sweep.cp", "--points", "1,x", "--db", "runs.db"],
+    );
     assert!(err.contains("`x` is not an index"), "{err}");
     assert!(
         !dir.join("runs.db").exists(),
         "nothing is recorded for a bad selection"
     );
     let out = cp(dir, &["run", "sweep.cp", "--point", "1", "--points", "2"]);
-    assert_eq!(out.status.code(), Some(2), "clap: --point conflicts with --points");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap: --point conflicts with --points"
+    );
 }
 
 /// Two processes, each running its own points of the sweep into one

@@ -111,7 +111,7 @@ fn list_filters_sorts_and_limits(test_db: &TestDb) {
     );
     assert_eq!(
         ok(
-            &db,
+            db,
             &[
                 "list",
                 "--where",
@@ -126,7 +126,7 @@ fn list_filters_sorts_and_limits(test_db: &TestDb) {
     );
     assert_eq!(
         ok(
-            &db,
+            db,
             &[
                 "list",
                 "--where",
@@ -159,7 +159,10 @@ fn list_filters_sorts_and_limits(test_db: &TestDb) {
         format!("{HEADER}\n{ROW1}\n{ROW3}\n{ROW2}\n")
     );
     assert_eq!(
-        ok(db, &["list", "--sort", "params.ctr.backbone.name", "--desc"]),
+        ok(
+            db,
+            &["list", "--sort", "params.ctr.backbone.name", "--desc"]
+        ),
         format!("{HEADER}\n{ROW1}\n{ROW3}\n{ROW2}\n")
     );
     assert_eq!(
@@ -171,10 +174,7 @@ fn list_filters_sorts_and_limits(test_db: &TestDb) {
         format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
     );
     assert_eq!(
-        ok(
-            &db,
-            &["list", "--sort", "test_auc", "--asc", "--limit", "2"]
-        ),
+        ok(db, &["list", "--sort", "test_auc", "--asc", "--limit", "2"]),
         format!("{HEADER}\n{ROW1}\n{ROW2}\n")
     );
     assert_eq!(ok(db, &["list", "--status", "FAILED"]), FAILED_ONLY);
@@ -194,10 +194,7 @@ fn list_filters_sorts_and_limits(test_db: &TestDb) {
 
 fn bad_expressions_and_flags_are_rejected_clearly(test_db: &TestDb) {
     let db = &fixture(test_db);
-    let (code, err) = fails(
-        &db,
-        &["list", "--where", "test_auc > 0.78 and tset_auc > 1"],
-    );
+    let (code, err) = fails(db, &["list", "--where", "test_auc > 0.78 and tset_auc > 1"]);
     assert_eq!(code, 2);
     assert_eq!(
         err,
@@ -348,7 +345,7 @@ fn best_export_and_delete(test_db: &TestDb) {
         "{out}"
     );
     let (code, err) = fails(
-        &db,
+        db,
         &["best", "--metric", "test_auc", "--experiment", "other"],
     );
     assert_eq!(code, 2);

@@ -46,15 +46,44 @@ fn only_this_hosts_dead_runs_are_recovered(db: &TestDb) {
     let old_token = process::start_token(std::process::id()).unwrap_or_default();
 
     let local_dead = running_run(db, "local-dead", &here, dead, Some(&format!("b:1:{ns}")));
-    let remote = running_run(db, "remote", "node-17.cluster", dead, Some("b:1:4026531836"));
-    let other_ns = running_run(db, "container", &here, dead, Some(&format!("{old_token}:1")));
-    let alive = running_run(db, "alive", &here, i64::from(std::process::id()), own.as_deref());
+    let remote = running_run(
+        db,
+        "remote",
+        "node-17.cluster",
+        dead,
+        Some("b:1:4026531836"),
+    );
+    let other_ns = running_run(
+        db,
+        "container",
+        &here,
+        dead,
+        Some(&format!("{old_token}:1")),
+    );
+    let alive = running_run(
+        db,
+        "alive",
+        &here,
+        i64::from(std::process::id()),
+        own.as_deref(),
+    );
 
     let store = db.open();
     assert_eq!(status(&store, local_dead), "INTERRUPTED");
-    let note = store.run_summary(local_dead).expect("run").error.unwrap_or_default();
-    assert!(note.contains(&format!("process {dead} on {here} stopped")), "{note}");
-    assert_eq!(status(&store, remote), "RUNNING", "another host's run is not ours to judge");
+    let note = store
+        .run_summary(local_dead)
+        .expect("run")
+        .error
+        .unwrap_or_default();
+    assert!(
+        note.contains(&format!("process {dead} on {here} stopped")),
+        "{note}"
+    );
+    assert_eq!(
+        status(&store, remote),
+        "RUNNING",
+        "another host's run is not ours to judge"
+    );
     assert_eq!(status(&store, other_ns), "RUNNING", "another pid namespace");
     assert_eq!(status(&store, alive), "RUNNING");
     assert!(store.recover_dead_runs().expect("recover").is_empty());
@@ -85,7 +114,10 @@ fn only_this_hosts_dead_runs_are_recovered(db: &TestDb) {
     assert!(e.to_string().contains("is alive"), "{e}");
     assert_eq!(status(&store, alive), "RUNNING");
     let note = store.mark_interrupted(alive, true).expect("forced");
-    assert!(note.contains("forced while its process was alive"), "{note}");
+    assert!(
+        note.contains("forced while its process was alive"),
+        "{note}"
+    );
     assert_eq!(status(&store, alive), "INTERRUPTED");
     let e = store.mark_interrupted(4242, false).expect_err("missing");
     assert!(e.to_string().contains("no run 4242"), "{e}");
@@ -94,7 +126,13 @@ fn only_this_hosts_dead_runs_are_recovered(db: &TestDb) {
 fn mark_interrupted_through_the_cli(db: &TestDb) {
     let remote = running_run(db, "remote", "node-3", 12345, None);
     let out = Command::new(env!("CARGO_BIN_EXE_clickprompt"))
-        .args(["runs", "mark-interrupted", &remote.to_string(), "--db", &db.arg()])
+        .args([
+            "runs",
+            "mark-interrupted",
+            &remote.to_string(),
+            "--db",
+            &db.arg(),
+        ])
         .env_remove("CLICKPROMPT_DB")
         .stdin(Stdio::null())
         .output()
@@ -112,7 +150,13 @@ fn mark_interrupted_through_the_cli(db: &TestDb) {
     );
     assert_eq!(status(&db.open(), remote), "INTERRUPTED");
     let out = Command::new(env!("CARGO_BIN_EXE_clickprompt"))
-        .args(["runs", "mark-interrupted", &remote.to_string(), "--db", &db.arg()])
+        .args([
+            "runs",
+            "mark-interrupted",
+            &remote.to_string(),
+            "--db",
+            &db.arg(),
+        ])
         .env_remove("CLICKPROMPT_DB")
         .stdin(Stdio::null())
         .output()

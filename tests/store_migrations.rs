@@ -208,7 +208,10 @@ fn not_a_run_database(db: &TestDb) {
         }
         Dialect::Postgres => {
             // Another application's database: its `runs` table is left alone.
-            db.sql(&["CREATE TABLE runs (x INTEGER)", "INSERT INTO runs VALUES (1)"]);
+            db.sql(&[
+                "CREATE TABLE runs (x INTEGER)",
+                "INSERT INTO runs VALUES (1)",
+            ]);
             let err = Store::open(&db.target).err().expect("foreign tables");
             let msg = format!("{err:#}");
             assert!(msg.contains("migrating the run database"), "{msg}");

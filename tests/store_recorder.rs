@@ -437,7 +437,10 @@ fn nulls_first_then_numbers(db: &TestDb) {
         let evals = store.evaluations(id).expect("evals");
         assert_eq!(evals[0].auc, None);
         assert_eq!(evals[1].auc, Some(0.75));
-        assert_eq!(store.run_summary(id).expect("run").best_valid_auc, Some(0.75));
+        assert_eq!(
+            store.run_summary(id).expect("run").best_valid_auc,
+            Some(0.75)
+        );
         let st = &store.stages(id).expect("stages")[0];
         assert_eq!((st.seconds, st.train_samples_per_s), (None, Some(1.0)));
     }

@@ -148,7 +148,11 @@ impl StoreSource {
         &mut self,
         only: Option<i64>,
     ) -> Result<Vec<(RunSummary, Option<String>)>, String> {
-        let filter = if only.is_some() { "WHERE r.id = $1" } else { "" };
+        let filter = if only.is_some() {
+            "WHERE r.id = $1"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
                     r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,

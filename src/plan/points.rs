@@ -33,9 +33,12 @@ impl PointSet {
                 return Err(bad(part, "an empty item"));
             }
             let num = |s: &str| -> anyhow::Result<usize> {
-                s.trim()
-                    .parse::<usize>()
-                    .map_err(|_| bad(part, &format!("`{}` is not an index (0, 1, 2, …)", s.trim())))
+                s.trim().parse::<usize>().map_err(|_| {
+                    bad(
+                        part,
+                        &format!("`{}` is not an index (0, 1, 2, …)", s.trim()),
+                    )
+                })
             };
             match part.split_once('-') {
                 Some((a, b)) => {

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::AnyPool;
 use sqlx::migrate::MigrateError;
+use sqlx::AnyPool;
 use sqlx::Executor;
 use std::future::Future;
 use std::path::Path;
@@ -259,7 +259,13 @@ impl Store {
                 now()
             );
             let changed = self
-                .block_on(mark_stopped(self.pool(), self.dialect(), id, Some(pid), &note))
+                .block_on(mark_stopped(
+                    self.pool(),
+                    self.dialect(),
+                    id,
+                    Some(pid),
+                    &note,
+                ))
                 .with_context(|| format!("marking run {id} as interrupted"))?;
             if changed {
                 marked.push(id);

@@ -409,8 +409,9 @@ impl Store {
     ) -> Result<Vec<MetricPoint>> {
         // Conditions only for what is given: PostgreSQL cannot type a
         // parameter that is only ever compared with NULL.
-        let mut sql =
-            String::from("SELECT id, stage, epoch, step, key, value, ts FROM metrics WHERE run_id = $1");
+        let mut sql = String::from(
+            "SELECT id, stage, epoch, step, key, value, ts FROM metrics WHERE run_id = $1",
+        );
         let mut n = 1;
         for (col, v) in [("stage", stage), ("key", key)] {
             if v.is_some() {

@@ -354,12 +354,12 @@ async fn insert_run(
              ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
         )
         .persistent(NULLABLE_REALS_PERSISTENT)
-            .bind(run_id)
-            .bind(key)
-            .bind(value)
-            .bind(numeric(value))
-            .execute(&mut *tx)
-            .await?;
+        .bind(run_id)
+        .bind(key)
+        .bind(value)
+        .bind(numeric(value))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(run_id)
@@ -488,8 +488,9 @@ impl Writer {
         tx: &mut Transaction<'static, Any>,
         steps: &[(Event, chrono::DateTime<chrono::Utc>)],
     ) -> sqlx::Result<()> {
-        let mut sql =
-            String::from("INSERT INTO metrics (run_id, stage, epoch, step, key, value, ts) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO metrics (run_id, stage, epoch, step, key, value, ts) VALUES ",
+        );
         for n in 0..steps.len() {
             // Per step: $1 run, then stage, epoch, step, ts, loss, lr, samples/s.
             let p = 2 + n * 7;
@@ -685,13 +686,15 @@ impl Writer {
                     crate::train::events::LogLevel::Warn => "warn",
                     crate::train::events::LogLevel::Error => "error",
                 };
-                sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES ($1, $2, $3, $4)")
-                    .bind(run_id)
-                    .bind(ts)
-                    .bind(level)
-                    .bind(message)
-                    .execute(&mut **tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO logs (run_id, ts, level, message) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(run_id)
+                .bind(ts)
+                .bind(level)
+                .bind(message)
+                .execute(&mut **tx)
+                .await?;
             }
         }
         Ok(())

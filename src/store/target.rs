@@ -188,10 +188,7 @@ mod tests {
             Dialect::Postgres
         );
         // A file that merely has "postgres" in its name stays a file.
-        assert_eq!(
-            DbTarget::parse("postgres.db").dialect(),
-            Dialect::Sqlite
-        );
+        assert_eq!(DbTarget::parse("postgres.db").dialect(), Dialect::Sqlite);
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub fn server() -> Result<&'static Server, String> {
     SERVER
         .get_or_init(|| {
             if !cfg!(feature = "postgres") {
-                return Err("this build has no PostgreSQL support (cargo feature `postgres`)".into());
+                return Err(
+                    "this build has no PostgreSQL support (cargo feature `postgres`)".into(),
+                );
             }
             match std::env::var(ENV).ok().filter(|v| !v.is_empty()) {
                 Some(url) => Ok(Server { admin_url: url }),
@@ -187,9 +189,8 @@ fn pg_command(bin: &Path, program: &str, as_postgres: bool) -> Command {
 }
 
 fn start_local() -> Result<Server, String> {
-    let bin = bin_dir().ok_or(
-        "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin)",
-    )?;
+    let bin = bin_dir()
+        .ok_or("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin)")?;
     let as_postgres = is_root();
     let dir = tempfile::Builder::new()
         .prefix("clickprompt-pg-")
@@ -207,7 +208,15 @@ fn start_local() -> Result<Server, String> {
     let out = pg_command(&bin, "initdb", as_postgres)
         .arg("-D")
         .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("running initdb: {e}"))?;
@@ -246,7 +255,11 @@ fn start_local() -> Result<Server, String> {
     // however it ends (a panic, a kill).
     let stop = format!(
         "{} {} -D {} -m immediate stop",
-        if as_postgres { "runuser -u postgres --" } else { "" },
+        if as_postgres {
+            "runuser -u postgres --"
+        } else {
+            ""
+        },
         bin.join("pg_ctl").display(),
         data.display()
     );
