@@ -250,7 +250,6 @@ pub fn run_file(args: &RunArgs, db: &DbTarget, sink: &dyn EventSink) -> Result<O
         if st.cancel.load(Ordering::SeqCst) {
             break;
         }
-
         let device = select_device(override_device.unwrap_or(plan.device))
             .map(|d| device_name(&d))
             .with_context(|| format!("run {}", plan.name))?;
