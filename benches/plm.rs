@@ -90,6 +90,7 @@ fn plan(data: &Path, plm: &Path) -> ExperimentPlan {
         name: "bench".into(),
         experiment: "bench".into(),
         sweep: None,
+        group: String::new(),
         dataset: DatasetPlan {
             name: "ml100k".into(),
             source: SourcePlan::MovieLens100k {

@@ -3,7 +3,8 @@
 //!
 //! The pipeline, with dependencies flowing one way:
 //! `dsl` (parse) → `plan` (validate, resolve) → `data` → `model` → `train`
-//! → `store`; `cli` wires them together and feeds the `clickprompt-tui` dashboard.
+//! → `store`; `stats` aggregates stored runs over seeds; `cli` wires them
+//! together and feeds the `clickprompt-tui` dashboard.
 
 pub mod alloc;
 pub mod cli;
@@ -13,5 +14,6 @@ pub mod dsl;
 pub mod error;
 pub mod model;
 pub mod plan;
+pub mod stats;
 pub mod store;
 pub mod train;

@@ -48,9 +48,9 @@ const CASES: &[(&str, &str, &[&str])] = &[
     (
         "misspelled setting keyword",
         "experiment e { promts 10 }",
-        &["1:16: expected `data`, `text`, `plm`, `ctr`, `prompts`, `fusion`, `device`, `seed`, `metrics`, `stages`, `stage` or `}`, found `promts`"],
+        &["1:16: expected `data`, `text`, `plm`, `ctr`, `prompts`, `fusion`, `device`, `seed`, `seeds`, `metrics`, `stages`, `stage` or `}`, found `promts`"],
     ),
-    ("unclosed block", "experiment e { seed 1", &["1:22: expected `data`, `text`, `plm`, `ctr`, `prompts`, `fusion`, `device`, `seed`, `metrics`, `stages`, `stage` or `}`, found end of file"]),
+    ("unclosed block", "experiment e { seed 1", &["1:22: expected `data`, `text`, `plm`, `ctr`, `prompts`, `fusion`, `device`, `seed`, `seeds`, `metrics`, `stages`, `stage` or `}`, found end of file"]),
     ("plm without parentheses", "plm m = bert \"x\"", &["1:14: expected `(`, found a string"]),
     ("ratio with dashes", "dataset d { split by_time 8-1-1 }", &["1:28: expected `:`, found `-1-1`"]),
     ("bad top-level word", "experimnt e {}", &["1:1: expected `dataset`, `experiment`, `plm`, `sweep` or `template`, found `experimnt`"]),

@@ -94,6 +94,7 @@ fn plan(stages: Vec<StagePlan>, fusion: FusionPlan) -> ExperimentPlan {
         name: "t".into(),
         experiment: "t".into(),
         sweep: None,
+        group: String::new(),
         dataset: DatasetPlan {
             name: "hand".into(),
             source: SourcePlan::Synthetic(SyntheticSource {

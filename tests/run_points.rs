@@ -23,7 +23,7 @@ dataset syn {
 experiment base {
   data syn  plm none
   ctr dnn { embed 4, mlp [8] }
-  device cpu  seed 1
+  device cpu  seeds [1, 2]
   stage finetune ctr_only { epochs 1, batch 64, lr 1e-3 }
 }
 
@@ -67,22 +67,31 @@ fn plan_lists_every_run_with_its_index() {
     write_file(dir);
     assert_eq!(
         ok(dir, &["plan", "sweep.cp", "--list"]),
-        "INDEX  NAME                GROUP
-    0  base                base
-    1  backbones[ctr=lr]   backbones
-    2  backbones[ctr=fm]   backbones
-    3  backbones[ctr=dnn]  backbones
+        "INDEX  NAME                       GROUP
+    0  base[seed=1]               base
+    1  base[seed=2]               base
+    2  backbones[ctr=lr,seed=1]   backbones[ctr=lr]
+    3  backbones[ctr=lr,seed=2]   backbones[ctr=lr]
+    4  backbones[ctr=fm,seed=1]   backbones[ctr=fm]
+    5  backbones[ctr=fm,seed=2]   backbones[ctr=fm]
+    6  backbones[ctr=dnn,seed=1]  backbones[ctr=dnn]
+    7  backbones[ctr=dnn,seed=2]  backbones[ctr=dnn]
 "
     );
     assert_eq!(
         ok(
             dir,
-            &["plan", "sweep.cp", "--list", "--experiment", "backbones"]
+            &[
+                "plan",
+                "sweep.cp",
+                "--list",
+                "--experiment",
+                "backbones[ctr=fm]"
+            ]
         ),
-        "INDEX  NAME                GROUP
-    0  backbones[ctr=lr]   backbones
-    1  backbones[ctr=fm]   backbones
-    2  backbones[ctr=dnn]  backbones
+        "INDEX  NAME                      GROUP
+    0  backbones[ctr=fm,seed=1]  backbones[ctr=fm]
+    1  backbones[ctr=fm,seed=2]  backbones[ctr=fm]
 "
     );
     let json: serde_json::Value = serde_json::from_str(&ok(
@@ -90,11 +99,11 @@ fn plan_lists_every_run_with_its_index() {
         &["plan", "sweep.cp", "--list", "--format", "json"],
     ))
     .expect("json");
-    assert_eq!(json[2]["index"], 2);
-    assert_eq!(json[2]["name"], "backbones[ctr=fm]");
-    assert_eq!(json[2]["group"], "backbones");
-    assert_eq!(json[2]["experiment"], "base");
-    assert_eq!(json[2]["sweep_point"], "ctr=fm");
+    assert_eq!(json[4]["index"], 4);
+    assert_eq!(json[4]["name"], "backbones[ctr=fm,seed=1]");
+    assert_eq!(json[4]["group"], "backbones[ctr=fm]");
+    assert_eq!(json[4]["experiment"], "base");
+    assert_eq!(json[4]["sweep_point"], "ctr=fm,seed=1");
     assert_eq!(json[0]["sweep_point"], serde_json::Value::Null);
 }
 
@@ -103,10 +112,10 @@ fn bad_points_are_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     write_file(dir);
-    let err = fails(dir, &["run", "sweep.cp", "--point", "4", "--db", "runs.db"]);
+    let err = fails(dir, &["run", "sweep.cp", "--point", "8", "--db", "runs.db"]);
     assert!(
         err.contains(
-            "point 4 is out of range: sweep.cp has 4 runs (indexes 0-3); \
+            "point 8 is out of range: sweep.cp has 8 runs (indexes 0-7); \
              `clickprompt plan FILE --list` shows them"
         ),
         "{err}"
@@ -119,14 +128,14 @@ fn bad_points_are_refused_before_anything_runs() {
             "--experiment",
             "backbones",
             "--points",
-            "1-3",
+            "4-6",
             "--db",
             "runs.db",
         ],
     );
     assert!(
         err.contains(
-            "point 3 is out of range: `--experiment backbones` in sweep.cp has 3 runs (indexes 0-2)"
+            "point 6 is out of range: `--experiment backbones` in sweep.cp has 6 runs (indexes 0-5)"
         ),
         "{err}"
     );
@@ -155,8 +164,9 @@ fn bad_points_are_refused_before_anything_runs() {
     );
 }
 
-/// Two processes, each running its own points of the sweep into one
-/// database at the same time, then a third with a list: every point once.
+/// Two processes, each running one seed of the same group into one database
+/// at the same time (as two machines would), then a third with a list: every
+/// point once, and the seeds of a group in one group.
 fn points_from_separate_processes_share_one_database(db: &TestDb) {
     let dir = db.dir.path();
     write_file(dir);
@@ -174,8 +184,8 @@ fn points_from_separate_processes_share_one_database(db: &TestDb) {
             .spawn()
             .expect("spawn clickprompt")
     };
-    let a = spawn(&["--point", "1"]);
-    let b = spawn(&["--points", "2"]);
+    let a = spawn(&["--point", "4"]);
+    let b = spawn(&["--points", "5"]);
     for child in [a, b] {
         let out = child.wait_with_output().expect("wait");
         assert!(
@@ -184,30 +194,42 @@ fn points_from_separate_processes_share_one_database(db: &TestDb) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    ok(dir, &["run", "sweep.cp", "--points", "0,3", "--db", &url]);
+    ok(dir, &["run", "sweep.cp", "--points", "0,1", "--db", &url]);
 
     let store = db.open();
     let mut runs = store.list_runs(&RunFilter::default()).expect("list");
     runs.sort_by(|x, y| x.name.cmp(&y.name));
-    let names: Vec<(&str, &str)> = runs
+    let names: Vec<(&str, &str, Option<&str>)> = runs
         .iter()
-        .map(|r| (r.name.as_str(), r.status.as_str()))
+        .map(|r| (r.name.as_str(), r.status.as_str(), r.group_name.as_deref()))
         .collect();
     assert_eq!(
         names,
         vec![
-            ("backbones[ctr=dnn]", "FINISHED"),
-            ("backbones[ctr=fm]", "FINISHED"),
-            ("backbones[ctr=lr]", "FINISHED"),
-            ("base", "FINISHED"),
+            (
+                "backbones[ctr=fm,seed=1]",
+                "FINISHED",
+                Some("backbones[ctr=fm]")
+            ),
+            (
+                "backbones[ctr=fm,seed=2]",
+                "FINISHED",
+                Some("backbones[ctr=fm]")
+            ),
+            ("base[seed=1]", "FINISHED", Some("base")),
+            ("base[seed=2]", "FINISHED", Some("base")),
         ]
     );
+    // One group per configuration, however many processes recorded into it.
+    assert_eq!(runs[0].group_id, runs[1].group_id);
+    assert_eq!(runs[2].group_id, runs[3].group_id);
+    assert_ne!(runs[0].group_id, runs[2].group_id);
     assert!(runs.iter().all(|r| r.experiment == "base"));
     assert!(runs.iter().all(|r| r.test_auc.is_some()));
     let logs = store.logs_tail(runs[1].id, 50).expect("logs");
     assert!(
-        logs.iter()
-            .any(|l| l.message == "point 2 of sweep.cp: backbones[ctr=fm] (group backbones)"),
+        logs.iter().any(|l| l.message
+            == "point 5 of sweep.cp: backbones[ctr=fm,seed=2] (group backbones[ctr=fm])"),
         "{logs:#?}"
     );
 }

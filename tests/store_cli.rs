@@ -85,16 +85,16 @@ fn fails(db: &str, args: &[&str]) -> (i32, String) {
 }
 
 const HEADER: &str =
-    "ID  EXPERIMENT  SWEEP      STATUS    STARTED (UTC)        DURATION  BEST VALID AUC  TEST AUC  TEST LOGLOSS";
+    "ID  EXPERIMENT  SWEEP      SEED  STATUS    STARTED (UTC)        DURATION  BEST VALID AUC  TEST AUC  TEST LOGLOSS";
 const ROW1: &str =
-    " 1  movielens   prompts=1  FINISHED  2026-11-29 10:00:00    10m00s          0.7200    0.7100        0.5500";
+    " 1  movielens   prompts=1    42  FINISHED  2026-11-29 10:00:00    10m00s          0.7200    0.7100        0.5500";
 const ROW2: &str =
-    " 2  movielens   prompts=5  FINISHED  2026-11-29 11:00:00    10m00s          0.8000    0.7900        0.5000";
+    " 2  movielens   prompts=5    42  FINISHED  2026-11-29 11:00:00    10m00s          0.8000    0.7900        0.5000";
 const ROW3: &str =
-    " 3  movielens   -          FAILED    2026-11-29 12:00:00     1m05s          0.6000         -             -";
+    " 3  movielens   -            42  FAILED    2026-11-29 12:00:00     1m05s          0.6000         -             -";
 /// Run 3 alone: narrower columns.
-const FAILED_ONLY: &str = "ID  EXPERIMENT  SWEEP  STATUS  STARTED (UTC)        DURATION  BEST VALID AUC  TEST AUC  TEST LOGLOSS
- 3  movielens   -      FAILED  2026-11-29 12:00:00     1m05s          0.6000         -             -
+const FAILED_ONLY: &str = "ID  EXPERIMENT  SWEEP  SEED  STATUS  STARTED (UTC)        DURATION  BEST VALID AUC  TEST AUC  TEST LOGLOSS
+ 3  movielens   -        42  FAILED  2026-11-29 12:00:00     1m05s          0.6000         -             -
 ";
 
 fn list_filters_sorts_and_limits(test_db: &TestDb) {
@@ -201,7 +201,7 @@ fn bad_expressions_and_flags_are_rejected_clearly(test_db: &TestDb) {
         "invalid --where expression: unknown field `tset_auc` (did you mean `test_auc`?); fields are id, experiment, \
          name, sweep, sweep_point, status, started, started_at, ended, ended_at, duration, duration_s, device, host, \
          seed, version, crate_version, error, final_stage, best_valid_auc, valid_auc, test_auc, test_logloss, \
-         params.<key>, and <stage>.<metric>\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^\n"
+         group, group_name, group_id, params.<key>, and <stage>.<metric>\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^\n"
     );
     let (code, err) = fails(db, &["list", "--where", "test_auc >> 1"]);
     assert_eq!(code, 2);

@@ -14,14 +14,17 @@ const AFTER_HELP: &str = "\
 The plan is what `run` executes and stores with each run: dataset (source,
 label, split, fields), template, PLM, CTR backbone, prompts, fusion, device,
 seed, metrics and every stage's training parameters, with defaults filled in,
-`extends` applied and sweeps expanded into runs named like
-`prompt_count[prompts=5,ctr=dcnv2]`.
+`extends` applied, sweeps expanded into runs named like
+`prompt_count[prompts=5,ctr=dcnv2]` and `seeds [1, 2, 3]` into one run per
+seed (`scratch[seed=2]`); each plan's `group` is its name without the seed.
 
 --list prints one line per run instead: its index, name and group (the
-sweep, else the experiment). `clickprompt run FILE --point I` runs the run
-with index I, so a Slurm array (--array=0-N) or a Kubernetes indexed Job
-spreads the runs over machines; indexes follow the file (experiments in
-order, then each sweep's points) and are the same on every machine.
+runs that repeat one configuration over seeds). `clickprompt run FILE
+--point I` runs the run with index I, so a Slurm array (--array=0-N) or a
+Kubernetes indexed Job spreads the runs over machines; indexes follow the
+file (experiments in order with their seeds, then each sweep's points) and
+are the same on every machine, and the seeds of one group run on different
+machines land in one group of a shared database.
 
 Exit codes: 0 ok, 2 invalid file or unknown --experiment.
 
@@ -86,7 +89,7 @@ fn list(plans: &[plan::ExperimentPlan], format: PlanFormat) -> anyhow::Result<()
         .map(|(index, p)| Listed {
             index,
             name: &p.name,
-            group: plan::group_name(p),
+            group: p.group_name(),
             experiment: &p.experiment,
             sweep_point: p.sweep.as_ref().map(|s| {
                 s.assignments

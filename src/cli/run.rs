@@ -40,10 +40,17 @@ Ctrl-C stops after the current training step or evaluation batch and marks
 the run INTERRUPTED; continue it with `clickprompt run --resume ID`. A second
 Ctrl-C stops at once.
 
+An experiment with `seeds [1, 2, 3]` runs once per seed, one after the other,
+each a run of the group named after the experiment; the summary then adds the
+group's mean ± sd. `--experiment NAME` runs every seed, `--experiment
+'NAME[seed=2]'` one of them (`runs list --groups`, `runs compare gA gB` compare
+groups later).
+
 Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130 interrupted.
 
 Examples:
   clickprompt run experiments/quickstart.cp
+  clickprompt run seeds.cp --experiment 'scratch[seed=2]'
   clickprompt run experiments/ml100k_prompt_sweep.cp --experiment prompt_count --dash
   clickprompt run sweep.cp --point 3 --db postgres://lab@db.lab/clickprompt
   clickprompt run --resume 12";
@@ -54,8 +61,8 @@ pub struct RunArgs {
     /// Experiment file (`.cp`).
     #[arg(required_unless_present = "resume", value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Only this experiment or sweep (every point of a sweep runs in turn);
-    /// default: every run in the file.
+    /// Only this experiment, sweep or group (every point, every seed runs in
+    /// turn) or one run (`NAME[seed=2]`); default: every run in the file.
     #[arg(long, short, conflicts_with = "resume")]
     pub experiment: Option<String>,
     /// Run only the run with this index (see `clickprompt plan FILE --list`).
@@ -262,7 +269,7 @@ pub fn run_file(args: &RunArgs, db: &DbTarget, sink: &dyn EventSink) -> Result<O
                     "point {index} of {}: {} (group {})",
                     file.display(),
                     plan.name,
-                    crate::plan::group_name(plan)
+                    plan.group_name()
                 ),
             });
         }
@@ -538,8 +545,106 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
-/// The summary table: one row per stage of every run.
+/// The summary table: one row per stage of every run, then, for groups
+/// with several seeds among `runs`, their mean ± sd over those seeds.
 pub fn summary_table(runs: &[RunSummary]) -> String {
+    let mut out = stage_table(runs);
+    let groups = group_table(runs);
+    if !groups.is_empty() {
+        out.push('\n');
+        out.push_str(&groups);
+    }
+    out
+}
+
+/// Mean ± sample sd over the seeds of each group that ran more than once
+/// (the last stage's test metrics; empty when no group did).
+pub fn group_table(runs: &[RunSummary]) -> String {
+    let mut groups: Vec<(&str, Vec<&RunSummary>)> = Vec::new();
+    for r in runs {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, members)) => members.push(r),
+            None => groups.push((&r.group, vec![r])),
+        }
+    }
+    groups.retain(|(_, m)| m.len() > 1);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let metrics = crate::stats::default_metrics();
+    let mut rows: Vec<Vec<String>> = vec![vec![
+        "group".into(),
+        "runs".into(),
+        "seeds".into(),
+        "test AUC (mean ± sd)".into(),
+        "test LogLoss (mean ± sd)".into(),
+    ]];
+    for (name, members) in &groups {
+        let ms: Vec<crate::stats::Member> = members
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let last = r
+                    .stages
+                    .iter()
+                    .rev()
+                    .find(|s| s.test_auc.is_some() || s.test_logloss.is_some());
+                crate::stats::Member {
+                    run_id: i as i64,
+                    seed: r.seed,
+                    finished: true,
+                    values: vec![
+                        last.and_then(|s| s.test_auc),
+                        last.and_then(|s| s.test_logloss),
+                        last.and_then(|s| s.valid_auc),
+                    ],
+                }
+            })
+            .collect();
+        let g = crate::stats::group_stats(&ms, &metrics);
+        let seeds: Vec<String> = g.seeds.iter().map(u64::to_string).collect();
+        rows.push(vec![
+            name.to_string(),
+            members.len().to_string(),
+            seeds.join(","),
+            g.metrics[0].stats.display(4),
+            g.metrics[1].stats.display(4),
+        ]);
+    }
+    render_rows(&rows, &[1, 3, 4])
+}
+
+/// Aligned columns (`right` ones right-aligned) with a rule under the header.
+fn render_rows(rows: &[Vec<String>], right: &[usize]) -> String {
+    let n = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if right.contains(&c) {
+                    format!("{v:>w$}", w = widths[c])
+                } else {
+                    format!("{v:<w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            out.push_str(&rule.join("  "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn stage_table(runs: &[RunSummary]) -> String {
     // Click metrics as the experiments list them (`metrics [auc, logloss]`).
     let shows = |m: MetricKind| runs.iter().any(|r| r.metrics.contains(&m));
     let (auc, ll) = (shows(MetricKind::Auc), shows(MetricKind::Logloss));
@@ -616,35 +721,9 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
             }
         }
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if c < 3 || c == widths.len() - 1 {
-                    format!("{v:<w$}", w = widths[c])
-                } else {
-                    format!("{v:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-        if i == 0 {
-            out.push_str(
-                &widths
-                    .iter()
-                    .map(|w| "-".repeat(*w))
-                    .collect::<Vec<_>>()
-                    .join("  "),
-            );
-            out.push('\n');
-        }
-    }
+    // Names left, numbers right, the free-text last column left.
+    let right: Vec<usize> = (3..header.len() - 1).collect();
+    let mut out = render_rows(&rows, &right);
     out.push_str(&gaps);
     out
 }

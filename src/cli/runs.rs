@@ -2,6 +2,7 @@
 //! export, delete). Aligned tables for people, `--json` for scripts.
 
 mod gaps;
+mod groups;
 mod table;
 
 use anyhow::{Context, Result};
@@ -28,11 +29,13 @@ impl DbArg {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
-    /// One line per run: id, experiment, sweep point, status, start, duration, metrics.
+    /// One line per run: id, experiment, sweep point, seed, status, start, duration, metrics
+    /// (`--groups`: one line per group of seed repeats, mean ± sd over seeds).
     List(ListArgs),
     /// A run in full: summary, stages with throughput, evaluations per epoch, artifacts, log, plan.
     Show(ShowArgs),
-    /// Runs side by side: the params that differ, then final metrics per stage (best marked *).
+    /// Runs side by side: the params that differ, then final metrics per stage (best marked *);
+    /// two groups (`g3 g5`): mean ± sd over seeds and the paired difference per metric.
     Compare(CompareArgs),
     /// The best run by a metric.
     Best(BestArgs),
@@ -89,10 +92,15 @@ pub struct ListArgs {
     /// Sort descending.
     #[arg(long)]
     pub desc: bool,
-    /// At most N runs.
+    /// At most N runs (with --groups: N groups).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// JSON array of run summaries.
+    /// One line per group (a run's repeats over seeds): runs finished/total,
+    /// seeds, mean ± sample sd of test AUC, test LogLoss and best valid AUC.
+    /// The filters select member runs; --sort takes test_auc, test_logloss or best_valid_auc.
+    #[arg(long)]
+    pub groups: bool,
+    /// JSON array of run summaries (with --groups: of groups).
     #[arg(long)]
     pub json: bool,
 }
@@ -108,18 +116,36 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = COMPARE_HELP)]
 pub struct CompareArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Two or more run ids.
-    #[arg(num_args = 2.., required = true)]
-    pub ids: Vec<i64>,
-    /// Show every param, not only those that differ.
+    /// Two or more run ids, or two groups: `g<id>` (from `runs list --groups`) or group names.
+    #[arg(num_args = 2.., required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Show every param, not only those that differ (runs).
     #[arg(long)]
     pub all: bool,
+    /// Groups: compare these fields instead of test_auc, test_logloss and best_valid_auc
+    /// (repeatable; e.g. joint.valid_auc, ctr_only.test_auc, pretrain.valid.prompt_gap).
+    #[arg(long, value_name = "FIELD")]
+    pub metric: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
+
+const COMPARE_HELP: &str = "\
+Groups: `runs compare g3 g5` compares group B (g5) against group A (g3). Per
+metric it prints both groups' mean ± sample sd over their seeds and the paired
+difference B − A over the seeds both have (the latest finished run of each
+seed): its mean, standard error sd/√n, mean/SE, and on how many seeds B is
+better (in the metric's direction: AUC higher, LogLoss lower), then the
+per-seed differences.
+
+Examples:
+  clickprompt runs compare 12 13
+  clickprompt runs compare g3 g5 --json
+  clickprompt runs compare scratch clickprompt --metric test_auc --metric pretrain.valid.prompt_gap";
 
 #[derive(Debug, clap::Args)]
 pub struct BestArgs {
@@ -245,6 +271,7 @@ fn runs_table(runs: &[RunSummary], style: Style) -> String {
             "ID",
             "EXPERIMENT",
             "SWEEP",
+            "SEED",
             "STATUS",
             "STARTED (UTC)",
             "DURATION",
@@ -252,13 +279,14 @@ fn runs_table(runs: &[RunSummary], style: Style) -> String {
             "TEST AUC",
             "TEST LOGLOSS",
         ],
-        &[0, 5, 6, 7, 8],
+        &[0, 3, 6, 7, 8, 9],
     );
     for r in runs {
         t.push(vec![
             r.id.to_string().into(),
             r.experiment.clone().into(),
             r.sweep_point.clone().unwrap_or_else(|| "-".into()).into(),
+            r.seed.to_string().into(),
             Cell::painted(r.status.clone(), table::status_paint(&r.status)),
             fmt_time(&r.started_at).into(),
             fmt_duration(r.duration_s).into(),
@@ -280,18 +308,38 @@ fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
 
 fn list(a: ListArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let store = a.db.open()?;
+    let descending = if a.asc {
+        Some(false)
+    } else if a.desc {
+        Some(true)
+    } else {
+        None
+    };
+    if a.groups {
+        // The filters pick member runs; sorting and the limit apply to groups.
+        let runs = store.list_runs(&RunFilter {
+            experiment: a.experiment,
+            status: a.status,
+            where_expr: a.where_expr,
+            ..RunFilter::default()
+        })?;
+        let mut lines = groups::group_lines(&runs);
+        groups::sort_groups(&mut lines, a.sort.as_deref(), descending)?;
+        if let Some(n) = a.limit {
+            lines.truncate(n);
+        }
+        if lines.is_empty() && !a.json {
+            writeln!(out, "no runs match in {}", store.target())?;
+            return Ok(());
+        }
+        return groups::list(&lines, a.json, out, style);
+    }
     let filter = RunFilter {
         experiment: a.experiment,
         status: a.status,
         where_expr: a.where_expr,
         sort: a.sort,
-        descending: if a.asc {
-            Some(false)
-        } else if a.desc {
-            Some(true)
-        } else {
-            None
-        },
+        descending,
         limit: a.limit,
     };
     let runs = store.list_runs(&filter)?;
@@ -321,6 +369,7 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         ("experiment", s.experiment.clone()),
         ("name", s.name.clone()),
         ("sweep", s.sweep_point.clone().unwrap_or_else(|| "-".into())),
+        ("group", group_line(&store, s)?),
         (
             "source",
             format!(
@@ -497,6 +546,25 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     Ok(())
 }
 
+/// `g3 scratch (3 runs, seeds 1,2,3)` for `runs show`.
+fn group_line(store: &Store, s: &RunSummary) -> Result<String> {
+    let Some(id) = s.group_id else {
+        return Ok("-".into());
+    };
+    let runs = store.group_runs(id)?;
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    seeds.sort();
+    seeds.dedup();
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    Ok(format!(
+        "g{id} {} ({} run{}, seeds {}; `runs list --groups`)",
+        s.group_name.as_deref().unwrap_or(&s.name),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        seeds.join(",")
+    ))
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -579,9 +647,41 @@ fn best_index(values: &[Option<f64>], better: Better) -> Option<usize> {
 }
 
 fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
-    let store = a.db.open()?;
-    let runs: Vec<RunExport> = a
+    let group_refs: Vec<Option<groups::GroupRef>> =
+        a.ids.iter().map(|s| groups::GroupRef::parse(s)).collect();
+    if group_refs.iter().any(Option::is_some) {
+        let refs: Vec<groups::GroupRef> = group_refs.into_iter().flatten().collect();
+        if refs.len() != a.ids.len() {
+            return Err(invalid(
+                "runs compare takes run ids (numbers) or groups (`g<id>` or a group name), not both",
+            ));
+        }
+        let [ga, gb] = refs.as_slice() else {
+            return Err(invalid(format!(
+                "runs compare compares exactly two groups (A then B), got {}",
+                refs.len()
+            )));
+        };
+        let store = a.db.open()?;
+        let doc = groups::comparison(&store, ga, gb, &a.metric)?;
+        if a.json {
+            return json_line(out, &doc);
+        }
+        return groups::print_comparison(&doc, out, style);
+    }
+    if !a.metric.is_empty() {
+        return Err(invalid(
+            "--metric applies to groups (`runs compare g3 g5 --metric test_auc`)",
+        ));
+    }
+    let ids: Vec<i64> = a
         .ids
+        .iter()
+        .map(|s| s.parse::<i64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("invalid run id: {e}")))?;
+    let store = a.db.open()?;
+    let runs: Vec<RunExport> = ids
         .iter()
         .map(|&id| store.export_run(id))
         .collect::<Result<_>>()?;
@@ -627,7 +727,7 @@ fn compare(a: CompareArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         return json_line(
             out,
             &CompareDoc {
-                runs: a.ids.clone(),
+                runs: ids.clone(),
                 params,
                 metrics,
             },

@@ -7,6 +7,7 @@
 //! ids only grow), so a refresh four times a second costs the new rows only,
 //! however long the run.
 
+mod groups;
 mod poll;
 mod rows;
 

@@ -6,13 +6,14 @@ use std::collections::{HashMap, VecDeque};
 use anyhow::Context;
 use chrono::Utc;
 use clickprompt_tui::{
-    DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
-    StageProgress, StageSeries, StageState,
+    DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, RunDetail, RunStatus,
+    RunSummary, Split, StageProgress, StageSeries, StageState,
 };
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use sqlx::{ConnectOptions, Executor, Row};
 
+use super::groups;
 use super::rows;
 use crate::store::{connect_options, runtime, DbTarget, SqliteMode};
 
@@ -46,6 +47,8 @@ pub struct StoreSource {
     rt: tokio::runtime::Runtime,
     conn: Option<AnyConnection>,
     cache: HashMap<i64, RunCache>,
+    /// The database has run groups (migration 0003); once seen, for good.
+    has_groups: bool,
 }
 
 impl StoreSource {
@@ -87,6 +90,7 @@ impl StoreSource {
             rt: runtime("clickprompt-dash-db")?,
             conn: None,
             cache: HashMap::new(),
+            has_groups: false,
         })
     }
 
@@ -144,6 +148,65 @@ impl StoreSource {
         })
     }
 
+    /// Whether the database has run groups. A database written before
+    /// migration 0003 has none until a `clickprompt` command that writes
+    /// (or `runs …`) upgrades it; the dashboard only reads.
+    fn groups_ready(&mut self) -> Result<bool, String> {
+        if !self.has_groups {
+            // Migration 0003 made them, on either backend.
+            let rows = self.query(
+                "SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE version = 3 AND success",
+                &[],
+            )?;
+            self.has_groups = match rows.first() {
+                Some(r) => get::<i64>(r, "n")? > 0,
+                None => false,
+            };
+        }
+        Ok(self.has_groups)
+    }
+
+    /// The runs of every group (or of the groups in `only`), oldest first.
+    fn group_rows(&mut self, only: &[i64]) -> Result<Vec<groups::Row>, String> {
+        if !self.groups_ready()? {
+            return Err(format!(
+                "{} predates run groups; `clickprompt runs list --db {}` upgrades it",
+                self.target, self.target
+            ));
+        }
+        let filter = match only.len() {
+            0 => String::new(),
+            n => format!(
+                " AND s.group_id IN ({})",
+                (1..=n)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let sql = format!("{}{filter} ORDER BY s.id", groups::MEMBER_SQL);
+        let rows = self.query(&sql, only)?;
+        rows.iter()
+            .map(|r| {
+                Ok(groups::Row {
+                    group_id: get(r, "group_id")?,
+                    group: get(r, "group_name")?,
+                    experiment: get(r, "experiment")?,
+                    member: crate::stats::Member {
+                        run_id: get(r, "id")?,
+                        seed: get::<i64>(r, "seed")? as u64,
+                        finished: get::<String>(r, "status")? == "FINISHED",
+                        values: vec![
+                            get(r, "test_auc")?,
+                            get(r, "test_logloss")?,
+                            get(r, "best_valid_auc")?,
+                        ],
+                    },
+                })
+            })
+            .collect()
+    }
+
     fn summaries(
         &mut self,
         only: Option<i64>,
@@ -153,6 +216,15 @@ impl StoreSource {
         } else {
             ""
         };
+        // Older databases have no groups: the runs still show.
+        let (group_cols, group_join) = if self.groups_ready()? {
+            (
+                "r.group_id AS group_id, g.name AS group_name",
+                "LEFT JOIN run_groups g ON g.id = r.group_id",
+            )
+        } else {
+            ("NULL AS group_id, NULL AS group_name", "")
+        };
         let sql = format!(
             "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
                     r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,
@@ -161,8 +233,9 @@ impl StoreSource {
                         AND EXISTS (SELECT 1 FROM evaluations e
                                      WHERE e.run_id = r.id AND e.stage = s.stage
                                        AND e.split IN ('valid', 'test') AND e.auc IS NOT NULL)
-                      ORDER BY s.ord DESC LIMIT 1) AS final_stage
-               FROM runs r JOIN experiments x ON x.id = r.experiment_id
+                      ORDER BY s.ord DESC LIMIT 1) AS final_stage,
+                    {group_cols}
+               FROM runs r JOIN experiments x ON x.id = r.experiment_id {group_join}
                {filter} ORDER BY r.id"
         );
         let binds: Vec<i64> = only.into_iter().collect();
@@ -216,6 +289,8 @@ impl StoreSource {
                     duration_s,
                     test_auc,
                     test_logloss,
+                    group_id: get(r, "group_id")?,
+                    group: get(r, "group_name")?,
                 },
                 get::<Option<String>>(r, "error")?,
             ));
@@ -444,6 +519,22 @@ impl StoreSource {
 }
 
 impl DataSource for StoreSource {
+    fn groups(&mut self) -> Result<Vec<GroupSummary>, String> {
+        match self.group_rows(&[]) {
+            Ok(rows) => Ok(groups::summaries(&rows)),
+            Err(e) if self.not_yet(&e) => {
+                self.conn = None;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn group_comparison(&mut self, a: i64, b: i64) -> Result<GroupComparison, String> {
+        let rows = self.group_rows(&[a, b])?;
+        groups::comparison(&rows, a, b)
+    }
+
     fn runs(&mut self) -> Result<Vec<RunSummary>, String> {
         match self.summaries(None) {
             Ok(v) => Ok(v.into_iter().map(|(s, _)| s).collect()),

@@ -244,6 +244,8 @@ pub enum ExpItemKind {
     },
     Device(Value),
     Seed(Value),
+    /// `seeds [1, 2, 3]`: one run per seed, grouped.
+    Seeds(Value),
     Metrics(Value),
     Stage(StageDecl),
     Stages(Vec<StageDecl>),

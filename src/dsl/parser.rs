@@ -542,6 +542,7 @@ fn parse_exp_item(p: Pair<Rule>) -> Res<ExpItem> {
         }
         Rule::device_item => ExpItemKind::Device(parse_value(next(&mut it, Rule::value, span)?)?),
         Rule::seed_item => ExpItemKind::Seed(parse_value(next(&mut it, Rule::value, span)?)?),
+        Rule::seeds_item => ExpItemKind::Seeds(parse_value(next(&mut it, Rule::value, span)?)?),
         Rule::metrics_item => ExpItemKind::Metrics(parse_value(next(&mut it, Rule::value, span)?)?),
         Rule::stage_item => {
             ExpItemKind::Stage(parse_stage(next(&mut it, Rule::stage_body, span)?)?)

@@ -54,6 +54,7 @@ fn describe(rule: Rule) -> Option<String> {
         Rule::alpha => "`alpha`",
         Rule::device_item => "`device`",
         Rule::seed_item => "`seed`",
+        Rule::seeds_item => "`seeds`",
         Rule::metrics_item => "`metrics`",
         Rule::stage_item => "`stage`",
         Rule::stages_item => "`stages`",

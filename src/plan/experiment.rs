@@ -343,6 +343,7 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
         name: ename.clone(),
         experiment: ename.clone(),
         sweep: None,
+        group: ename.clone(),
         dataset: dataset?,
         template: if plm.is_some() { template } else { None },
         plm,

@@ -11,6 +11,7 @@ mod decls;
 mod experiment;
 mod flatten;
 mod points;
+mod seeds;
 mod spec;
 mod sweep;
 pub mod types;
@@ -22,7 +23,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 pub use flatten::flatten_params;
-pub use points::{group_name, pick, PointSet};
+pub use points::{pick, PointSet};
 pub use types::*;
 
 use crate::dsl::diagnostic::{did_you_mean, list_names};
@@ -92,8 +93,12 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
     let mut plans = Vec::new();
     for e in &exps {
         if let Some(s) = specs.get(&e.name.name) {
+            let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut d));
             if let Some(p) = experiment::resolve(s, &ctx, &mut d) {
-                plans.push(p);
+                if let Some(None) = seeds {
+                    continue;
+                }
+                plans.extend(seeds::repeat_experiment(p, seeds.flatten().as_deref()));
             }
         }
     }
@@ -123,23 +128,18 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
                 sweep::apply(&mut s, path, value, &mut d);
                 assignments.push((path.name.clone(), value.display()));
             }
-            let run_name = format!(
-                "{}[{}]",
-                sw.name.name,
-                assignments
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut d));
             if let Some(mut p) = experiment::resolve(&s, &ctx, &mut d) {
-                p.name = run_name;
+                if let Some(None) = seeds {
+                    continue;
+                }
                 p.experiment = sw.base.name.clone();
-                p.sweep = Some(SweepPoint {
-                    sweep: sw.name.name.clone(),
+                plans.extend(seeds::repeat_sweep_point(
+                    p,
+                    &sw.name.name,
                     assignments,
-                });
-                plans.push(p);
+                    seeds.flatten().as_deref(),
+                ));
             }
         }
     }
@@ -169,8 +169,9 @@ pub fn load_file(path: &Path) -> anyhow::Result<Vec<ExperimentPlan>> {
     load_str(&source, &path.display().to_string())
 }
 
-/// The plans of experiment or sweep `name` (all points of a sweep; a single
-/// run name like `sweep[prompts=5]` also works), or all plans for `None`.
+/// The plans of experiment or sweep `name` (all points of a sweep, all seeds
+/// of an experiment with `seeds`; a group like `sweep[prompts=5]` or a single
+/// run name like `exp[seed=2]` also works), or all plans for `None`.
 pub fn select(
     plans: Vec<ExperimentPlan>,
     name: Option<&str>,
@@ -186,7 +187,12 @@ pub fn select(
             .cloned()
             .collect()
     } else {
-        plans.iter().filter(|p| p.name == name).cloned().collect()
+        // A run name, or a group: every seed of `NAME` / `SWEEP[prompts=5]`.
+        plans
+            .iter()
+            .filter(|p| p.name == name || p.group == name)
+            .cloned()
+            .collect()
     };
     if !chosen.is_empty() {
         return Ok(chosen);
@@ -195,7 +201,7 @@ pub fn select(
     for p in &plans {
         let n = match &p.sweep {
             Some(s) => s.sweep.clone(),
-            None => p.name.clone(),
+            None => p.group_name().to_string(),
         };
         if !names.contains(&n) {
             names.push(n);

@@ -61,15 +61,6 @@ impl PointSet {
     }
 }
 
-/// The group a run belongs to in the store: its sweep, else its experiment.
-/// Runs of one group started on different machines land in one group.
-pub fn group_name(plan: &ExperimentPlan) -> &str {
-    match &plan.sweep {
-        Some(s) => &s.sweep,
-        None => &plan.name,
-    }
-}
-
 /// The plans at `points` (indexes into `plans`), with their indexes, or an
 /// invalid-input error naming the first index out of range. `what` says
 /// what `plans` is, for the message ("experiments/sweep.cp").

@@ -19,6 +19,9 @@ pub struct Spec {
     pub fusion: Option<(Ident, Option<Span>)>,
     pub device: Option<Value>,
     pub seed: Option<Value>,
+    /// `seeds [1, 2, 3]`; replaces `seed` (whichever is set later wins
+    /// through `extends`; both in one declaration is an error).
+    pub seeds: Option<Value>,
     pub metrics: Option<Value>,
     pub stages: Vec<StageDecl>,
 }
@@ -35,6 +38,7 @@ impl Spec {
             fusion: None,
             device: None,
             seed: None,
+            seeds: None,
             metrics: None,
             stages: Vec::new(),
         }
@@ -129,6 +133,27 @@ fn apply_items(mut s: Spec, e: &ExperimentDecl, d: &mut Diags) -> Spec {
                 );
                 continue;
             }
+            // One run seed and a list of them contradict each other.
+            let other = match kw {
+                "seed" => Some("seeds"),
+                "seeds" => Some("seed"),
+                _ => None,
+            };
+            if other.is_some_and(|o| seen.contains(&o)) {
+                d.push(
+                    Diagnostic::new(
+                        item.keyword.span,
+                        format!(
+                            "experiment `{}` sets both `seed` and `seeds`",
+                            e.name.name
+                        ),
+                    )
+                    .with_hint(
+                        "`seeds [1, 2, 3]` runs one run per seed, `seed N` a single run: keep one of them",
+                    ),
+                );
+                continue;
+            }
             seen.push(kw);
         }
         match &item.kind {
@@ -141,7 +166,14 @@ fn apply_items(mut s: Spec, e: &ExperimentDecl, d: &mut Diags) -> Spec {
             ExpItemKind::Prompts { count, mode } => s.prompts = Some((count.clone(), mode.clone())),
             ExpItemKind::Fusion { kind, alpha } => s.fusion = Some((kind.clone(), *alpha)),
             ExpItemKind::Device(v) => s.device = Some(v.clone()),
-            ExpItemKind::Seed(v) => s.seed = Some(v.clone()),
+            ExpItemKind::Seed(v) => {
+                s.seed = Some(v.clone());
+                s.seeds = None;
+            }
+            ExpItemKind::Seeds(v) => {
+                s.seeds = Some(v.clone());
+                s.seed = None;
+            }
             ExpItemKind::Metrics(v) => s.metrics = Some(v.clone()),
             ExpItemKind::Stages(list) => {
                 s.stages = list.clone();

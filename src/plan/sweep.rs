@@ -236,7 +236,11 @@ pub fn apply(spec: &mut Spec, path: &Ident, value: &Value, d: &mut Diags) {
             }
         }
         ["device"] => spec.device = Some(value.clone()),
-        ["seed"] => spec.seed = Some(value.clone()),
+        // The seed axis is the replicate axis: it replaces the base's `seeds`.
+        ["seed"] => {
+            spec.seed = Some(value.clone());
+            spec.seeds = None;
+        }
         ["metrics"] => spec.metrics = Some(value.clone()),
         ["stages", stage, key] => {
             if let Some(st) = spec.stages.iter_mut().find(|s| s.name() == *stage) {

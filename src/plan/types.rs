@@ -18,6 +18,12 @@ pub struct ExperimentPlan {
     pub experiment: String,
     /// Set for sweep points.
     pub sweep: Option<SweepPoint>,
+    /// The group of runs this one repeats over seeds: the name without its
+    /// seed assignment (`exp` for `exp[seed=2]`, `sw[prompts=5]` for
+    /// `sw[prompts=5,seed=2]`); the run's own name when it has no repeats.
+    /// Empty in plans stored before groups existed (see [`Self::group_name`]).
+    #[serde(default)]
+    pub group: String,
     pub dataset: DatasetPlan,
     /// Field-to-text template; present whenever a PLM is used.
     pub template: Option<TemplatePlan>,
@@ -32,6 +38,17 @@ pub struct ExperimentPlan {
     pub seed: u64,
     /// Metrics reported on validation and test, in order (default `[auc, logloss]`).
     pub metrics: Vec<MetricKind>,
+}
+
+impl ExperimentPlan {
+    /// The run's group name; a plan from before groups is its own group.
+    pub fn group_name(&self) -> &str {
+        if self.group.is_empty() {
+            &self.name
+        } else {
+            &self.group
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -178,7 +178,7 @@ impl Range {
     }
 }
 
-fn found(v: &Value) -> String {
+pub fn found(v: &Value) -> String {
     match &v.kind {
         ValueKind::Number { text, .. } => format!("`{text}`"),
         ValueKind::Word(w) => format!("`{w}`"),

@@ -100,6 +100,9 @@ const COLUMNS: &[(&str, &str, Ty, Better)] = &[
     ("valid_auc", "best_valid_auc", Ty::Num, Better::Higher),
     ("test_auc", "test_auc", Ty::Num, Better::Higher),
     ("test_logloss", "test_logloss", Ty::Num, Better::Lower),
+    ("group", "group_name", Ty::Text, Better::Neither),
+    ("group_name", "group_name", Ty::Text, Better::Neither),
+    ("group_id", "group_id", Ty::Num, Better::Neither),
 ];
 
 /// Per-stage metrics: `<stage>.<metric>`.
@@ -132,6 +135,12 @@ pub(crate) enum Field {
         stage: String,
         metric: &'static str,
     },
+    /// `<stage>.valid.<key>`: a metric of the stage's validation (PA-MLM's
+    /// `mlm_acc`, `prompt_gap`, `prompt_gap[title]`) at its best epoch.
+    Extra {
+        stage: String,
+        key: String,
+    },
 }
 
 impl Field {
@@ -140,6 +149,7 @@ impl Field {
             Field::Column { better, .. } => *better,
             Field::Param(_) => Better::Neither,
             Field::Stage { metric, .. } => stage_metric_better(metric),
+            Field::Extra { key, .. } => extra_better(key),
         }
     }
 
@@ -147,7 +157,7 @@ impl Field {
         match self {
             Field::Column { ty_num, .. } => *ty_num,
             Field::Param(_) => false,
-            Field::Stage { .. } => true,
+            Field::Stage { .. } | Field::Extra { .. } => true,
         }
     }
 
@@ -163,6 +173,37 @@ impl Field {
                 binds: vec![Bind::Text(key.clone())],
             },
             Field::Stage { stage, metric } => stage_metric_sql(stage, metric),
+            // The best epoch's validation (the last one when none is marked best).
+            Field::Extra { stage, key } => Sql {
+                sql: "(SELECT json_extract(e.extra_json, '$.\"' || ? || '\"') FROM evaluations e \
+                      LEFT JOIN stages st ON st.run_id = e.run_id AND st.stage = e.stage \
+                      WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'valid' \
+                      ORDER BY (e.epoch = st.best_epoch) DESC, e.epoch DESC LIMIT 1)"
+                    .into(),
+                binds: vec![Bind::Text(key.clone()), Bind::Text(stage.clone())],
+            },
+        }
+    }
+
+    /// SQL for the field's numeric value: params their numeric reading,
+    /// numeric fields as a real, text fields NULL.
+    pub fn number_sql(&self) -> Sql {
+        match self {
+            Field::Param(key) => Sql {
+                sql: "(SELECT p.num FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
+                binds: vec![Bind::Text(key.clone())],
+            },
+            f if f.is_num() => {
+                let v = f.value_sql();
+                Sql {
+                    sql: format!("CAST({} AS DOUBLE PRECISION)", v.sql),
+                    binds: v.binds,
+                }
+            }
+            _ => Sql {
+                sql: "CAST(NULL AS DOUBLE PRECISION)".into(),
+                binds: vec![],
+            },
         }
     }
 
@@ -209,6 +250,17 @@ fn stage_metric_better(metric: &str) -> Better {
     if metric.ends_with("_auc") || metric.ends_with("samples_per_s") {
         Better::Higher
     } else if metric.ends_with("_logloss") || metric == "seconds" {
+        Better::Lower
+    } else {
+        Better::Neither
+    }
+}
+
+/// Accuracies and prompt gaps: higher; losses: lower; counts: neither.
+fn extra_better(key: &str) -> Better {
+    if key.starts_with("mlm_acc") || key.starts_with("prompt_gap") || key.ends_with("_auc") {
+        Better::Higher
+    } else if key.contains("loss") {
         Better::Lower
     } else {
         Better::Neither
@@ -267,6 +319,17 @@ pub(crate) fn resolve_field(name: &str) -> Result<Field, String> {
         if stage.is_empty() {
             return Err(format!("`{name}` names no stage before the dot"));
         }
+        if let Some(key) = metric.strip_prefix("valid.") {
+            if key.is_empty() {
+                return Err(format!(
+                    "`{name}` needs a metric after `valid.`, e.g. `{stage}.valid.prompt_gap`"
+                ));
+            }
+            return Ok(Field::Extra {
+                stage: stage.to_string(),
+                key: key.to_string(),
+            });
+        }
         return match STAGE_METRICS.iter().find(|m| **m == metric) {
             Some(m) => Ok(Field::Stage {
                 stage: stage.to_string(),
@@ -275,7 +338,8 @@ pub(crate) fn resolve_field(name: &str) -> Result<Field, String> {
             None => {
                 let hint = suggest(metric, STAGE_METRICS.iter().copied());
                 Err(format!(
-                    "unknown stage metric `{metric}` in `{name}`{hint}; stage metrics: {}",
+                    "unknown stage metric `{metric}` in `{name}`{hint}; stage metrics: {}, \
+                     or valid.<key> for another validation metric at the best epoch (valid.mlm_acc, valid.prompt_gap)",
                     STAGE_METRICS.join(", ")
                 ))
             }

@@ -39,6 +39,9 @@
 //! * Step metrics (`loss`, `lr`, `samples_per_s`): [`Store::metric_series`]`(id, stage, key)`,
 //!   and for polling [`Store::metrics_since`]`(id, last_seen_id, limit)` /
 //!   [`Store::logs_since`]`(id, last_seen_id)` (ids only grow).
+//! * Groups (a run's repeats over seeds): [`RunSummary::group_id`]/`group_name`,
+//!   [`Store::group`]`(id)`, [`Store::groups_named`]`(name)`, [`Store::group_runs`]`(id)`;
+//!   statistics over them in `crate::stats`.
 //! * [`Store::best_run`]`(metric, experiment)`, [`Store::export`]`(ids)` (stable JSON,
 //!   [`to_csv`]), [`Store::delete_runs`]`(ids)`.
 //!
@@ -58,6 +61,7 @@ mod db;
 mod dialect;
 mod export;
 mod filter;
+mod groups;
 mod params;
 pub mod process;
 mod read;
@@ -72,11 +76,14 @@ pub use export::{
     EXPORT_FORMAT, EXPORT_VERSION,
 };
 pub use filter::Better;
+pub use groups::GroupInfo;
 pub use read::{
     Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary,
     StageInfo,
 };
-pub use recorder::{InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH};
+pub use recorder::{
+    group_key, InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH,
+};
 pub use target::{default_db, DbTarget};
 
 pub(crate) use db::{connect_options, runtime, SqliteMode};

@@ -35,6 +35,10 @@ pub struct RunSummary {
     pub best_valid_auc: Option<f64>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
+    /// The run's group (its repeats over seeds); set for every run since
+    /// migration 0003.
+    pub group_id: Option<i64>,
+    pub group_name: Option<String>,
 }
 
 impl<'r> sqlx::FromRow<'r, AnyRow> for RunSummary {
@@ -57,6 +61,8 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for RunSummary {
             best_valid_auc: row.try_get("best_valid_auc")?,
             test_auc: row.try_get("test_auc")?,
             test_logloss: row.try_get("test_logloss")?,
+            group_id: row.try_get("group_id")?,
+            group_name: row.try_get("group_name")?,
         })
     }
 }
@@ -350,6 +356,44 @@ impl Store {
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
 
+    /// A field's numeric value for a run (`test_auc`, `joint.valid_auc`,
+    /// `params.prompts.count`); None when the run has none. A param that is
+    /// not a number is an invalid-input error.
+    pub fn field_number(&self, run_id: i64, field: &str) -> Result<Option<f64>> {
+        let f = filter::field_arg("--metric", field)?;
+        let mut v = Sql::default();
+        v.push("SELECT ");
+        v.append(f.number_sql());
+        v.push(" AS n, CAST(");
+        v.append(f.value_sql());
+        v.push(" AS TEXT) AS t FROM run_summary s WHERE s.id = ");
+        v.push_bind(Bind::Int(run_id));
+        let sql = v.render(self.dialect().placeholders());
+        let mut q: Query<'_> = sqlx::query(&sql);
+        for b in &v.binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Real(x) => q.bind(*x),
+                Bind::Int(x) => q.bind(*x),
+            };
+        }
+        let row = self
+            .block_on(q.fetch_optional(self.pool()))
+            .context("reading a field")?;
+        let Some(row) = row else {
+            return Err(invalid(format!("no run {run_id} in {}", self.target())));
+        };
+        let number: Option<f64> = row.try_get("n").context("reading a field")?;
+        let text: Option<String> = row.try_get("t").context("reading a field")?;
+        match (number, text) {
+            (Some(n), _) => Ok(Some(n)),
+            (None, None) => Ok(None),
+            (None, Some(text)) => Err(invalid(format!(
+                "`{field}` of run {run_id} is not a number (`{text}`)"
+            ))),
+        }
+    }
+
     pub fn params(&self, run_id: i64) -> Result<Vec<(String, String)>> {
         self.block_on(
             sqlx::query_as("SELECT key, value FROM params WHERE run_id = $1 ORDER BY key")
@@ -546,6 +590,11 @@ impl Store {
             sqlx::query("DELETE FROM experiments WHERE id NOT IN (SELECT experiment_id FROM runs)")
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "DELETE FROM run_groups WHERE id NOT IN (SELECT group_id FROM runs WHERE group_id IS NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok::<usize, sqlx::Error>(n as usize)
         })

@@ -49,6 +49,8 @@ pub struct NewRun<'a> {
     pub params: Vec<(String, String)>,
     /// `k=v,k=v` for sweep points.
     pub sweep_point: Option<String>,
+    /// The run's group (`plan.group_name()`): its name without the seed.
+    pub group: String,
     /// The resolved device ("cpu", "cuda:0").
     pub device: String,
     pub seed: u64,
@@ -74,6 +76,7 @@ impl<'a> NewRun<'a> {
                     .collect::<Vec<_>>()
                     .join(",")
             }),
+            group: plan.group_name().to_string(),
             device: device.to_string(),
             seed: plan.seed,
         }
@@ -269,6 +272,12 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// A group's identity across processes and machines: the experiment file's
+/// hash and the group name (as migration 0003 computes it for old runs).
+pub fn group_key(file_hash: &str, group: &str) -> String {
+    format!("{file_hash}/{group}")
+}
+
 impl Store {
     /// Inserts the run as RUNNING (with its experiment and params) and starts
     /// its writer.
@@ -328,11 +337,27 @@ async fn insert_run(
             .bind(&hash)
             .fetch_one(&mut *tx)
             .await?;
+    // Another process running the same file's other seeds may create the group first.
+    let key = group_key(&hash, &info.group);
+    sqlx::query(
+        "INSERT INTO run_groups (key, name, experiment_id, created_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&key)
+    .bind(&info.group)
+    .bind(experiment_id)
+    .bind(&ts)
+    .execute(&mut *tx)
+    .await?;
+    let group_id: i64 = sqlx::query_scalar("SELECT id FROM run_groups WHERE key = $1")
+        .bind(&key)
+        .fetch_one(&mut *tx)
+        .await?;
     let pid = std::process::id();
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO runs (experiment_id, name, sweep_point, status, started_at, device, host, pid, proc_start,
-                           crate_version, seed, plan_yaml)
-         VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                           crate_version, seed, plan_yaml, group_id)
+         VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(experiment_id)
     .bind(&info.plan.name)
@@ -346,6 +371,7 @@ async fn insert_run(
     // Seeds above i64::MAX keep their bits (read back as u64).
     .bind(info.seed as i64)
     .bind(plan_yaml)
+    .bind(group_id)
     .fetch_one(&mut *tx)
     .await?;
     for (key, value) in &info.params {

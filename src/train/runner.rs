@@ -93,6 +93,9 @@ impl StageSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     pub run: String,
+    /// The run's group (its repeats over seeds) and its seed.
+    pub group: String,
+    pub seed: u64,
     pub device: String,
     pub stages: Vec<StageSummary>,
     /// The plan's `metrics`: what the summary shows.
@@ -242,6 +245,8 @@ pub fn run_experiment(
     }
     Ok(RunSummary {
         run: plan.name.clone(),
+        group: plan.group_name().to_string(),
+        seed: plan.seed,
         device: device_name(&device),
         stages,
         metrics: plan.metrics.clone(),

@@ -26,6 +26,7 @@ pub fn experiment(
         name: "t".into(),
         experiment: "t".into(),
         sweep: None,
+        group: String::new(),
         dataset,
         template,
         plm: max_len.map(|max_len| PlmPlan {

@@ -29,6 +29,7 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
         name: name.to_string(),
         experiment: "movielens".to_string(),
         sweep: None,
+        group: String::new(),
         dataset: DatasetPlan {
             name: "synthetic".into(),
             source: SourcePlan::Synthetic(SyntheticSource {

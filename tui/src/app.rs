@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::model::{DataSource, RunDetail, RunStatus, RunSummary};
+use crate::model::{DataSource, GroupComparison, GroupSummary, RunDetail, RunStatus, RunSummary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -146,6 +146,17 @@ pub struct App {
     pub banner: Option<String>,
     /// Where the data comes from, for the title bar.
     pub source_label: String,
+    /// The Runs view lists groups (runs repeated over seeds) instead of runs.
+    pub show_groups: bool,
+    pub groups: Vec<GroupSummary>,
+    pub group_cursor: usize,
+    /// Groups picked for comparison: A, then B (at most two).
+    pub selected_groups: Vec<i64>,
+    /// The runs table shows only this group's runs (Enter on a group; Esc clears).
+    pub group_filter: Option<i64>,
+    /// The Compare view compares the two selected groups instead of runs.
+    pub compare_groups: bool,
+    pub group_compare: Option<GroupComparison>,
     /// Details fetched once per run for finished runs (they no longer change).
     cache: HashMap<i64, RunDetail>,
 }
@@ -180,32 +191,82 @@ impl App {
             notice: None,
             banner: None,
             source_label: String::new(),
+            show_groups: false,
+            groups: Vec::new(),
+            group_cursor: 0,
+            selected_groups: Vec::new(),
+            group_filter: None,
+            compare_groups: false,
+            group_compare: None,
             cache: HashMap::new(),
         }
     }
 
-    /// Runs after filtering and sorting, as the table shows them.
-    pub fn visible_runs(&self) -> Vec<&RunSummary> {
-        let words: Vec<String> = self
-            .filter
+    fn filter_words(&self) -> Vec<String> {
+        self.filter
             .split_whitespace()
             .map(|w| w.to_lowercase())
+            .collect()
+    }
+
+    /// Groups after filtering, newest first, as the groups table shows them.
+    pub fn visible_groups(&self) -> Vec<&GroupSummary> {
+        let words = self.filter_words();
+        let mut v: Vec<&GroupSummary> = self
+            .groups
+            .iter()
+            .filter(|g| {
+                let hay = format!("g{} {} {}", g.id, g.name, g.experiment).to_lowercase();
+                words.iter().all(|w| hay.contains(w.as_str()))
+            })
             .collect();
+        v.sort_by_key(|g| std::cmp::Reverse(g.id));
+        v
+    }
+
+    pub fn cursor_group(&self) -> Option<&GroupSummary> {
+        self.visible_groups().get(self.group_cursor).copied()
+    }
+
+    /// The name of the group the runs table is limited to.
+    pub fn group_filter_name(&self) -> Option<String> {
+        let id = self.group_filter?;
+        Some(
+            self.groups
+                .iter()
+                .find(|g| g.id == id)
+                .map(|g| format!("g{id} {}", g.name))
+                .or_else(|| {
+                    self.runs
+                        .iter()
+                        .find(|r| r.group_id == Some(id))
+                        .and_then(|r| r.group.clone())
+                        .map(|n| format!("g{id} {n}"))
+                })
+                .unwrap_or_else(|| format!("g{id}")),
+        )
+    }
+
+    /// Runs after filtering and sorting, as the table shows them.
+    pub fn visible_runs(&self) -> Vec<&RunSummary> {
+        let words = self.filter_words();
         let mut v: Vec<&RunSummary> = self
             .runs
             .iter()
+            .filter(|r| self.group_filter.is_none() || r.group_id == self.group_filter)
             .filter(|r| {
                 if words.is_empty() {
                     return true;
                 }
                 let hay = format!(
-                    "#{} {} {} {} {} {}",
+                    "#{} {} {} {} {} {} {}",
                     r.id,
                     r.experiment,
                     r.name,
                     r.sweep_point.as_deref().unwrap_or(""),
                     r.status.as_str(),
-                    r.device
+                    r.device,
+                    r.group.as_deref().unwrap_or("")
                 )
                 .to_lowercase();
                 words.iter().all(|w| hay.contains(w.as_str()))
@@ -266,7 +327,33 @@ impl App {
         self.restore_cursor(keep);
 
         match self.view {
+            View::Runs if self.show_groups => {
+                let keep = self.cursor_group().map(|g| g.id);
+                match src.groups() {
+                    Ok(groups) => self.groups = groups,
+                    Err(e) => errors.push(e),
+                }
+                let known: Vec<i64> = self.groups.iter().map(|g| g.id).collect();
+                self.selected_groups.retain(|id| known.contains(id));
+                self.restore_group_cursor(keep);
+            }
             View::Runs => {}
+            View::Compare if self.compare_groups => match self.selected_groups.as_slice() {
+                &[a, b] => match src.group_comparison(a, b) {
+                    Ok(c) => self.group_compare = Some(c),
+                    Err(e) => {
+                        errors.push(e);
+                        if self
+                            .group_compare
+                            .as_ref()
+                            .is_some_and(|c| (c.a.id, c.b.id) != (a, b))
+                        {
+                            self.group_compare = None;
+                        }
+                    }
+                },
+                _ => self.group_compare = None,
+            },
             View::Live => {
                 match self.live_target() {
                     Some(id) => match self.detail(src, id) {
@@ -321,6 +408,25 @@ impl App {
         Ok(d)
     }
 
+    fn restore_group_cursor(&mut self, keep: Option<i64>) {
+        let visible = self.visible_groups();
+        if let Some(i) = keep.and_then(|id| visible.iter().position(|g| g.id == id)) {
+            self.group_cursor = i;
+            return;
+        }
+        self.group_cursor = self.group_cursor.min(visible.len().saturating_sub(1));
+    }
+
+    fn move_group_cursor(&mut self, by: isize) {
+        let n = self.visible_groups().len();
+        if n == 0 {
+            self.group_cursor = 0;
+            return;
+        }
+        let i = (self.group_cursor as isize + by).clamp(0, n as isize - 1);
+        self.group_cursor = i as usize;
+    }
+
     fn restore_cursor(&mut self, keep: Option<i64>) {
         let visible = self.visible_runs();
         let n = visible.len();
@@ -358,6 +464,13 @@ impl App {
                 if self.view == View::Runs && !self.filter.is_empty() {
                     self.filter.clear();
                     self.restore_cursor(None);
+                    self.restore_group_cursor(None);
+                } else if self.view == View::Runs
+                    && !self.show_groups
+                    && self.group_filter.is_some()
+                {
+                    self.group_filter = None;
+                    self.restore_cursor(None);
                 } else {
                     self.quit = true;
                 }
@@ -384,12 +497,15 @@ impl App {
             KeyCode::Backspace => {
                 self.filter.pop();
             }
+            KeyCode::Up if self.show_groups => self.move_group_cursor(-1),
+            KeyCode::Down if self.show_groups => self.move_group_cursor(1),
             KeyCode::Up => self.move_cursor(-1),
             KeyCode::Down => self.move_cursor(1),
             KeyCode::Char(c) => self.filter.push(c),
             _ => {}
         }
         self.restore_cursor(keep);
+        self.restore_group_cursor(None);
     }
 
     fn move_cursor(&mut self, by: isize) {
@@ -403,6 +519,16 @@ impl App {
     }
 
     fn on_runs_key(&mut self, key: KeyEvent) {
+        if key.code == KeyCode::Char('v') {
+            self.show_groups = !self.show_groups;
+            // The next refresh fetches the groups; keep the cursor in range meanwhile.
+            self.restore_group_cursor(None);
+            return;
+        }
+        if self.show_groups {
+            self.on_groups_key(key);
+            return;
+        }
         match key.code {
             KeyCode::Up | KeyCode::Char('k') => self.move_cursor(-1),
             KeyCode::Down | KeyCode::Char('j') => self.move_cursor(1),
@@ -431,6 +557,7 @@ impl App {
             KeyCode::Char('c') => {
                 if self.selected.len() >= 2 {
                     self.stage_pick = None;
+                    self.compare_groups = false;
                     self.view = View::Compare;
                 } else {
                     self.notice = Some("select at least 2 runs with space to compare".into());
@@ -457,6 +584,54 @@ impl App {
                     self.restore_cursor(keep);
                 }
             }
+            _ => {}
+        }
+    }
+
+    fn on_groups_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.move_group_cursor(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_group_cursor(1),
+            KeyCode::PageUp => self.move_group_cursor(-10),
+            KeyCode::PageDown => self.move_group_cursor(10),
+            KeyCode::Home | KeyCode::Char('g') => self.group_cursor = 0,
+            KeyCode::End | KeyCode::Char('G') => self.move_group_cursor(isize::MAX / 2),
+            KeyCode::Enter => {
+                if let Some(id) = self.cursor_group().map(|g| g.id) {
+                    self.group_filter = Some(id);
+                    self.show_groups = false;
+                    self.filter.clear();
+                    self.cursor = 0;
+                }
+            }
+            KeyCode::Char(' ') => {
+                if let Some(id) = self.cursor_group().map(|g| g.id) {
+                    if let Some(i) = self.selected_groups.iter().position(|&s| s == id) {
+                        self.selected_groups.remove(i);
+                    } else {
+                        if self.selected_groups.len() == 2 {
+                            // A comparison has two sides: the oldest pick makes room.
+                            self.selected_groups.remove(0);
+                        }
+                        self.selected_groups.push(id);
+                    }
+                    self.move_group_cursor(1);
+                }
+            }
+            KeyCode::Char('x') => self.selected_groups.clear(),
+            KeyCode::Char('c') => {
+                if self.selected_groups.len() == 2 {
+                    self.compare_groups = true;
+                    self.group_compare = None;
+                    self.view = View::Compare;
+                } else {
+                    self.notice = Some(
+                        "select two groups with space to compare (the first picked is A, the second B)"
+                            .into(),
+                    );
+                }
+            }
+            KeyCode::Char('/') => self.filter_editing = true,
             _ => {}
         }
     }
@@ -515,6 +690,7 @@ impl App {
 
     fn on_compare_key(&mut self, key: KeyEvent) {
         match key.code {
+            KeyCode::Char('v') => self.compare_groups = !self.compare_groups,
             KeyCode::Char('r') => self.raw = !self.raw,
             KeyCode::Char('s') => {
                 let mut names: Vec<String> = Vec::new();
@@ -526,6 +702,12 @@ impl App {
                     }
                 }
                 self.stage_pick = next_stage(&names, self.stage_pick.as_deref());
+            }
+            KeyCode::Char('x') if self.compare_groups => {
+                self.selected_groups.clear();
+                self.group_compare = None;
+                self.compare_groups = false;
+                self.view = View::Runs;
             }
             KeyCode::Char('x') => {
                 self.selected.clear();

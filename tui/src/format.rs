@@ -30,6 +30,24 @@ pub fn metric(v: Option<f64>) -> String {
     }
 }
 
+/// `0.7100 ± 0.0100`, `0.7100` for one value, a dash for none.
+pub fn mean_sd(m: &crate::model::MeanSd) -> String {
+    match (m.mean, m.sd) {
+        (Some(x), Some(sd)) if x.is_finite() => format!("{x:.4} ± {sd:.4}"),
+        (Some(x), _) => metric(Some(x)),
+        (None, _) => "—".into(),
+    }
+}
+
+/// A difference with its sign: `+0.0233`, `-0.0100`, or a dash.
+pub fn signed(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:+.4}"),
+        Some(_) => "NaN".into(),
+        None => "—".into(),
+    }
+}
+
 /// Compact number for axis labels: `0.693`, `1.2e-4`, `12k`.
 pub fn axis(v: f64) -> String {
     if !v.is_finite() {
@@ -78,5 +96,11 @@ mod tests {
         assert_eq!(axis(0.6521), "0.652");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
+        let m = |n, mean, sd| crate::model::MeanSd { n, mean, sd };
+        assert_eq!(mean_sd(&m(3, Some(0.71), Some(0.01))), "0.7100 ± 0.0100");
+        assert_eq!(mean_sd(&m(1, Some(0.71), None)), "0.7100");
+        assert_eq!(mean_sd(&m(0, None, None)), "—");
+        assert_eq!(signed(Some(0.07 / 3.0)), "+0.0233");
+        assert_eq!(signed(Some(-0.01)), "-0.0100");
     }
 }

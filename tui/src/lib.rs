@@ -15,8 +15,9 @@ pub mod ui;
 
 pub use app::{App, Follow, SortKey, View};
 pub use model::{
-    DataSource, EpochEval, LogLevel, LogLine, RunDetail, RunStatus, RunSummary, Split,
-    StageProgress, StageSeries, StageState,
+    DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, MeanSd,
+    MetricComparison, PairedDiff, RunDetail, RunStatus, RunSummary, SeedDiff, Split, StageProgress,
+    StageSeries, StageState,
 };
 
 use ratatui::backend::TestBackend;

@@ -57,6 +57,9 @@ pub struct RunSummary {
     /// Final test metrics of the run's last stage that has them.
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
+    /// The group of runs this one repeats over seeds (`g<id>` in the CLI).
+    pub group_id: Option<i64>,
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,9 +278,91 @@ impl RunDetail {
     }
 }
 
+/// `n` values as mean ± sample standard deviation (computed by the caller).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MeanSd {
+    pub n: usize,
+    pub mean: Option<f64>,
+    /// None below two values.
+    pub sd: Option<f64>,
+}
+
+/// A group: the runs repeating one configuration over seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSummary {
+    pub id: i64,
+    /// The run name without its seed (`scratch`, `sweep[prompts=5]`).
+    pub name: String,
+    pub experiment: String,
+    pub runs: usize,
+    pub finished: usize,
+    /// Seeds with a finished run, ascending.
+    pub seeds: Vec<u64>,
+    /// Over the seeds (the latest finished run of each).
+    pub test_auc: MeanSd,
+    pub test_logloss: MeanSd,
+    pub best_valid_auc: MeanSd,
+}
+
+/// One seed of a paired comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedDiff {
+    pub seed: u64,
+    pub a_run: i64,
+    pub b_run: i64,
+    pub a: f64,
+    pub b: f64,
+    /// b − a.
+    pub diff: f64,
+}
+
+/// The paired difference B − A over the seeds both groups have.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairedDiff {
+    pub n: usize,
+    pub mean: Option<f64>,
+    /// Standard error of the mean difference (sd / √n).
+    pub se: Option<f64>,
+    /// Seeds where B is better in the metric's direction, where A is, ties.
+    pub b_better: usize,
+    pub a_better: usize,
+    pub ties: usize,
+    pub per_seed: Vec<SeedDiff>,
+}
+
+/// One metric of a group comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricComparison {
+    /// `test AUC`.
+    pub label: String,
+    /// Some(true): higher is better; Some(false): lower; None: neither.
+    pub higher_is_better: Option<bool>,
+    pub a: MeanSd,
+    pub b: MeanSd,
+    pub paired: PairedDiff,
+}
+
+/// Group B against group A.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupComparison {
+    pub a: GroupSummary,
+    pub b: GroupSummary,
+    pub metrics: Vec<MetricComparison>,
+}
+
 /// What the app polls. The root crate implements it over the run database;
 /// tests implement it over fixtures. Errors are messages shown in the footer.
 pub trait DataSource {
     fn runs(&mut self) -> Result<Vec<RunSummary>, String>;
     fn run_detail(&mut self, id: i64) -> Result<RunDetail, String>;
+    /// Run groups, any order (the view sorts). A source without groups has none.
+    fn groups(&mut self) -> Result<Vec<GroupSummary>, String> {
+        Ok(Vec::new())
+    }
+    /// Group `b` against group `a`, paired by seed.
+    fn group_comparison(&mut self, a: i64, b: i64) -> Result<GroupComparison, String> {
+        Err(format!(
+            "cannot compare g{a} and g{b}: this source has no run groups"
+        ))
+    }
 }

@@ -292,3 +292,104 @@ fn a_resumed_run_is_reloaded_not_served_from_the_cache() {
     assert_eq!(d.summary.status, RunStatus::Running);
     assert!(d.logs.is_empty());
 }
+
+#[test]
+fn v_toggles_groups_and_groups_are_picked_as_a_then_b() {
+    let mut fix = grouped();
+    let mut app = App::default();
+    app.refresh(&mut fix);
+    assert!(app.groups.is_empty(), "groups are fetched only when shown");
+    press(&mut app, KeyCode::Char('v'));
+    assert!(app.show_groups);
+    app.refresh(&mut fix);
+    // Newest group first.
+    let gids: Vec<i64> = app.visible_groups().iter().map(|g| g.id).collect();
+    assert_eq!(gids, [7, 6, 2]);
+    // c with fewer than two groups says what to do.
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.view, View::Runs);
+    assert!(app.notice.as_deref().unwrap_or("").contains("two groups"));
+    // Pick scratch (g6) as A, then clickprompt (g7) as B.
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char('g'));
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.selected_groups, [6, 7]);
+    // A third pick replaces the oldest.
+    press(&mut app, KeyCode::Char('G'));
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.selected_groups, [7, 2]);
+    // Space on a picked group unpicks it.
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.selected_groups, [7]);
+    press(&mut app, KeyCode::Char('x'));
+    assert!(app.selected_groups.is_empty());
+    press(&mut app, KeyCode::Char('g'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.selected_groups, [6, 7]);
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.view, View::Compare);
+    assert!(app.compare_groups);
+    app.refresh(&mut fix);
+    let c = app.group_compare.as_ref().expect("comparison loaded");
+    assert_eq!((c.a.id, c.b.id), (6, 7));
+    // v switches the Compare view back to runs; x leaves for the groups table.
+    press(&mut app, KeyCode::Char('v'));
+    assert!(!app.compare_groups);
+    press(&mut app, KeyCode::Char('v'));
+    press(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.view, View::Runs);
+    assert!(app.show_groups && app.selected_groups.is_empty() && app.group_compare.is_none());
+}
+
+#[test]
+fn enter_on_a_group_lists_its_runs_and_esc_lists_all_again() {
+    let mut fix = grouped();
+    let mut app = App::default();
+    app.refresh(&mut fix);
+    let all = ids(&app).len();
+    assert_eq!(all, 11);
+    press(&mut app, KeyCode::Char('v'));
+    app.refresh(&mut fix);
+    press(&mut app, KeyCode::Down); // g6 scratch
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.show_groups);
+    assert_eq!(app.group_filter, Some(6));
+    assert_eq!(ids(&app), [8, 7, 6]);
+    assert_eq!(app.group_filter_name().as_deref(), Some("g6 scratch"));
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.quit, "Esc first clears the group");
+    assert_eq!(ids(&app).len(), all);
+    press(&mut app, KeyCode::Esc);
+    assert!(app.quit);
+}
+
+#[test]
+fn the_filter_applies_to_groups_too() {
+    let mut fix = grouped();
+    let mut app = App::default();
+    press(&mut app, KeyCode::Char('v'));
+    app.refresh(&mut fix);
+    press(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "click");
+    press(&mut app, KeyCode::Enter);
+    let gids: Vec<i64> = app.visible_groups().iter().map(|g| g.id).collect();
+    assert_eq!(gids, [7]);
+    assert_eq!(app.cursor_group().map(|g| g.id), Some(7));
+    // Runs match their group's name as well.
+    press(&mut app, KeyCode::Char('v'));
+    assert_eq!(ids(&app), [11, 10, 9]);
+}
+
+#[test]
+fn a_source_without_groups_shows_none() {
+    let (mut app, mut fix) = loaded();
+    press(&mut app, KeyCode::Char('v'));
+    app.refresh(&mut fix);
+    assert!(app.groups.is_empty());
+    assert!(app.error.is_none());
+}

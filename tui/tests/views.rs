@@ -229,3 +229,120 @@ fn every_view_survives_any_terminal_size() {
         }
     }
 }
+
+#[test]
+fn groups_view_shows_mean_sd_over_seeds() {
+    let mut fix = grouped();
+    let mut app = App::new(Follow::Auto, View::Runs);
+    app.on_key(key(KeyCode::Char('v')));
+    app.refresh(&mut fix);
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Char(' ')));
+    let text = render_text(&app, W, H);
+    for want in [
+        "Groups · 3 of 3",
+        "A g6",
+        "g7",
+        "clickprompt",
+        "sweep[prompts=5]",
+        "0.7333 ± 0.0153",
+        "0.7100 ± 0.0100",
+        "0.7390",
+        "3/3",
+        "1/2",
+        "1,2,3",
+        "v runs",
+    ] {
+        assert!(text.contains(want), "missing {want:?}\n{text}");
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let row = |g: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with('│') && l.contains(&format!(" {g} ")))
+            .unwrap_or_else(|| panic!("no row {g}\n{text}"))
+    };
+    assert!(row("g7") < row("g6") && row("g6") < row("g2"));
+    assert!(lines[row("g6")].contains('A'), "{text}");
+    snapshot("groups", &text);
+}
+
+#[test]
+fn compare_view_of_two_groups_shows_the_paired_difference() {
+    let mut fix = grouped();
+    let mut app = App::new(Follow::Auto, View::Runs);
+    app.on_key(key(KeyCode::Char('v')));
+    app.refresh(&mut fix);
+    for k in ['j', ' ', 'g', ' ', 'c'] {
+        app.on_key(key(KeyCode::Char(k)));
+    }
+    assert_eq!(app.view, View::Compare);
+    app.refresh(&mut fix);
+    let text = render_text(&app, W, H);
+    for want in [
+        "Compare groups: B against A",
+        " A  g6 scratch",
+        " B  g7 clickprompt",
+        "seeds 1,2,3",
+        "test AUC",
+        "higher",
+        "0.7100 ± 0.0100",
+        "0.7333 ± 0.0153",
+        "+0.0233",
+        "0.0120",
+        "+1.94",
+        "2 of 3 (1 tied)",
+        "test LogLoss",
+        "lower",
+        "1 of 3 (1 tied)",
+        "Per seed: B − A",
+        "#6",
+        "#11",
+        "+0.0300",
+        "+0.0400",
+        "-0.0100",
+    ] {
+        assert!(text.contains(want), "missing {want:?}\n{text}");
+    }
+    snapshot("compare_groups", &text);
+}
+
+#[test]
+fn group_views_survive_any_terminal_size() {
+    let mut fix = grouped();
+    let mut app = App::new(Follow::Auto, View::Runs);
+    app.show_groups = true;
+    app.selected_groups = vec![6, 7];
+    for (view, groups) in [
+        (View::Runs, true),
+        (View::Compare, true),
+        (View::Compare, false),
+    ] {
+        app.view = view;
+        app.compare_groups = groups;
+        app.refresh(&mut fix);
+        for (w, h) in [
+            (200, 60),
+            (80, 24),
+            (40, 12),
+            (20, 6),
+            (3, 3),
+            (1, 1),
+            (0, 0),
+        ] {
+            let text = render_text(&app, w, h);
+            assert!(text.lines().all(|l| l.chars().count() <= w as usize));
+            assert_eq!(text.lines().count(), h as usize);
+        }
+    }
+}
+
+#[test]
+fn help_lists_the_group_keys() {
+    let mut fix = grouped();
+    let mut app = app_with(&mut fix.runs, Follow::Auto, View::Runs);
+    app.on_key(key(KeyCode::Char('?')));
+    let text = render_text(&app, W, H);
+    assert!(text.contains("runs ↔ groups of seed repeats"), "{text}");
+    assert!(text.contains("pick group A, then B"), "{text}");
+}

@@ -15,8 +15,11 @@ const KEYS: &[(&str, &str)] = &[
     ("PgUp PgDn g G", "page, first, last"),
     ("Enter", "open the run in the live view"),
     ("space", "select / unselect a run for comparison"),
-    ("c", "compare the selected runs"),
+    ("c", "compare the selected runs (groups: A against B)"),
     ("x", "clear the selection"),
+    ("v", "runs ↔ groups of seed repeats (mean ± sd)"),
+    ("Enter (groups)", "show the group's runs (Esc: all runs)"),
+    ("space (groups)", "pick group A, then B, to compare"),
     ("/", "filter runs by typing (Enter keeps, Esc clears)"),
     ("s S ← →", "sort by next / previous column"),
     ("1-9", "sort by column n (again: reverse)"),
@@ -25,7 +28,7 @@ const KEYS: &[(&str, &str)] = &[
     ("s", "Live/Compare: cycle the stage charted"),
     ("f", "Live: follow the newest running run"),
     ("?", "this help (any key closes)"),
-    ("q Esc", "quit (Esc first clears a filter)"),
+    ("q Esc", "quit (Esc first clears a filter or group)"),
     ("Ctrl-C", "quit (interrupts a run started with --dash)"),
 ];
 

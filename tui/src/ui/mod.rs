@@ -3,6 +3,8 @@
 
 mod charts;
 mod compare;
+mod group_compare;
+mod groups;
 mod help;
 mod live;
 mod runs;
@@ -50,8 +52,10 @@ pub fn draw(f: &mut Frame, app: &App) {
     .areas(f.area());
     draw_tabs(f, app, top);
     match app.view {
+        View::Runs if app.show_groups => groups::draw(f, app, body),
         View::Runs => runs::draw(f, app, body),
         View::Live => live::draw(f, app, body),
+        View::Compare if app.compare_groups => group_compare::draw(f, app, body),
         View::Compare => compare::draw(f, app, body),
     }
     draw_footer(f, app, footer);
@@ -119,6 +123,14 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         ])
     } else {
         let keys: &[(&str, &str)] = match app.view {
+            View::Runs if app.show_groups => &[
+                ("↑↓", "move"),
+                ("Enter", "runs"),
+                ("space", "pick A/B"),
+                ("c", "compare"),
+                ("/", "filter"),
+                ("v", "runs"),
+            ],
             View::Runs => &[
                 ("↑↓", "move"),
                 ("Enter", "open"),
@@ -127,6 +139,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
                 ("/", "filter"),
                 ("s", "sort"),
                 ("r", "reverse"),
+                ("v", "groups"),
             ],
             View::Live => &[
                 ("↑↓", "prev/next run"),
@@ -135,7 +148,13 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
                 ("s", "stage"),
                 ("f", "follow newest"),
             ],
-            View::Compare => &[("r", "raw/smoothed"), ("s", "stage"), ("x", "clear")],
+            View::Compare if app.compare_groups => &[("v", "runs"), ("x", "clear")],
+            View::Compare => &[
+                ("r", "raw/smoothed"),
+                ("s", "stage"),
+                ("x", "clear"),
+                ("v", "groups"),
+            ],
         };
         let mut spans = Vec::new();
         for (k, what) in keys

@@ -19,10 +19,15 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     if !app.filter.is_empty() {
         title.push_str(&format!("· filter \"{}\" ", app.filter));
     }
+    if let Some(g) = app.group_filter_name() {
+        title.push_str(&format!("· group {g} (Esc: all) "));
+    }
     let block = Block::bordered().title(title);
     if visible.is_empty() {
         let msg = if app.runs.is_empty() {
             "no runs yet: start one with `clickprompt run FILE.cp`"
+        } else if app.group_filter.is_some() && app.filter.is_empty() {
+            "no run in this group (Esc shows all runs)"
         } else {
             "no run matches the filter (Esc clears it)"
         };

@@ -32,6 +32,8 @@ pub fn summary(id: i64, name: &str, status: RunStatus) -> RunSummary {
         duration_s: Some(60.0 * id as f64 + 5.0),
         test_auc: None,
         test_logloss: None,
+        group_id: None,
+        group: None,
     }
 }
 
@@ -236,6 +238,142 @@ pub fn mixed() -> Fixture {
         long_name_run(4),
         nan_running_run(5),
     ])
+}
+
+/// Runs with groups: the `mixed` runs plus the groups and one comparison.
+pub struct Grouped {
+    pub runs: Fixture,
+    pub groups: Vec<GroupSummary>,
+    pub comparisons: Vec<GroupComparison>,
+}
+
+impl DataSource for Grouped {
+    fn runs(&mut self) -> Result<Vec<RunSummary>, String> {
+        self.runs.runs()
+    }
+    fn run_detail(&mut self, id: i64) -> Result<RunDetail, String> {
+        self.runs.run_detail(id)
+    }
+    fn groups(&mut self) -> Result<Vec<GroupSummary>, String> {
+        Ok(self.groups.clone())
+    }
+    fn group_comparison(&mut self, a: i64, b: i64) -> Result<GroupComparison, String> {
+        self.comparisons
+            .iter()
+            .find(|c| (c.a.id, c.b.id) == (a, b))
+            .cloned()
+            .ok_or_else(|| format!("no comparison of g{a} and g{b}"))
+    }
+}
+
+pub fn mean_sd(n: usize, mean: f64, sd: Option<f64>) -> MeanSd {
+    MeanSd {
+        n,
+        mean: Some(mean),
+        sd,
+    }
+}
+
+pub fn group(id: i64, name: &str, runs: usize, seeds: &[u64], auc: MeanSd) -> GroupSummary {
+    GroupSummary {
+        id,
+        name: name.into(),
+        experiment: "movielens".into(),
+        runs,
+        finished: seeds.len(),
+        seeds: seeds.to_vec(),
+        test_auc: auc.clone(),
+        test_logloss: mean_sd(auc.n, 0.55, auc.sd.map(|s| s / 2.0)),
+        best_valid_auc: mean_sd(auc.n, auc.mean.unwrap_or(0.0) + 0.01, auc.sd),
+    }
+}
+
+fn diff(seed: u64, a_run: i64, b_run: i64, a: f64, b: f64) -> SeedDiff {
+    SeedDiff {
+        seed,
+        a_run,
+        b_run,
+        a,
+        b,
+        diff: b - a,
+    }
+}
+
+/// Scratch (runs 6-8, AUC 0.70 0.72 0.71) against ClickPrompt (runs 9-11,
+/// AUC 0.73 0.72 0.75): differences 0.03, 0, 0.04, mean 0.0233, SE 0.0120.
+pub fn grouped() -> Grouped {
+    let mut runs = mixed();
+    let seeded = |id: i64, group: i64, name: &str, seed: u64, auc: f64| {
+        let mut d = finished_run(id, "10", [0.70, 0.71, auc], auc);
+        d.summary.sweep_point = None;
+        d.summary.name = format!("{name}[seed={seed}]");
+        d.summary.group_id = Some(group);
+        d.summary.group = Some(name.into());
+        d
+    };
+    for (i, (seed, a, b)) in [(1, 0.70, 0.73), (2, 0.72, 0.72), (3, 0.71, 0.75)]
+        .into_iter()
+        .enumerate()
+    {
+        runs.0.push(seeded(6 + i as i64, 6, "scratch", seed, a));
+        runs.0.push(seeded(9 + i as i64, 7, "clickprompt", seed, b));
+    }
+    let scratch = group(6, "scratch", 3, &[1, 2, 3], mean_sd(3, 0.71, Some(0.01)));
+    let cp = group(
+        7,
+        "clickprompt",
+        3,
+        &[1, 2, 3],
+        mean_sd(3, 0.7333, Some(0.0153)),
+    );
+    let lonely = group(2, "sweep[prompts=5]", 2, &[42], mean_sd(1, 0.739, None));
+    let auc = MetricComparison {
+        label: "test AUC".into(),
+        higher_is_better: Some(true),
+        a: scratch.test_auc.clone(),
+        b: cp.test_auc.clone(),
+        paired: PairedDiff {
+            n: 3,
+            mean: Some(0.07 / 3.0),
+            se: Some(0.012_018_504_251_546_63),
+            b_better: 2,
+            a_better: 0,
+            ties: 1,
+            per_seed: vec![
+                diff(1, 6, 9, 0.70, 0.73),
+                diff(2, 7, 10, 0.72, 0.72),
+                diff(3, 8, 11, 0.71, 0.75),
+            ],
+        },
+    };
+    let logloss = MetricComparison {
+        label: "test LogLoss".into(),
+        higher_is_better: Some(false),
+        a: mean_sd(3, 0.55, Some(0.005)),
+        b: mean_sd(3, 0.5483, Some(0.0104)),
+        paired: PairedDiff {
+            n: 3,
+            mean: Some(-0.005 / 3.0),
+            se: Some(0.0044),
+            b_better: 1,
+            a_better: 1,
+            ties: 1,
+            per_seed: vec![
+                diff(1, 6, 9, 0.55, 0.54),
+                diff(2, 7, 10, 0.545, 0.545),
+                diff(3, 8, 11, 0.555, 0.56),
+            ],
+        },
+    };
+    Grouped {
+        runs,
+        groups: vec![lonely, scratch.clone(), cp.clone()],
+        comparisons: vec![GroupComparison {
+            a: scratch,
+            b: cp,
+            metrics: vec![auc, logloss],
+        }],
+    }
 }
 
 /// Compares `text` with `tests/snapshots/<name>.txt`. Writes the file when it
