@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A sweep spread over processes with no coordinator, recorded in one PostgreSQL database: starts a
 # throw-away PostgreSQL, runs three `clickprompt run --point I` processes at once (as three Slurm
-# array tasks or three pods of an indexed Job would), then lists the runs: one experiment, one
-# sweep, every point once.
+# array tasks or three pods of an indexed Job would), each one point of a sweep over the seed, then
+# lists the runs and the groups: the whole sweep, started by three processes, is one group.
 #
 #   scripts/demo-pg-sweep.sh            # builds clickprompt (debug) first; CLICKPROMPT_BIN=... to skip
 set -euo pipefail
@@ -33,21 +33,22 @@ dataset clicks {
 experiment base {
   data clicks  plm none
   ctr dnn { embed 8, mlp [32] }
-  device cpu  seed 3
+  device cpu  seed 1
   stage finetune ctr_only { epochs 2, batch 256, lr 1e-3 }
 }
 
-sweep backbones over base { ctr in [fm, dnn, dcnv2] }
+# A sweep over the seed: its points are replicates of one configuration, one group.
+sweep replicas over base { seed in [1, 2, 3] }
 CP
 
-echo "\$ clickprompt plan sweep.cp --experiment backbones --list"
-(cd "$WORK" && "$CP" plan sweep.cp --experiment backbones --list)
+echo "\$ clickprompt plan sweep.cp --experiment replicas --list"
+(cd "$WORK" && "$CP" plan sweep.cp --experiment replicas --list)
 echo
-echo "\$ for i in 0 1 2; do clickprompt run sweep.cp --experiment backbones --point \$i --db postgres://…/sweeps & done; wait"
+echo "\$ for i in 0 1 2; do clickprompt run sweep.cp --experiment replicas --point \$i --db postgres://…/sweeps & done; wait"
 pids=()
 for i in 0 1 2; do
   (cd "$WORK" && mkdir -p "host$i" && cd "host$i" &&
-    exec "$CP" run ../sweep.cp --experiment backbones --point "$i" --db "$DB" \
+    exec "$CP" run ../sweep.cp --experiment replicas --point "$i" --db "$DB" \
       >"../point-$i.out" 2>"../point-$i.err") &
   pids+=($!)
 done
@@ -67,6 +68,6 @@ if "$CP" runs list --help | grep -q -- '--groups'; then
   "$CP" runs list --groups --db "$DB"
 fi
 echo
-echo "\$ psql … -c 'SELECT experiment, COUNT(*), MAX(test_auc) FROM run_summary GROUP BY experiment'"
-"$PG_BIN/psql" -q "$DB" -c "SELECT experiment, COUNT(*) AS runs, COUNT(DISTINCT sweep_point) AS points,
-  ROUND(MAX(test_auc)::numeric, 4) AS best_test_auc FROM run_summary GROUP BY experiment"
+echo "\$ psql … -c 'SELECT group_id, group_name, COUNT(*) … FROM run_summary GROUP BY group_id, group_name'"
+"$PG_BIN/psql" -q "$DB" -c "SELECT group_id, group_name, COUNT(*) AS runs, COUNT(DISTINCT host) AS hosts,
+  ROUND(AVG(test_auc)::numeric, 4) AS mean_test_auc FROM run_summary GROUP BY group_id, group_name"
