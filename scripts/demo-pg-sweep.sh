@@ -62,11 +62,9 @@ done
 echo
 echo "\$ clickprompt runs list --db postgres://…/sweeps"
 "$CP" runs list --db "$DB"
-if "$CP" runs list --help | grep -q -- '--groups'; then
-  echo
-  echo "\$ clickprompt runs list --groups --db postgres://…/sweeps"
-  "$CP" runs list --groups --db "$DB"
-fi
+echo
+echo "\$ clickprompt runs list --groups --db postgres://…/sweeps"
+"$CP" runs list --groups --db "$DB"
 echo
 echo "\$ psql … -c 'SELECT group_id, group_name, COUNT(*) … FROM run_summary GROUP BY group_id, group_name'"
 "$PG_BIN/psql" -q "$DB" -c "SELECT group_id, group_name, COUNT(*) AS runs, COUNT(DISTINCT host) AS hosts,

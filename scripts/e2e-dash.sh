@@ -105,7 +105,7 @@ echo "== e2e-dash: clickprompt dash --db (under tmux)"
 start_pane "'$BIN' dash --db '$WORK/runs.db'"
 wait_for "Runs · 1 of 1" 30 || fail "clickprompt dash did not list the run"
 pane | grep -q "$NAME" || fail "the runs view lacks the run's name"
-pane | grep -Eq "FINISHED +0\.[0-9]{4}" || fail "the runs view lacks the test AUC"
+pane | grep -Eq "FINISHED +[a-z_][a-z0-9_]* +0\.[0-9]{4}" || fail "the runs view lacks the best stage and its test AUC"
 tmux send-keys -t "$SESSION" Enter
 wait_for "Validation" 10 || fail "Enter did not open the live view"
 tmux send-keys -t "$SESSION" q

@@ -85,16 +85,16 @@ fn fails(db: &str, args: &[&str]) -> (i32, String) {
 }
 
 const HEADER: &str =
-    "ID  EXPERIMENT  SWEEP      SEED  STATUS    STARTED (UTC)        DURATION  BEST VALID AUC  TEST AUC  TEST LOGLOSS";
+    "ID  EXPERIMENT  SWEEP      SEED  STATUS    STARTED (UTC)        DURATION  BEST STAGE  VALID AUC  TEST AUC  TEST LOGLOSS";
 const ROW1: &str =
-    " 1  movielens   prompts=1    42  FINISHED  2026-11-29 10:00:00    10m00s          0.7200    0.7100        0.5500";
+    " 1  movielens   prompts=1    42  FINISHED  2026-11-29 10:00:00    10m00s  ctr_only       0.7200    0.7100        0.5500";
 const ROW2: &str =
-    " 2  movielens   prompts=5    42  FINISHED  2026-11-29 11:00:00    10m00s          0.8000    0.7900        0.5000";
+    " 2  movielens   prompts=5    42  FINISHED  2026-11-29 11:00:00    10m00s  ctr_only       0.8000    0.7900        0.5000";
 const ROW3: &str =
-    " 3  movielens   -            42  FAILED    2026-11-29 12:00:00     1m05s          0.6000         -             -";
+    " 3  movielens   -            42  FAILED    2026-11-29 12:00:00     1m05s  ctr_only       0.6000         -             -";
 /// Run 3 alone: narrower columns.
-const FAILED_ONLY: &str = "ID  EXPERIMENT  SWEEP  SEED  STATUS  STARTED (UTC)        DURATION  BEST VALID AUC  TEST AUC  TEST LOGLOSS
- 3  movielens   -        42  FAILED  2026-11-29 12:00:00     1m05s          0.6000         -             -
+const FAILED_ONLY: &str = "ID  EXPERIMENT  SWEEP  SEED  STATUS  STARTED (UTC)        DURATION  BEST STAGE  VALID AUC  TEST AUC  TEST LOGLOSS
+ 3  movielens   -        42  FAILED  2026-11-29 12:00:00     1m05s  ctr_only       0.6000         -             -
 ";
 
 fn list_filters_sorts_and_limits(test_db: &TestDb) {
@@ -200,7 +200,7 @@ fn bad_expressions_and_flags_are_rejected_clearly(test_db: &TestDb) {
         err,
         "invalid --where expression: unknown field `tset_auc` (did you mean `test_auc`?); fields are id, experiment, \
          name, sweep, sweep_point, status, started, started_at, ended, ended_at, duration, duration_s, device, host, \
-         seed, version, crate_version, error, final_stage, best_valid_auc, valid_auc, test_auc, test_logloss, \
+         seed, version, crate_version, error, final_stage, best_stage, best_valid_auc, valid_auc, test_auc, test_logloss, \
          group, group_name, group_id, params.<key>, and <stage>.<metric>\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^\n"
     );
     let (code, err) = fails(db, &["list", "--where", "test_auc >> 1"]);
@@ -251,7 +251,7 @@ fn show_prints_the_run_in_full(test_db: &TestDb) {
         "  duration:  10m00s",
         "  device:    cpu",
         "  seed:      42",
-        "  result:    ctr_only: best valid AUC 0.8000, test AUC 0.7900, test LogLoss 0.5000",
+        "  result:    best stage ctr_only: valid AUC 0.8000, test AUC 0.7900, test LogLoss 0.5000",
         "  STAGE     KIND      STATUS    EPOCHS  STEPS  BEST EPOCH   TIME  TRAIN SAMPLES/S  INFER SAMPLES/S",
         "  ctr_only  ctr_only  FINISHED       2  10/10           1  12.5s          20480.0          81920.0",
         "  STAGE     EPOCH  SPLIT      AUC  LOGLOSS  OTHER",

@@ -1,14 +1,16 @@
 //! Run groups in the store: ids shared by the seeds of one run across store
 //! handles (processes), the migration that gives old runs their groups, and
 //! `runs list --groups` / `runs compare gA gB` through the real binary, with
-//! the paired difference checked against a hand computation.
+//! the paired difference checked against a hand computation; on SQLite and
+//! PostgreSQL, except the migration from a SQLite file of before groups
+//! (`store_migrations` upgrades PostgreSQL databases).
 
 mod store_support;
 
 use clickprompt::plan::ExperimentPlan;
 use clickprompt::store::{group_key, NewRun, RunFilter, RunStatus, Store, SQLITE_MIGRATOR};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use store_support::*;
 
@@ -229,9 +231,8 @@ fn the_migration_gives_old_runs_one_group_per_file_and_name() {
 /// Group g1 `scratch`: an early seed-1 run (AUC 0.60, superseded), then seeds
 /// 1-3 with test AUC 0.70 0.72 0.71. Group g2 `clickprompt`: seeds 1-3 with
 /// 0.73 0.72 0.75 and a failed seed 4. Paired B − A: 0.03, 0, 0.04.
-fn fixture(dir: &tempfile::TempDir) -> PathBuf {
-    let db = db_in(dir);
-    let store = Store::open(&db).expect("open");
+fn fixture(test_db: &TestDb) -> String {
+    let store = test_db.open();
     let finished = |group: &str, seed: u64, auc: f64, ll: f64| {
         let rec = start(&store, &seeded(group, seed));
         full_run(&rec, [auc - 0.02, auc + 0.01], auc, ll, 3);
@@ -248,7 +249,7 @@ fn fixture(dir: &tempfile::TempDir) -> PathBuf {
     full_run(&rec, [0.98, 0.99], 0.99, 0.1, 3);
     rec.finish(RunStatus::Failed("boom".into()))
         .expect("finish");
-    db
+    test_db.arg()
 }
 
 fn cp(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
@@ -284,10 +285,8 @@ fn close(v: &serde_json::Value, want: f64) -> bool {
     v.as_f64().is_some_and(|x| (x - want).abs() < 1e-9)
 }
 
-#[test]
-fn list_groups_shows_mean_and_sd_over_seeds() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn list_groups_shows_mean_and_sd_over_seeds(test_db: &TestDb) {
+    let db = fixture(test_db);
     let text = ok(&db, &["list", "--groups"]);
     assert_eq!(
         text,
@@ -365,10 +364,8 @@ fn list_groups_shows_mean_and_sd_over_seeds() {
     );
 }
 
-#[test]
-fn compare_two_groups_pairs_by_seed() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn compare_two_groups_pairs_by_seed(test_db: &TestDb) {
+    let db = fixture(test_db);
     let text = ok(&db, &["compare", "g1", "g2"]);
     for want in [
         "A  g1 scratch (experiment movielens): 4 run(s), 4 finished, seeds 1,2,3",
@@ -469,10 +466,8 @@ fn compare_two_groups_pairs_by_seed() {
     assert!(close(&m[0]["paired"]["mean"], mean), "{}", m[0]);
 }
 
-#[test]
-fn group_arguments_are_checked() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn group_arguments_are_checked(test_db: &TestDb) {
+    let db = fixture(test_db);
     let (code, err) = fails(&db, &["compare", "g1", "5"]);
     assert_eq!(code, 2);
     assert!(err.contains("run ids (numbers) or groups"), "{err}");
@@ -494,6 +489,108 @@ fn group_arguments_are_checked() {
     // Plain run comparisons still work.
     let text = ok(&db, &["compare", "2", "5"]);
     assert!(text.contains("params that differ"), "{text}");
+}
+
+/// ClickPrompt groups (joint and CTR-only stages) whose best stage differs
+/// between seeds: the defaults average each run's best stage's figures, a
+/// stage named in `--metric` averages that stage's.
+fn group_compare_takes_the_best_stage_or_a_stage_by_name(test_db: &TestDb) {
+    let db = test_db.arg();
+    let store = test_db.open();
+    // (valid AUC, test AUC) of joint and CTR-only per seed; the best stage
+    // is the higher valid AUC: A joint, ctr, ctr; B joint, joint, ctr.
+    let groups = [
+        (
+            "plain",
+            [
+                ((0.78, 0.775), (0.77, 0.768)),
+                ((0.75, 0.745), (0.76, 0.760)),
+                ((0.74, 0.735), (0.75, 0.750)),
+            ],
+        ),
+        (
+            "aligned",
+            [
+                ((0.80, 0.795), (0.79, 0.785)),
+                ((0.79, 0.790), (0.78, 0.770)),
+                ((0.76, 0.755), (0.77, 0.775)),
+            ],
+        ),
+    ];
+    for (group, seeds) in groups {
+        for (i, ((jv, jt), (cv, ct))) in seeds.into_iter().enumerate() {
+            let rec = start(&store, &seeded(group, i as u64 + 1));
+            clickprompt_run(&rec, ([jv - 0.01, jv], jt), ([cv - 0.01, cv], ct));
+            finish_ok(rec);
+        }
+    }
+    drop(store);
+    let compare = |metrics: &[&str]| -> serde_json::Value {
+        let mut args = vec!["compare", "plain", "aligned", "--json"];
+        for m in metrics {
+            args.extend(["--metric", m]);
+        }
+        serde_json::from_str(&ok(&db, &args)).expect("json")
+    };
+    let paired_mean =
+        |json: &serde_json::Value, i: usize| json["metrics"][i]["paired"]["mean"].clone();
+
+    // Best stages: A 0.775 0.760 0.750, B 0.795 0.790 0.775 → diffs .020 .030 .025.
+    let json = compare(&[]);
+    assert_eq!(json["metrics"][0]["metric"], "test_auc");
+    assert!(
+        close(&json["metrics"][0]["a"]["mean"], 2.285 / 3.0),
+        "{json}"
+    );
+    assert!(close(&paired_mean(&json, 0), 0.025), "{json}");
+    // best_valid_auc: A 0.78 0.76 0.75, B 0.80 0.79 0.77.
+    assert_eq!(json["metrics"][2]["metric"], "best_valid_auc");
+    assert!(close(&paired_mean(&json, 2), 0.07 / 3.0), "{json}");
+
+    // By stage: CTR-only A 0.768 0.760 0.750, B 0.785 0.770 0.775 → .017 .010 .025;
+    // joint A 0.775 0.745 0.735, B 0.795 0.790 0.755 → .020 .045 .020.
+    let json = compare(&["ctr_only.test_auc", "joint.test_auc", "joint.valid_auc"]);
+    let m = &json["metrics"];
+    assert_eq!(m[0]["metric"], "ctr_only.test_auc");
+    assert_eq!(m[0]["better"], "higher");
+    assert_eq!(m[0]["paired"]["n"], 3);
+    assert!(close(&m[0]["a"]["mean"], 2.278 / 3.0), "{m}");
+    assert!(close(&m[0]["b"]["mean"], 2.33 / 3.0), "{m}");
+    assert!(close(&paired_mean(&json, 0), 0.052 / 3.0), "{m}");
+    assert!(close(&paired_mean(&json, 1), 0.085 / 3.0), "{m}");
+    assert!(close(&paired_mean(&json, 2), 0.08 / 3.0), "{m}");
+    assert_eq!(m[1]["paired"]["b_better"], 3);
+
+    // The table names the stage fields as given.
+    let text = ok(
+        &db,
+        &[
+            "compare",
+            "plain",
+            "aligned",
+            "--metric",
+            "ctr_only.test_logloss",
+        ],
+    );
+    assert!(text.contains("ctr_only.test_logloss"), "{text}");
+    assert!(text.contains("lower"), "{text}");
+
+    // A stage no run has is refused, as in `runs best --metric`.
+    let (code, err) = fails(
+        &db,
+        &[
+            "compare",
+            "plain",
+            "aligned",
+            "--metric",
+            "ctronly.test_auc",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid --metric `ctronly.test_auc`: no run has a stage `ctronly` (did you mean `ctr_only`?)"),
+        "{err}"
+    );
 }
 
 /// A PA-MLM stage whose best epoch (1) has prompt gap `gap`; epoch 2 is worse.
@@ -599,14 +696,12 @@ fn validation_metrics_of_a_stage_compare_over_seeds(test_db: &TestDb) {
 
 // ---------------------------------------------------------------- dashboard
 
-#[test]
-fn the_dashboard_feed_aggregates_groups_the_same_way() {
+fn the_dashboard_feed_aggregates_groups_the_same_way(test_db: &TestDb) {
     use clickprompt::dashfeed::StoreSource;
     use clickprompt_tui::DataSource;
 
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let mut src = StoreSource::open(&db).expect("open");
+    fixture(test_db);
+    let mut src = StoreSource::open(&test_db.target).expect("open");
     let runs = src.runs().expect("runs");
     let r5 = runs.iter().find(|r| r.id == 5).expect("run 5");
     assert_eq!(
@@ -682,5 +777,10 @@ fn the_dashboard_reads_a_database_from_before_groups() {
 both_backends!(
     seeds_of_one_run_share_a_group_across_store_handles,
     concurrent_starts_of_one_group_create_it_once,
+    list_groups_shows_mean_and_sd_over_seeds,
+    compare_two_groups_pairs_by_seed,
+    group_arguments_are_checked,
+    group_compare_takes_the_best_stage_or_a_stage_by_name,
     validation_metrics_of_a_stage_compare_over_seeds,
+    the_dashboard_feed_aggregates_groups_the_same_way,
 );

@@ -69,6 +69,7 @@ fn fresh_database_gets_every_migration(db: &TestDb) {
         assert_eq!(objects(db, "table", table), 1, "{table}");
     }
     assert_eq!(objects(db, "view", "run_summary"), 1);
+    assert_eq!(objects(db, "view", "stage_summary"), 1);
     assert!(store
         .list_runs(&RunFilter::default())
         .expect("list")
@@ -150,6 +151,7 @@ fn an_older_schema_is_upgraded_with_its_runs_intact(db: &TestDb) {
         (7, "movielens", "FINISHED")
     );
     assert_eq!(r.final_stage.as_deref(), Some("joint"));
+    assert_eq!(r.best_stage.as_deref(), Some("joint"));
     assert_eq!(
         (r.best_valid_auc, r.test_auc, r.test_logloss),
         (Some(0.74), Some(0.73), Some(0.54))
@@ -226,8 +228,37 @@ fn not_a_run_database(db: &TestDb) {
     }
 }
 
+/// The views' columns, in order (`SELECT *` readers and `psql`/`sqlite3`
+/// users see the same view on either backend).
+fn view_columns(db: &TestDb, view: &str) -> String {
+    db.scalar_text(&match db.dialect() {
+        Dialect::Sqlite => format!(
+            "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info('{view}') ORDER BY cid)"
+        ),
+        Dialect::Postgres => format!(
+            "SELECT string_agg(column_name::text, ',' ORDER BY ordinal_position) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{view}'"
+        ),
+    })
+}
+
+fn the_views_have_the_same_columns(db: &TestDb) {
+    drop(db.open());
+    assert_eq!(
+        view_columns(db, "run_summary"),
+        "id,experiment,name,sweep_point,status,started_at,ended_at,duration_s,device,host,seed,\
+         crate_version,error,final_stage,best_stage,group_id,group_name,best_valid_auc,test_auc,test_logloss"
+    );
+    assert_eq!(
+        view_columns(db, "stage_summary"),
+        "run_id,stage,ord,kind,status,best_epoch,seconds,train_samples_per_s,infer_samples_per_s,\
+         valid_auc,valid_logloss,test_auc,test_logloss"
+    );
+}
+
 both_backends!(
     fresh_database_gets_every_migration,
+    the_views_have_the_same_columns,
     an_older_schema_is_upgraded_with_its_runs_intact,
     a_newer_schema_is_refused_clearly,
     not_a_run_database,

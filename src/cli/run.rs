@@ -21,7 +21,7 @@ use crate::plan::{DeviceSpec, ExperimentPlan, MetricKind};
 use crate::store::{self, DbTarget, InterruptHandle, NewRun, RunRecorder, RunStatus, Store};
 use crate::train::events::{Event, EventSink, LogLevel};
 use crate::train::runner::{
-    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary,
+    device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary, StageSummary,
 };
 
 const AFTER_HELP: &str = "\
@@ -558,7 +558,8 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
 }
 
 /// Mean ± sample sd over the seeds of each group that ran more than once
-/// (the last stage's test metrics; empty when no group did).
+/// (each run's best stage's figures, as `runs list --groups` averages them;
+/// empty when no group did).
 pub fn group_table(runs: &[RunSummary]) -> String {
     let mut groups: Vec<(&str, Vec<&RunSummary>)> = Vec::new();
     for r in runs {
@@ -584,19 +585,15 @@ pub fn group_table(runs: &[RunSummary]) -> String {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let last = r
-                    .stages
-                    .iter()
-                    .rev()
-                    .find(|s| s.test_auc.is_some() || s.test_logloss.is_some());
+                let best = best_stage(&r.stages);
                 crate::stats::Member {
                     run_id: i as i64,
                     seed: r.seed,
                     finished: true,
                     values: vec![
-                        last.and_then(|s| s.test_auc),
-                        last.and_then(|s| s.test_logloss),
-                        last.and_then(|s| s.valid_auc),
+                        best.and_then(|s| s.test_auc),
+                        best.and_then(|s| s.test_logloss),
+                        best.and_then(|s| s.valid_auc),
                     ],
                 }
             })
@@ -612,6 +609,29 @@ pub fn group_table(runs: &[RunSummary]) -> String {
         ]);
     }
     render_rows(&rows, &[1, 3, 4])
+}
+
+/// The stage whose figures stand for the run, by the rule of the run
+/// database's `best_stage` (migration 0004): the highest validation AUC, the
+/// later stage on a tie; without validation AUCs, the last stage with a test
+/// AUC. Runs without any AUC (`metrics [logloss]`) fall back to their last
+/// stage with a test figure.
+fn best_stage(stages: &[StageSummary]) -> Option<&StageSummary> {
+    let valid = |s: &StageSummary| s.valid_auc.filter(|v| !v.is_nan());
+    stages
+        .iter()
+        .filter(|s| valid(s).is_some())
+        .fold(None, |best: Option<&StageSummary>, s| match best {
+            Some(b) if valid(b) > valid(s) => Some(b),
+            _ => Some(s),
+        })
+        .or_else(|| stages.iter().rev().find(|s| s.test_auc.is_some()))
+        .or_else(|| {
+            stages
+                .iter()
+                .rev()
+                .find(|s| s.test_auc.is_some() || s.test_logloss.is_some())
+        })
 }
 
 /// Aligned columns (`right` ones right-aligned) with a rule under the header.
@@ -731,4 +751,87 @@ fn stage_table(runs: &[RunSummary]) -> String {
 /// `mlm_acc[title]` and the like: one template field's share of a metric.
 fn per_field(key: &str) -> bool {
     key.ends_with(']') && key.contains('[')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(name: &str, valid_auc: Option<f64>, test: Option<(f64, f64)>) -> StageSummary {
+        StageSummary {
+            stage: name.into(),
+            kind: name.into(),
+            best_epoch: Some(1),
+            epochs_run: 1,
+            valid_auc,
+            valid_logloss: None,
+            test_auc: test.map(|t| t.0),
+            test_logloss: test.map(|t| t.1),
+            metrics: vec![],
+            seconds: 1.0,
+            train_samples_per_s: 1.0,
+            infer_samples_per_s: None,
+            best_checkpoint: None,
+        }
+    }
+
+    fn run(seed: u64, joint: (f64, f64), ctr_only: (f64, f64)) -> RunSummary {
+        RunSummary {
+            run: format!("cp[seed={seed}]"),
+            group: "cp".into(),
+            seed,
+            device: "cpu".into(),
+            stages: vec![
+                stage("pretrain", None, None),
+                stage("joint", Some(joint.0), Some((joint.1, 1.0 - joint.1))),
+                stage(
+                    "ctr_only",
+                    Some(ctr_only.0),
+                    Some((ctr_only.1, 1.0 - ctr_only.1)),
+                ),
+            ],
+            metrics: vec![MetricKind::Auc, MetricKind::Logloss],
+        }
+    }
+
+    #[test]
+    fn best_stage_follows_the_run_database_rule() {
+        let r = run(1, (0.78, 0.775), (0.77, 0.768));
+        assert_eq!(
+            best_stage(&r.stages).map(|s| s.stage.as_str()),
+            Some("joint")
+        );
+        // A tie goes to the later stage.
+        let r = run(1, (0.77, 0.775), (0.77, 0.768));
+        assert_eq!(
+            best_stage(&r.stages).map(|s| s.stage.as_str()),
+            Some("ctr_only")
+        );
+        // No validation AUC: the last stage with a test AUC.
+        let stages = vec![
+            stage("a", None, Some((0.7, 0.3))),
+            stage("b", None, Some((0.6, 0.4))),
+            stage("c", None, None),
+        ];
+        assert_eq!(best_stage(&stages).map(|s| s.stage.as_str()), Some("b"));
+        assert!(best_stage(&[stage("p", None, None)]).is_none());
+    }
+
+    #[test]
+    fn group_means_are_of_each_runs_best_stage() {
+        // Best stages: joint 0.775, CTR-only 0.760, CTR-only 0.750 → mean 0.7617;
+        // the last stages' would be 0.768, 0.760, 0.750 → 0.7593.
+        let runs = [
+            run(1, (0.78, 0.775), (0.77, 0.768)),
+            run(2, (0.75, 0.745), (0.76, 0.760)),
+            run(3, (0.74, 0.735), (0.75, 0.750)),
+        ];
+        let table = group_table(&runs);
+        let line = table
+            .lines()
+            .find(|l| l.starts_with("cp "))
+            .unwrap_or_else(|| panic!("no group line\n{table}"));
+        assert!(line.contains("0.7617 ± 0.0126"), "{table}");
+        assert!(line.contains("0.2383 ± 0.0126"), "{table}");
+    }
 }

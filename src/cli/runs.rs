@@ -11,7 +11,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::error::invalid;
-use crate::store::{self, Better, DbTarget, RunExport, RunFilter, RunSummary, Store};
+use crate::store::{self, Better, DbTarget, FieldValue, RunExport, RunFilter, RunSummary, Store};
+use std::collections::BTreeMap;
 use table::{Cell, Paint, Style, Table};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,7 +40,8 @@ pub enum RunsCommand {
     Compare(CompareArgs),
     /// The best run by a metric.
     Best(BestArgs),
-    /// Export runs as JSON (format `clickprompt.runs` v1, see docs/database.md) or CSV.
+    /// Export runs as JSON (format `clickprompt.runs` v1, see docs/database.md), CSV,
+    /// or an MLflow file store (`--format mlflow DIR`).
     Export(ExportArgs),
     /// Delete runs and everything recorded for them.
     Delete(DeleteArgs),
@@ -96,11 +98,20 @@ pub struct ListArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// One line per group (a run's repeats over seeds): runs finished/total,
-    /// seeds, mean ± sample sd of test AUC, test LogLoss and best valid AUC.
+    /// seeds, mean ± sample sd of test AUC, test LogLoss and best valid AUC
+    /// (each run's best stage's figures).
     /// The filters select member runs; --sort takes test_auc, test_logloss or best_valid_auc.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["stage", "columns"])]
     pub groups: bool,
-    /// JSON array of run summaries (with --groups: of groups).
+    /// Show these stages' figures (valid AUC, test AUC, test LogLoss) instead
+    /// of each run's best stage, e.g. `--stage joint,ctr_only`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub stage: Vec<String>,
+    /// Extra columns: any field --sort takes, e.g. `joint.test_auc,params.prompts.count`.
+    #[arg(long, value_name = "FIELD", value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// JSON array of run summaries (with a "fields" object for --stage/--columns;
+    /// with --groups: of groups).
     #[arg(long)]
     pub json: bool,
 }
@@ -164,6 +175,15 @@ pub struct BestArgs {
 pub enum ExportFormat {
     Json,
     Csv,
+    /// An MLflow file store (mlruns layout) in a folder.
+    Mlflow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointArg {
+    Skip,
+    Link,
+    Copy,
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,11 +192,16 @@ pub struct ExportArgs {
     pub db: DbArg,
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
-    /// Write to this file instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (json, csv) or folder (mlflow) instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Runs to export (default: all).
-    pub ids: Vec<i64>,
+    /// mlflow: checkpoints under each run's artifacts/checkpoints/ (symbolic links or copies).
+    #[arg(long, value_enum, default_value_t = CheckpointArg::Skip)]
+    pub checkpoints: CheckpointArg,
+    /// Runs to export (default: all). With `--format mlflow` and no --output,
+    /// the first is the folder: `runs export --format mlflow DIR [ID…]`.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -265,24 +290,65 @@ fn fmt_bytes(b: i64) -> String {
     }
 }
 
-fn runs_table(runs: &[RunSummary], style: Style) -> String {
-    let mut t = Table::new(
-        &[
-            "ID",
-            "EXPERIMENT",
-            "SWEEP",
-            "SEED",
-            "STATUS",
-            "STARTED (UTC)",
-            "DURATION",
-            "BEST VALID AUC",
-            "TEST AUC",
-            "TEST LOGLOSS",
-        ],
-        &[0, 3, 6, 7, 8, 9],
-    );
-    for r in runs {
-        t.push(vec![
+/// The figures of one stage for `--stage NAME`: (field, header).
+fn stage_fields(stage: &str) -> [String; 3] {
+    ["valid_auc", "test_auc", "test_logloss"].map(|m| format!("{stage}.{m}"))
+}
+
+/// A field value as a cell: AUC/LogLoss with 4 decimals, whole numbers as
+/// such, other numbers with 4 decimals, text as it is.
+fn fmt_field(name: &str, v: Option<&FieldValue>) -> String {
+    match v {
+        None => "-".into(),
+        Some(FieldValue::Text(t)) => t.clone(),
+        Some(FieldValue::Num(x)) => {
+            let metric = name.ends_with("auc") || name.ends_with("logloss");
+            if !metric && x.fract() == 0.0 && x.abs() < 1e15 {
+                format!("{}", *x as i64)
+            } else {
+                format!("{x:.4}")
+            }
+        }
+    }
+}
+
+/// The runs table: run columns, then the best stage's figures (or, when
+/// `fields` replace them, those), then any extra field columns.
+fn runs_table(
+    runs: &[(RunSummary, Vec<Option<FieldValue>>)],
+    fields: &[String],
+    replace_figures: bool,
+    style: Style,
+) -> String {
+    let mut head: Vec<&str> = vec![
+        "ID",
+        "EXPERIMENT",
+        "SWEEP",
+        "SEED",
+        "STATUS",
+        "STARTED (UTC)",
+        "DURATION",
+    ];
+    if !replace_figures {
+        head.extend(["BEST STAGE", "VALID AUC", "TEST AUC", "TEST LOGLOSS"]);
+    }
+    let fixed = head.len();
+    head.extend(fields.iter().map(String::as_str));
+    let mut right: Vec<usize> = vec![0, 3, 6];
+    if !replace_figures {
+        right.extend([8, 9, 10]);
+    }
+    for (i, _) in fields.iter().enumerate() {
+        let numeric = runs
+            .iter()
+            .any(|(_, v)| matches!(v.get(i), Some(Some(FieldValue::Num(_)))));
+        if numeric {
+            right.push(fixed + i);
+        }
+    }
+    let mut t = Table::new(&head, &right);
+    for (r, values) in runs {
+        let mut row: Vec<Cell> = vec![
             r.id.to_string().into(),
             r.experiment.clone().into(),
             r.sweep_point.clone().unwrap_or_else(|| "-".into()).into(),
@@ -290,12 +356,30 @@ fn runs_table(runs: &[RunSummary], style: Style) -> String {
             Cell::painted(r.status.clone(), table::status_paint(&r.status)),
             fmt_time(&r.started_at).into(),
             fmt_duration(r.duration_s).into(),
-            fmt_metric(r.best_valid_auc).into(),
-            fmt_metric(r.test_auc).into(),
-            fmt_metric(r.test_logloss).into(),
-        ]);
+        ];
+        if !replace_figures {
+            row.extend([
+                Cell::from(r.best_stage.clone().unwrap_or_else(|| "-".into())),
+                fmt_metric(r.best_valid_auc).into(),
+                fmt_metric(r.test_auc).into(),
+                fmt_metric(r.test_logloss).into(),
+            ]);
+        }
+        for (i, name) in fields.iter().enumerate() {
+            row.push(fmt_field(name, values.get(i).and_then(Option::as_ref)).into());
+        }
+        t.push(row);
     }
     t.render(style)
+}
+
+/// A run of `runs list --json`: its summary, and the fields asked for.
+#[derive(serde::Serialize)]
+struct ListedRun<'a> {
+    #[serde(flatten)]
+    summary: &'a RunSummary,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    fields: BTreeMap<&'a str, Option<&'a FieldValue>>,
 }
 
 fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
@@ -342,15 +426,60 @@ fn list(a: ListArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         descending,
         limit: a.limit,
     };
-    let runs = store.list_runs(&filter)?;
+    let mut fields: Vec<String> = Vec::new();
+    let stages: Vec<&str> = a
+        .stage
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !stages.is_empty() {
+        let known = store.stage_names()?;
+        for st in &stages {
+            if !known.iter().any(|k| k == st) {
+                let hint = crate::store::suggest_name(st, &known);
+                let there = if known.is_empty() {
+                    "no run has recorded a stage yet".to_string()
+                } else {
+                    format!("stages: {}", known.join(", "))
+                };
+                return Err(invalid(format!(
+                    "invalid --stage `{st}`: no run has a stage `{st}`{hint}; {there}"
+                )));
+            }
+            fields.extend(stage_fields(st));
+        }
+    }
+    fields.extend(
+        a.columns
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty()),
+    );
+    let runs = store.list_runs_with(&filter, &fields)?;
     if a.json {
-        return json_line(out, &runs);
+        let listed: Vec<ListedRun> = runs
+            .iter()
+            .map(|(summary, values)| ListedRun {
+                summary,
+                fields: fields
+                    .iter()
+                    .map(String::as_str)
+                    .zip(values.iter().map(Option::as_ref))
+                    .collect(),
+            })
+            .collect();
+        return json_line(out, &listed);
     }
     if runs.is_empty() {
         writeln!(out, "no runs match in {}", store.target())?;
         return Ok(());
     }
-    write!(out, "{}", runs_table(&runs, style))?;
+    write!(
+        out,
+        "{}",
+        runs_table(&runs, &fields, !stages.is_empty(), style)
+    )?;
     Ok(())
 }
 
@@ -401,8 +530,8 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     kv.push((
         "result",
         format!(
-            "{}: best valid AUC {}, test AUC {}, test LogLoss {}",
-            s.final_stage.as_deref().unwrap_or("-"),
+            "best stage {}: valid AUC {}, test AUC {}, test LogLoss {}",
+            s.best_stage.as_deref().unwrap_or("-"),
             fmt_metric(s.best_valid_auc),
             fmt_metric(s.test_auc),
             fmt_metric(s.test_logloss)
@@ -859,18 +988,41 @@ fn best(a: BestArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         run.id,
         style.paint(Paint::Best, &value)
     )?;
-    write!(out, "{}", runs_table(std::slice::from_ref(&run), style))?;
+    write!(
+        out,
+        "{}",
+        runs_table(&[(run, Vec::new())], &[], false, style)
+    )?;
     Ok(())
 }
 
 // ---------------------------------------------------------------- export
 
+fn run_ids(args: &[String]) -> Result<Vec<i64>> {
+    args.iter()
+        .map(|a| {
+            a.trim()
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("invalid run id `{a}`: run ids are whole numbers")))
+        })
+        .collect()
+}
+
 fn export(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    if a.format == ExportFormat::Mlflow {
+        return export_mlflow(a, out);
+    }
+    if a.checkpoints != CheckpointArg::Skip {
+        return Err(invalid(
+            "--checkpoints goes with --format mlflow (JSON and CSV list checkpoints by path)",
+        ));
+    }
+    let ids = run_ids(&a.ids)?;
     let store = a.db.open()?;
-    let doc = store.export(&a.ids)?;
+    let doc = store.export(&ids)?;
     let text = match a.format {
-        ExportFormat::Json => serde_json::to_string_pretty(&doc).context("rendering JSON")? + "\n",
         ExportFormat::Csv => store::to_csv(&doc),
+        _ => serde_json::to_string_pretty(&doc).context("rendering JSON")? + "\n",
     };
     match &a.output {
         Some(path) => {
@@ -879,6 +1031,62 @@ fn export(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
         }
         None => out.write_all(text.as_bytes())?,
     }
+    Ok(())
+}
+
+fn export_mlflow(a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    let (dir, ids) = match (&a.output, a.ids.split_first()) {
+        (Some(dir), _) => (dir.clone(), run_ids(&a.ids)?),
+        (None, Some((dir, rest))) => (PathBuf::from(dir), run_ids(rest)?),
+        (None, None) => return Err(invalid(
+            "--format mlflow writes a folder: `clickprompt runs export --format mlflow DIR [ID…]`",
+        )),
+    };
+    let store = a.db.open()?;
+    let mode = match a.checkpoints {
+        CheckpointArg::Skip => store::CheckpointMode::Skip,
+        CheckpointArg::Link => store::CheckpointMode::Link,
+        CheckpointArg::Copy => store::CheckpointMode::Copy,
+    };
+    let r = store.export_mlflow(&ids, &dir, mode)?;
+    writeln!(
+        out,
+        "exported {} run(s) in {} experiment(s), {} metric values, to the MLflow file store {}",
+        r.runs,
+        r.experiments,
+        r.metric_values,
+        r.dir.display()
+    )?;
+    if mode != store::CheckpointMode::Skip {
+        writeln!(
+            out,
+            "checkpoints: {} {}{}",
+            r.checkpoints,
+            if mode == store::CheckpointMode::Link {
+                "linked"
+            } else {
+                "copied"
+            },
+            if r.checkpoints_missing > 0 {
+                format!(", {} no longer on disk", r.checkpoints_missing)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    if r.params_truncated > 0 {
+        writeln!(
+            out,
+            "note: {} param value(s) cut to MLflow's {} characters",
+            r.params_truncated,
+            store::MAX_PARAM_CHARS
+        )?;
+    }
+    writeln!(
+        out,
+        "browse: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {}",
+        r.dir.display()
+    )?;
     Ok(())
 }
 
@@ -899,7 +1107,9 @@ fn delete(a: DeleteArgs, out: &mut dyn Write, style: Style) -> Result<()> {
                 "refusing to delete without confirmation: stdin is not a terminal; pass --yes to delete",
             ));
         }
-        write!(out, "{}", runs_table(&runs, style))?;
+        let rows: Vec<(RunSummary, Vec<Option<FieldValue>>)> =
+            runs.iter().map(|r| (r.clone(), Vec::new())).collect();
+        write!(out, "{}", runs_table(&rows, &[], false, style))?;
         out.flush()?;
         eprint!(
             "Delete {} run(s) and all their metrics, evaluations and artifacts records? [y/N] ",

@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clickprompt_tui::{
     DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, RunDetail, RunStatus,
-    RunSummary, Split, StageProgress, StageSeries, StageState,
+    RunSummary, Split, StageFigures, StageProgress, StageSeries, StageState,
 };
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -228,31 +228,38 @@ impl StoreSource {
         let sql = format!(
             "SELECT r.id, x.name AS experiment, r.name, r.sweep_point, r.status, r.device,
                     r.started_at, r.ended_at, r.host, r.pid, r.proc_start, r.error,
-                    (SELECT s.stage FROM stages s
-                      WHERE s.run_id = r.id
-                        AND EXISTS (SELECT 1 FROM evaluations e
-                                     WHERE e.run_id = r.id AND e.stage = s.stage
-                                       AND e.split IN ('valid', 'test') AND e.auc IS NOT NULL)
-                      ORDER BY s.ord DESC LIMIT 1) AS final_stage,
                     {group_cols}
                FROM runs r JOIN experiments x ON x.id = r.experiment_id {group_join}
                {filter} ORDER BY r.id"
         );
         let binds: Vec<i64> = only.into_iter().collect();
         let rows = self.query(&sql, &binds)?;
-        let test_sql = if only.is_some() {
-            "SELECT run_id, stage, epoch, auc, logloss FROM evaluations
-              WHERE split = 'test' AND run_id = $1 ORDER BY run_id, epoch"
+        let eval_filter = if only.is_some() {
+            "AND e.run_id = $1"
         } else {
-            "SELECT run_id, stage, epoch, auc, logloss FROM evaluations
-              WHERE split = 'test' ORDER BY run_id, epoch"
+            ""
         };
-        let tests = self.query(test_sql, &binds)?;
-        // (run, stage) → the latest test evaluation.
-        let mut test: HashMap<(i64, String), (Option<f64>, Option<f64>)> = HashMap::new();
-        for t in &tests {
-            let key = (get::<i64>(t, "run_id")?, get::<String>(t, "stage")?);
-            test.insert(key, (get(t, "auc")?, get(t, "logloss")?));
+        let evals = self.query(
+            &format!(
+                "SELECT e.run_id, e.stage, e.split, e.auc, e.logloss FROM evaluations e
+                   LEFT JOIN stages st ON st.run_id = e.run_id AND st.stage = e.stage
+                  WHERE e.split IN ('valid', 'test') {eval_filter}
+                  ORDER BY e.run_id, st.ord, e.stage, e.epoch"
+            ),
+            &binds,
+        )?;
+        let mut figures: HashMap<i64, Vec<StageFigures>> = HashMap::new();
+        for e in &evals {
+            let stages = figures.entry(get::<i64>(e, "run_id")?).or_default();
+            let stage: String = get(e, "stage")?;
+            let auc: Option<f64> = get(e, "auc")?;
+            rows::add_evaluation(
+                stages,
+                stage,
+                &get::<String>(e, "split")?,
+                auc,
+                get(e, "logloss")?,
+            );
         }
         let now = Utc::now();
         let mut out = Vec::with_capacity(rows.len());
@@ -273,10 +280,8 @@ impl StoreSource {
             } else {
                 rows::seconds_between(&started_at, ended_at.as_deref(), now)
             };
-            let final_stage: Option<String> = get(r, "final_stage")?;
-            let (test_auc, test_logloss) = final_stage
-                .and_then(|s| test.get(&(id, s)).copied())
-                .unwrap_or((None, None));
+            let stages = rows::with_auc(figures.remove(&id).unwrap_or_default());
+            let best = StageFigures::best(&stages).cloned().unwrap_or_default();
             out.push((
                 RunSummary {
                     id,
@@ -287,8 +292,10 @@ impl StoreSource {
                     device: get(r, "device")?,
                     started_at,
                     duration_s,
-                    test_auc,
-                    test_logloss,
+                    best_stage: (!best.stage.is_empty()).then_some(best.stage),
+                    test_auc: best.test_auc,
+                    test_logloss: best.test_logloss,
+                    stages,
                     group_id: get(r, "group_id")?,
                     group: get(r, "group_name")?,
                 },

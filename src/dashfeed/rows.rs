@@ -1,7 +1,7 @@
 //! Row → view-type conversions and the little time arithmetic they need.
 
 use chrono::{DateTime, Utc};
-use clickprompt_tui::{RunStatus, StageState};
+use clickprompt_tui::{RunStatus, StageFigures, StageState};
 
 pub fn parse_ts(ts: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(ts)
@@ -43,6 +43,48 @@ pub fn stage_state(stored: &str, run: RunStatus) -> StageState {
 /// elsewhere are taken at their word.
 pub fn process_alive(host: &str, pid: i64, proc_start: Option<&str>) -> bool {
     crate::store::process::liveness(host, pid, proc_start) != crate::store::process::Liveness::Dead
+}
+
+/// Folds one valid or test evaluation (rows in stage, then epoch order) into
+/// the stage figures: the best validation AUC over epochs, the latest test.
+pub fn add_evaluation(
+    stages: &mut Vec<StageFigures>,
+    stage: String,
+    split: &str,
+    auc: Option<f64>,
+    logloss: Option<f64>,
+) {
+    let i = match stages.iter().position(|s| s.stage == stage) {
+        Some(i) => i,
+        None => {
+            stages.push(StageFigures {
+                stage,
+                ..Default::default()
+            });
+            stages.len() - 1
+        }
+    };
+    let s = &mut stages[i];
+    match split {
+        "valid" => {
+            if let Some(a) = auc {
+                s.valid_auc = Some(s.valid_auc.map_or(a, |v| v.max(a)));
+            }
+        }
+        "test" => {
+            s.test_auc = auc;
+            s.test_logloss = logloss;
+        }
+        _ => {}
+    }
+}
+
+/// The stages that have an AUC (PA-MLM stages only have MLM figures).
+pub fn with_auc(stages: Vec<StageFigures>) -> Vec<StageFigures> {
+    stages
+        .into_iter()
+        .filter(|s| s.valid_auc.is_some() || s.test_auc.is_some())
+        .collect()
 }
 
 /// `extra_json` ({"mlm_acc": 0.41, "mlm_loss": null}) as (key, value) pairs;

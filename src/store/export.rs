@@ -49,6 +49,8 @@ pub struct RunExport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SummaryExport {
     pub final_stage: Option<String>,
+    /// The stage chosen on validation AUC; the figures below are its.
+    pub best_stage: Option<String>,
     pub best_valid_auc: Option<f64>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
@@ -155,6 +157,7 @@ impl Store {
             file_hash: d.file_hash,
             summary: SummaryExport {
                 final_stage: s.final_stage,
+                best_stage: s.best_stage,
                 best_valid_auc: s.best_valid_auc,
                 test_auc: s.test_auc,
                 test_logloss: s.test_logloss,
@@ -211,6 +214,7 @@ pub fn to_csv(doc: &ExportDoc) -> String {
         "group",
         "crate_version",
         "final_stage",
+        "best_stage",
         "best_valid_auc",
         "test_auc",
         "test_logloss",
@@ -252,6 +256,7 @@ pub fn to_csv(doc: &ExportDoc) -> String {
             r.group.clone().unwrap_or_default(),
             r.crate_version.clone(),
             r.summary.final_stage.clone().unwrap_or_default(),
+            r.summary.best_stage.clone().unwrap_or_default(),
             num(r.summary.best_valid_auc),
             num(r.summary.test_auc),
             num(r.summary.test_logloss),

@@ -10,14 +10,19 @@
 //! field   := column | params.<key> | <stage>.<metric>
 //! ```
 //!
-//! Expressions compile to SQL over the `run_summary` view (alias `s`) with
-//! every user value bound as a parameter; field names only select from fixed
-//! SQL fragments, so no user text ever reaches the SQL string. The SQL is the
-//! same for SQLite and PostgreSQL; placeholders are written `?` and numbered
-//! for the backend by [`Sql::render`].
+//! The grammar is `grammar/where.pest`, parsed in `filter/parse.rs`; every
+//! SQL fragment is made here. Expressions compile to SQL over the
+//! `run_summary` view (alias `s`) with every user value bound as a parameter;
+//! field names only select from fixed SQL fragments, so no user text ever
+//! reaches the SQL string. The SQL is the same for SQLite and PostgreSQL;
+//! placeholders are written `?` and numbered for the backend by [`Sql::render`].
+
+mod parse;
 
 use super::dialect::Placeholders;
 use crate::error::invalid;
+use parse::At;
+pub(crate) use parse::StageRef;
 
 /// A value bound to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +101,7 @@ const COLUMNS: &[(&str, &str, Ty, Better)] = &[
     ("crate_version", "crate_version", Ty::Text, Better::Neither),
     ("error", "error", Ty::Text, Better::Neither),
     ("final_stage", "final_stage", Ty::Text, Better::Neither),
+    ("best_stage", "best_stage", Ty::Text, Better::Neither),
     ("best_valid_auc", "best_valid_auc", Ty::Num, Better::Higher),
     ("valid_auc", "best_valid_auc", Ty::Num, Better::Higher),
     ("test_auc", "test_auc", Ty::Num, Better::Higher),
@@ -358,7 +364,7 @@ pub(crate) fn fields_help() -> String {
     )
 }
 
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
     candidates
         .map(|c| (strsim::levenshtein(&name.to_ascii_lowercase(), c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
@@ -367,360 +373,15 @@ fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String 
         .unwrap_or_default()
 }
 
-// ---------------------------------------------------------------- lexer
+// ---------------------------------------------------------------- SQL of tests
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    LParen,
-    RParen,
-    Op(&'static str),
-    Num(f64),
-    Str(String),
-    Word(String),
-}
-
-#[derive(Debug, Clone)]
-struct Token {
-    tok: Tok,
-    start: usize,
-    end: usize,
-    text: String,
-}
-
-/// An error at a byte range of the expression.
-struct At {
-    start: usize,
-    end: usize,
-    msg: String,
-}
-
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/')
-}
-
-fn lex(src: &str) -> Result<Vec<Token>, At> {
-    let mut out = Vec::new();
-    let chars: Vec<(usize, char)> = src.char_indices().collect();
-    let mut i = 0;
-    let end_of = |j: usize| chars.get(j).map(|c| c.0).unwrap_or(src.len());
-    while i < chars.len() {
-        let (pos, c) = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        let start = pos;
-        let (tok, next) = match c {
-            '(' => (Tok::LParen, i + 1),
-            ')' => (Tok::RParen, i + 1),
-            '~' => (Tok::Op("~"), i + 1),
-            '=' => {
-                if chars.get(i + 1).map(|c| c.1) == Some('=') {
-                    (Tok::Op("="), i + 2)
-                } else {
-                    (Tok::Op("="), i + 1)
-                }
-            }
-            '!' | '<' | '>' => {
-                let n = chars.get(i + 1).map(|c| c.1);
-                match (c, n) {
-                    ('!', Some('=')) => (Tok::Op("!="), i + 2),
-                    ('<', Some('>')) => (Tok::Op("!="), i + 2),
-                    ('<', Some('=')) => (Tok::Op("<="), i + 2),
-                    ('>', Some('=')) => (Tok::Op(">="), i + 2),
-                    ('<', _) => (Tok::Op("<"), i + 1),
-                    ('>', _) => (Tok::Op(">"), i + 1),
-                    _ => {
-                        return Err(At {
-                            start,
-                            end: end_of(i + 1),
-                            msg: "`!` must be followed by `=`".into(),
-                        });
-                    }
-                }
-            }
-            '\'' | '"' => {
-                let mut j = i + 1;
-                let mut s = String::new();
-                let mut closed = false;
-                while j < chars.len() {
-                    let ch = chars[j].1;
-                    if ch == '\\' && j + 1 < chars.len() {
-                        s.push(chars[j + 1].1);
-                        j += 2;
-                        continue;
-                    }
-                    if ch == c {
-                        closed = true;
-                        j += 1;
-                        break;
-                    }
-                    s.push(ch);
-                    j += 1;
-                }
-                if !closed {
-                    return Err(At {
-                        start,
-                        end: src.len(),
-                        msg: format!("unterminated text: missing closing {c}"),
-                    });
-                }
-                (Tok::Str(s), j)
-            }
-            c if c.is_ascii_digit()
-                || ((c == '-' || c == '+' || c == '.') && next_is_digit(&chars, i)) =>
-            {
-                let mut j = i + 1;
-                while j < chars.len() {
-                    let ch = chars[j].1;
-                    let prev = chars[j - 1].1;
-                    if ch.is_ascii_digit()
-                        || ch == '.'
-                        || ch == 'e'
-                        || ch == 'E'
-                        || ((ch == '-' || ch == '+') && (prev == 'e' || prev == 'E'))
-                    {
-                        j += 1;
-                    } else {
-                        break;
-                    }
-                }
-                let text = &src[start..end_of(j)];
-                if j < chars.len() && is_word_char(chars[j].1) {
-                    let mut k = j;
-                    while k < chars.len() && is_word_char(chars[k].1) {
-                        k += 1;
-                    }
-                    return Err(At {
-                        start,
-                        end: end_of(k),
-                        msg: format!(
-                            "`{}` is not a number (quote text that starts with a digit)",
-                            &src[start..end_of(k)]
-                        ),
-                    });
-                }
-                match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() => (Tok::Num(v), j),
-                    _ => {
-                        return Err(At {
-                            start,
-                            end: end_of(j),
-                            msg: format!("`{text}` is not a number"),
-                        })
-                    }
-                }
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                let mut j = i + 1;
-                while j < chars.len() && is_word_char(chars[j].1) {
-                    j += 1;
-                }
-                (Tok::Word(src[start..end_of(j)].to_string()), j)
-            }
-            other => {
-                return Err(At {
-                    start,
-                    end: end_of(i + 1),
-                    msg: format!("unexpected character `{other}`"),
-                });
-            }
-        };
-        let end = end_of(next);
-        out.push(Token {
-            tok,
-            start,
-            end,
-            text: src[start..end].to_string(),
-        });
-        i = next;
-    }
-    Ok(out)
-}
-
-fn next_is_digit(chars: &[(usize, char)], i: usize) -> bool {
-    chars.get(i + 1).is_some_and(|c| {
-        c.1.is_ascii_digit()
-            || (c.1 == '.' && chars.get(i + 2).is_some_and(|d| d.1.is_ascii_digit()))
-    })
-}
-
-// ---------------------------------------------------------------- parser
-
-const MAX_DEPTH: usize = 64;
-
-struct Parser<'a> {
-    toks: &'a [Token],
-    pos: usize,
-    src_len: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<&'a Token> {
-        self.toks.get(self.pos)
-    }
-
-    fn keyword(&self, kw: &str) -> bool {
-        matches!(self.peek(), Some(Token { tok: Tok::Word(w), .. }) if w.eq_ignore_ascii_case(kw))
-    }
-
-    fn err_here(&self, msg: impl Into<String>) -> At {
-        match self.peek() {
-            Some(t) => At {
-                start: t.start,
-                end: t.end,
-                msg: msg.into(),
-            },
-            None => At {
-                start: self.src_len,
-                end: self.src_len,
-                msg: msg.into(),
-            },
-        }
-    }
-
-    fn found(&self) -> String {
-        match self.peek() {
-            Some(t) => format!("found `{}`", t.text),
-            None => "the expression ended".into(),
-        }
-    }
-
-    fn or(&mut self, depth: usize) -> Result<Sql, At> {
-        let mut left = self.and(depth)?;
-        while self.keyword("or") {
-            self.pos += 1;
-            let right = self.and(depth)?;
-            left = combine(left, "OR", right);
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self, depth: usize) -> Result<Sql, At> {
-        let mut left = self.unary(depth)?;
-        while self.keyword("and") {
-            self.pos += 1;
-            let right = self.unary(depth)?;
-            left = combine(left, "AND", right);
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self, depth: usize) -> Result<Sql, At> {
-        if depth > MAX_DEPTH {
-            return Err(self.err_here(format!("expression nested deeper than {MAX_DEPTH} levels")));
-        }
-        if self.keyword("not") {
-            self.pos += 1;
-            let inner = self.unary(depth + 1)?;
-            // NULL comparisons count as false, so NOT of them is true.
-            return Ok(Sql {
-                sql: format!("NOT COALESCE({}, FALSE)", inner.sql),
-                binds: inner.binds,
-            });
-        }
-        match self.peek() {
-            Some(Token {
-                tok: Tok::LParen, ..
-            }) => {
-                self.pos += 1;
-                let inner = self.or(depth + 1)?;
-                match self.peek() {
-                    Some(Token {
-                        tok: Tok::RParen, ..
-                    }) => {
-                        self.pos += 1;
-                        Ok(Sql {
-                            sql: format!("({})", inner.sql),
-                            binds: inner.binds,
-                        })
-                    }
-                    _ => Err(self.err_here(format!("expected `)`, {}", self.found()))),
-                }
-            }
-            Some(Token {
-                tok: Tok::Word(w),
-                start,
-                end,
-                ..
-            }) if !is_keyword(w) => {
-                let field = resolve_field(w).map_err(|msg| At {
-                    start: *start,
-                    end: *end,
-                    msg,
-                })?;
-                self.pos += 1;
-                self.test(&field, w)
-            }
-            _ => Err(self.err_here(format!(
-                "expected a field name such as `test_auc` or `params.ctr.embed`, {}",
-                self.found()
-            ))),
-        }
-    }
-
-    fn test(&mut self, field: &Field, name: &str) -> Result<Sql, At> {
-        if self.keyword("is") {
-            self.pos += 1;
-            let negate = self.keyword("not");
-            if negate {
-                self.pos += 1;
-            }
-            if !self.keyword("null") {
-                return Err(self.err_here(format!("expected `null` after `is`, {}", self.found())));
-            }
-            self.pos += 1;
-            return Ok(null_test(field, negate));
-        }
-        let op = match self.peek() {
-            Some(Token {
-                tok: Tok::Op(op), ..
-            }) => *op,
-            _ => {
-                return Err(self.err_here(format!(
-                    "expected an operator (=, !=, <, <=, >, >=, ~, is null) after `{name}`, {}",
-                    self.found()
-                )))
-            }
-        };
-        self.pos += 1;
-        let Some(vtok) = self.peek() else {
-            return Err(self.err_here(format!(
-                "expected a value after `{op}`, the expression ended"
-            )));
-        };
-        let value = match &vtok.tok {
-            Tok::Num(v) => Value::Num(*v, vtok.text.clone()),
-            Tok::Str(s) => Value::Text(s.clone()),
-            Tok::Word(w) if !is_keyword(w) => Value::Text(w.clone()),
-            _ => {
-                return Err(
-                    self.err_here(format!("expected a value after `{op}`, {}", self.found()))
-                )
-            }
-        };
-        let at = |msg: String| At {
-            start: vtok.start,
-            end: vtok.end,
-            msg,
-        };
-        self.pos += 1;
-        compare(field, name, op, value).map_err(at)
-    }
-}
-
-enum Value {
+/// A value as written: a number (with its text) or text.
+pub(super) enum Value {
     Num(f64, String),
     Text(String),
 }
 
-fn is_keyword(w: &str) -> bool {
-    ["and", "or", "not", "is", "null"]
-        .iter()
-        .any(|k| w.eq_ignore_ascii_case(k))
-}
-
-fn combine(left: Sql, op: &str, right: Sql) -> Sql {
+pub(super) fn combine(left: Sql, op: &str, right: Sql) -> Sql {
     let mut binds = left.binds;
     binds.extend(right.binds);
     Sql {
@@ -729,7 +390,7 @@ fn combine(left: Sql, op: &str, right: Sql) -> Sql {
     }
 }
 
-fn null_test(field: &Field, negate: bool) -> Sql {
+pub(super) fn null_test(field: &Field, negate: bool) -> Sql {
     match field {
         Field::Param(key) => {
             // A param is null when absent or unset (`flatten_params` renders None as "none").
@@ -764,7 +425,7 @@ fn sql_op(op: &str) -> &'static str {
     }
 }
 
-fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, String> {
+pub(super) fn compare(field: &Field, name: &str, op: &str, value: Value) -> Result<Sql, String> {
     match field {
         Field::Param(key) => {
             let key = Bind::Text(key.clone());
@@ -887,26 +548,44 @@ fn render(src: &str, at: &At) -> String {
     )
 }
 
+/// A compiled `--where` expression and the stages its fields name.
+pub(crate) struct Where {
+    pub sql: Sql,
+    pub stages: Vec<StageRef>,
+}
+
 /// Compiles a `--where` expression; errors are `crate::error::invalid` with a
 /// caret under the offending token.
+#[cfg(test)]
 pub(crate) fn parse_where(src: &str) -> anyhow::Result<Sql> {
-    let toks = lex(src).map_err(|at| invalid(render(src, &at)))?;
-    if toks.is_empty() {
-        return Err(invalid(
+    compile_where(src).map(|w| w.sql)
+}
+
+/// Compiles a `--where` expression and lists the stages it names; errors are
+/// `crate::error::invalid` with a caret under the offending token.
+pub(crate) fn compile_where(src: &str) -> anyhow::Result<Where> {
+    match parse::compile(src) {
+        Ok(Some(c)) => Ok(Where {
+            sql: c.sql,
+            stages: c.stages,
+        }),
+        Ok(None) => Err(invalid(
             "invalid --where expression: it is empty (try `test_auc > 0.78`)",
-        ));
+        )),
+        Err(at) => Err(invalid(render(src, &at))),
     }
-    let mut p = Parser {
-        toks: &toks,
-        pos: 0,
-        src_len: src.len(),
-    };
-    let sql = p.or(0).map_err(|at| invalid(render(src, &at)))?;
-    if p.pos < toks.len() {
-        let at = p.err_here(format!("expected `and`, `or` or the end, {}", p.found()));
-        return Err(invalid(render(src, &at)));
-    }
-    Ok(sql)
+}
+
+/// An error about part of a `--where` expression, with the caret under it.
+pub(crate) fn where_error(src: &str, at: &StageRef, msg: String) -> anyhow::Error {
+    invalid(render(
+        src,
+        &At {
+            start: at.start,
+            end: at.end,
+            msg,
+        },
+    ))
 }
 
 /// Resolves a field for `--sort` / `--metric`, as an invalid-input error.
@@ -1040,5 +719,53 @@ mod tests {
         assert!(err(&"(".repeat(100)).contains("nested deeper"));
         let e = parse_where("test_auc >").expect_err("error");
         assert_eq!(crate::error::exit_code(&e), 2);
+    }
+
+    #[test]
+    fn the_first_mistake_is_reported_in_the_old_order() {
+        // A lexical mistake anywhere comes before a syntax error earlier on.
+        let e = err("test_auc > > 1 and name = 'open");
+        assert!(e.contains("unterminated text: missing closing '"), "{e}");
+        // An unknown field before a syntax error is the first mistake.
+        let e = err("tset_auc > 1 and");
+        assert!(e.contains("unknown field `tset_auc`"), "{e}");
+        let e = err("test_auc > abc or (");
+        assert!(
+            e.contains("`test_auc` is a number, but `abc` is text"),
+            "{e}"
+        );
+        // After the syntax error, fields are not looked at.
+        let e = err("test_auc > 1 1 and tset_auc > 1");
+        assert!(
+            e.contains("expected `and`, `or` or the end, found `1`"),
+            "{e}"
+        );
+        // Deep nesting is refused where it gets too deep, whatever follows.
+        let e = err(&format!("{}test_auc > 1", "not (".repeat(40)));
+        assert!(e.contains("nested deeper than 64 levels"), "{e}");
+        assert!(parse_where(&format!("{}test_auc > 1{}", "(".repeat(60), ")".repeat(60))).is_ok());
+    }
+
+    #[test]
+    fn compiled_expressions_name_their_stages_where_written() {
+        let src = "joint.test_auc > 0.7 or (not ctr_only.valid_auc is null and params.a.b = 1)";
+        let w = compile_where(src).expect("parses");
+        let stages: Vec<(&str, &str)> = w
+            .stages
+            .iter()
+            .map(|r| (r.stage.as_str(), &src[r.start..r.end]))
+            .collect();
+        assert_eq!(
+            stages,
+            vec![
+                ("joint", "joint.test_auc"),
+                ("ctr_only", "ctr_only.valid_auc")
+            ]
+        );
+        let e = where_error(src, &w.stages[1], "no such stage".into()).to_string();
+        assert!(
+            e.ends_with("\n                               ^^^^^^^^^^^^^^^^^^"),
+            "{e}"
+        );
     }
 }

@@ -32,7 +32,9 @@
 //!
 //! # Reading (CLI, dashboard)
 //! * [`Store::list_runs`]`(&RunFilter)` → [`RunSummary`] rows (experiment,
-//!   status, `--where` expression, sort, limit); [`Store::run_summary`]`(id)`.
+//!   status, `--where` expression, sort, limit; figures of each run's best
+//!   stage); [`Store::list_runs_with`] adds any fields' values
+//!   (`joint.test_auc`); [`Store::run_summary`]`(id)`, [`Store::stage_names`].
 //! * [`Store::run_detail`]`(id)` → plan YAML, params, stages, evaluations, artifacts, last logs.
 //! * [`Store::params`], [`Store::stages`] (with progress: `last_step`, `last_epoch`),
 //!   [`Store::evaluations`], [`Store::artifacts`], [`Store::logs_tail`]`(id, n)`.
@@ -43,7 +45,8 @@
 //!   [`Store::group`]`(id)`, [`Store::groups_named`]`(name)`, [`Store::group_runs`]`(id)`;
 //!   statistics over them in `crate::stats`.
 //! * [`Store::best_run`]`(metric, experiment)`, [`Store::export`]`(ids)` (stable JSON,
-//!   [`to_csv`]), [`Store::delete_runs`]`(ids)`.
+//!   [`to_csv`]), [`Store::export_mlflow`]`(ids, dir, checkpoints)` (an MLflow
+//!   file store), [`Store::delete_runs`]`(ids)`.
 //!
 //! Concurrency: SQLite in WAL mode with a `busy_timeout` of [`BUSY_TIMEOUT`],
 //! write transactions taken with `BEGIN IMMEDIATE`; several processes may
@@ -62,6 +65,7 @@ mod dialect;
 mod export;
 mod filter;
 mod groups;
+mod mlflow;
 mod params;
 pub mod process;
 mod read;
@@ -77,9 +81,10 @@ pub use export::{
 };
 pub use filter::Better;
 pub use groups::GroupInfo;
+pub use mlflow::{CheckpointMode, MlflowReport, MAX_PARAM_CHARS};
 pub use read::{
-    Artifact, Evaluation, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter, RunSummary,
-    StageInfo,
+    Artifact, Evaluation, FieldValue, LogLine, MetricPoint, ResumeInfo, RunDetail, RunFilter,
+    RunSummary, StageInfo,
 };
 pub use recorder::{
     group_key, InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH,
@@ -93,4 +98,9 @@ pub(crate) use db::{connect_options, runtime, SqliteMode};
 /// an unknown field.
 pub fn field_better(field: &str) -> anyhow::Result<Better> {
     Ok(filter::field_arg("--metric", field)?.better())
+}
+
+/// " (did you mean `x`?)" when `name` is close to one of `known`, else "".
+pub fn suggest_name(name: &str, known: &[String]) -> String {
+    filter::suggest(name, known.iter().map(String::as_str))
 }

@@ -8,7 +8,7 @@ use sqlx::{Any, Row};
 use std::collections::BTreeMap;
 
 use super::db::Store;
-use super::filter::{self, Better, Bind, Sql};
+use super::filter::{self, Better, Bind, Field, Sql};
 use crate::error::invalid;
 
 /// One line of `runs list` (the `run_summary` view).
@@ -30,8 +30,11 @@ pub struct RunSummary {
     pub crate_version: String,
     /// FAILED: the error; INTERRUPTED: why.
     pub error: Option<String>,
-    /// The last stage with an AUC evaluation; the metrics below are its.
+    /// The last stage with an AUC evaluation.
     pub final_stage: Option<String>,
+    /// The stage with the highest validation AUC (the later one on a tie;
+    /// without validation AUCs, the last with a test AUC); the figures below are its.
+    pub best_stage: Option<String>,
     pub best_valid_auc: Option<f64>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
@@ -58,6 +61,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for RunSummary {
             crate_version: row.try_get("crate_version")?,
             error: row.try_get("error")?,
             final_stage: row.try_get("final_stage")?,
+            best_stage: row.try_get("best_stage")?,
             best_valid_auc: row.try_get("best_valid_auc")?,
             test_auc: row.try_get("test_auc")?,
             test_logloss: row.try_get("test_logloss")?,
@@ -65,6 +69,14 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for RunSummary {
             group_name: row.try_get("group_name")?,
         })
     }
+}
+
+/// A field's value for a run (`runs list --columns`): a number, or text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Num(f64),
+    Text(String),
 }
 
 /// A stage of a run, with progress from its step metrics.
@@ -234,11 +246,83 @@ fn evaluation_from(row: &AnyRow) -> sqlx::Result<Evaluation> {
     })
 }
 
+/// A field's value from its two columns: the number where the field has one,
+/// else its text (NULL: None). Two columns rather than the value's own type,
+/// which the `Any` driver does not report alike for SQLite and PostgreSQL.
+fn field_value_at(row: &AnyRow, i: usize) -> sqlx::Result<Option<FieldValue>> {
+    let number: Option<f64> = row.try_get(format!("field_{i}_n").as_str())?;
+    if let Some(n) = number {
+        return Ok(Some(FieldValue::Num(n)));
+    }
+    let text: Option<String> = row.try_get(format!("field_{i}_t").as_str())?;
+    Ok(text.map(FieldValue::Text))
+}
+
+/// Why a field's stage cannot be right: no run has a stage of that name
+/// (None when it names no stage, or the database has no stages yet).
+fn unknown_stage(field: &Field, known: &[String]) -> Option<String> {
+    match field {
+        Field::Stage { stage, .. } | Field::Extra { stage, .. } => stage_unknown(stage, known),
+        _ => None,
+    }
+}
+
+fn stage_unknown(stage: &str, known: &[String]) -> Option<String> {
+    if known.is_empty() || known.iter().any(|k| k == stage) {
+        return None;
+    }
+    let hint = filter::suggest(stage, known.iter().map(String::as_str));
+    Some(format!(
+        "no run has a stage `{stage}`{hint}; stages: {}",
+        known.join(", ")
+    ))
+}
+
+fn bind_args<'q>(mut q: Query<'q>, binds: &[Bind]) -> Query<'q> {
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t.clone()),
+            Bind::Real(v) => q.bind(*v),
+            Bind::Int(v) => q.bind(*v),
+        };
+    }
+    q
+}
+
 impl Store {
     /// Runs matching `filter`.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
+        Ok(self
+            .list_runs_with(filter, &[])?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Runs matching `filter`, each with the values of `fields` (any field
+    /// `--sort` takes: `joint.test_auc`, `params.prompts.count`, `best_stage`),
+    /// in order. A field or `--where` naming a stage no run has is an error
+    /// with the stages there are.
+    pub fn list_runs_with(
+        &self,
+        filter: &RunFilter,
+        fields: &[String],
+    ) -> Result<Vec<(RunSummary, Vec<Option<FieldValue>>)>> {
+        let known = self.stage_names()?;
         let mut q = Sql::default();
-        q.push("SELECT s.* FROM run_summary s WHERE 1 = 1");
+        q.push("SELECT s.*");
+        for (i, name) in fields.iter().enumerate() {
+            let field = filter::field_arg("--columns", name)?;
+            if let Some(msg) = unknown_stage(&field, &known) {
+                return Err(invalid(format!("invalid --columns `{name}`: {msg}")));
+            }
+            q.push(", ");
+            q.append(field.number_sql());
+            q.push(&format!(" AS field_{i}_n, CAST("));
+            q.append(field.value_sql());
+            q.push(&format!(" AS TEXT) AS field_{i}_t"));
+        }
+        q.push(" FROM run_summary s WHERE 1 = 1");
         if let Some(x) = &filter.experiment {
             q.push(" AND s.experiment = ");
             q.push_bind(Bind::Text(x.clone()));
@@ -259,13 +343,22 @@ impl Store {
             .as_deref()
             .filter(|w| !w.trim().is_empty())
         {
+            let compiled = filter::compile_where(w)?;
+            for r in &compiled.stages {
+                if let Some(msg) = stage_unknown(&r.stage, &known) {
+                    return Err(filter::where_error(w, r, msg));
+                }
+            }
             q.push(" AND ");
-            q.append(filter::parse_where(w)?);
+            q.append(compiled.sql);
         }
         q.push(" ORDER BY ");
         match &filter.sort {
             Some(name) => {
                 let field = filter::field_arg("--sort", name)?;
+                if let Some(msg) = unknown_stage(&field, &known) {
+                    return Err(invalid(format!("invalid --sort `{name}`: {msg}")));
+                }
                 let desc = filter
                     .descending
                     .unwrap_or(field.better() == Better::Higher);
@@ -281,13 +374,50 @@ impl Store {
             q.push(" LIMIT ");
             q.push_bind(Bind::Int(i64::try_from(n).unwrap_or(i64::MAX)));
         }
-        self.fetch_summaries(&q).context("listing runs")
+        let sql = q.render(self.dialect().placeholders());
+        let rows = self
+            .block_on(bind_args(sqlx::query(&sql), &q.binds).fetch_all(self.pool()))
+            .context("listing runs")?;
+        rows.iter()
+            .map(|row| {
+                let summary = <RunSummary as sqlx::FromRow<AnyRow>>::from_row(row)?;
+                let values = (0..fields.len())
+                    .map(|i| field_value_at(row, i))
+                    .collect::<sqlx::Result<Vec<_>>>()?;
+                Ok((summary, values))
+            })
+            .collect::<sqlx::Result<Vec<_>>>()
+            .context("listing runs")
     }
 
     fn fetch_summaries(&self, q: &Sql) -> sqlx::Result<Vec<RunSummary>> {
         let sql = q.render(self.dialect().placeholders());
         let query = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &q.binds);
         self.block_on(query.fetch_all(self.pool()))
+    }
+
+    /// Every stage name recorded, sorted.
+    pub fn stage_names(&self) -> Result<Vec<String>> {
+        self.block_on(
+            sqlx::query_scalar("SELECT DISTINCT stage FROM stages ORDER BY stage")
+                .fetch_all(self.pool()),
+        )
+        .context("reading stage names")
+    }
+
+    /// A `--metric` field, checked: a field name, and a stage some run has.
+    fn metric_field(&self, metric: &str) -> Result<Field> {
+        let field = filter::field_arg("--metric", metric)?;
+        if let Some(msg) = unknown_stage(&field, &self.stage_names()?) {
+            return Err(invalid(format!("invalid --metric `{metric}`: {msg}")));
+        }
+        Ok(field)
+    }
+
+    /// Which way a `--metric` field is better, or an invalid-input error for
+    /// an unknown field or a stage no run has (as `runs best --metric`).
+    pub fn metric_better(&self, metric: &str) -> Result<Better> {
+        Ok(self.metric_field(metric)?.better())
     }
 
     /// One run's summary; an invalid-input error when there is no such run.
@@ -304,7 +434,7 @@ impl Store {
     /// The best run by a field (`test_auc`, `joint.valid_auc`, `params.x`…),
     /// optionally within one experiment; runs without a value are skipped.
     pub fn best_run(&self, metric: &str, experiment: Option<&str>) -> Result<Option<RunSummary>> {
-        let field = filter::field_arg("--metric", metric)?;
+        let field = self.metric_field(metric)?;
         let desc = match field.better() {
             Better::Higher => true,
             Better::Lower => false,
@@ -342,16 +472,8 @@ impl Store {
         v.push(" AS TEXT) FROM run_summary s WHERE s.id = ");
         v.push_bind(Bind::Int(run_id));
         let sql = v.render(self.dialect().placeholders());
-        let mut q: Query<'_> = sqlx::query(&sql);
-        for b in &v.binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t.clone()),
-                Bind::Real(x) => q.bind(*x),
-                Bind::Int(x) => q.bind(*x),
-            };
-        }
         let row = self
-            .block_on(q.fetch_optional(self.pool()))
+            .block_on(bind_args(sqlx::query(&sql), &v.binds).fetch_optional(self.pool()))
             .context("reading a field")?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
@@ -369,16 +491,8 @@ impl Store {
         v.push(" AS TEXT) AS t FROM run_summary s WHERE s.id = ");
         v.push_bind(Bind::Int(run_id));
         let sql = v.render(self.dialect().placeholders());
-        let mut q: Query<'_> = sqlx::query(&sql);
-        for b in &v.binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t.clone()),
-                Bind::Real(x) => q.bind(*x),
-                Bind::Int(x) => q.bind(*x),
-            };
-        }
         let row = self
-            .block_on(q.fetch_optional(self.pool()))
+            .block_on(bind_args(sqlx::query(&sql), &v.binds).fetch_optional(self.pool()))
             .context("reading a field")?;
         let Some(row) = row else {
             return Err(invalid(format!("no run {run_id} in {}", self.target())));

@@ -320,9 +320,14 @@ async fn insert_run(
     let mut tx = pool.begin_with(dialect.begin_write()).await?;
     let ts = now();
     let hash = sha256_hex(&info.source_text);
+    // Inserted only when missing, so PostgreSQL's identity is not spent on
+    // every run of a known file (ids stay dense: g1, g2, … as on SQLite);
+    // ON CONFLICT covers the race with another process.
     sqlx::query(
         "INSERT INTO experiments (name, source_path, file_hash, source_text, created_at)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, file_hash) DO NOTHING",
+         SELECT $1, $2, $3, $4, $5
+         WHERE NOT EXISTS (SELECT 1 FROM experiments WHERE name = $1 AND file_hash = $3)
+         ON CONFLICT (name, file_hash) DO NOTHING",
     )
     .bind(&info.experiment)
     .bind(info.source_path.display().to_string())
@@ -341,7 +346,8 @@ async fn insert_run(
     let key = group_key(&hash, &info.group);
     sqlx::query(
         "INSERT INTO run_groups (key, name, experiment_id, created_at)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+         SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM run_groups WHERE key = $1)
+         ON CONFLICT (key) DO NOTHING",
     )
     .bind(&key)
     .bind(&info.group)

@@ -138,17 +138,43 @@ pub fn steps(sink: &dyn EventSink, stage: &str, epoch: usize, from: usize, to: u
 /// A complete single-stage run: 2 epochs of `n` steps, valid AUC per epoch,
 /// test at the best epoch, a checkpoint and a log line.
 pub fn full_run(sink: &dyn EventSink, valid: [f64; 2], test_auc: f64, test_logloss: f64, n: usize) {
+    stage_run(
+        sink,
+        "ctr_only",
+        "ctr_only",
+        valid,
+        test_auc,
+        test_logloss,
+        n,
+    );
+    sink.emit(Event::Log {
+        level: LogLevel::Info,
+        message: "done".into(),
+    });
+}
+
+/// One CTR stage of 2 epochs of `n` steps: valid AUC per epoch, test at the
+/// best epoch, a checkpoint `checkpoints/<stage>.safetensors`.
+pub fn stage_run(
+    sink: &dyn EventSink,
+    stage: &str,
+    kind: &str,
+    valid: [f64; 2],
+    test_auc: f64,
+    test_logloss: f64,
+    n: usize,
+) {
     sink.emit(Event::StageStarted {
-        stage: "ctr_only".into(),
-        kind: "ctr_only".into(),
+        stage: stage.into(),
+        kind: kind.into(),
         epochs: 2,
         steps_per_epoch: n,
         rows: n * 256,
     });
     for (e, auc) in valid.iter().enumerate() {
-        steps(sink, "ctr_only", e + 1, e * n + 1, (e + 1) * n);
+        steps(sink, stage, e + 1, e * n + 1, (e + 1) * n);
         sink.emit(Event::Eval {
-            stage: "ctr_only".into(),
+            stage: stage.into(),
             epoch: e + 1,
             split: EvalSplit::Valid,
             auc: Some(*auc),
@@ -158,7 +184,7 @@ pub fn full_run(sink: &dyn EventSink, valid: [f64; 2], test_auc: f64, test_loglo
     }
     let best = if valid[1] >= valid[0] { 2 } else { 1 };
     sink.emit(Event::Eval {
-        stage: "ctr_only".into(),
+        stage: stage.into(),
         epoch: best,
         split: EvalSplit::Test,
         auc: Some(test_auc),
@@ -166,23 +192,57 @@ pub fn full_run(sink: &dyn EventSink, valid: [f64; 2], test_auc: f64, test_loglo
         metrics: vec![],
     });
     sink.emit(Event::Checkpoint {
-        stage: "ctr_only".into(),
+        stage: stage.into(),
         epoch: Some(best),
-        path: "checkpoints/ctr_only.safetensors".into(),
+        path: format!("checkpoints/{stage}.safetensors"),
         bytes: 123_456,
         sha256: "ab".repeat(32),
     });
     sink.emit(Event::StageFinished {
-        stage: "ctr_only".into(),
+        stage: stage.into(),
         best_epoch: Some(best),
         seconds: 12.5,
         train_samples_per_s: 20480.0,
         infer_samples_per_s: Some(81920.0),
     });
-    sink.emit(Event::Log {
-        level: LogLevel::Info,
-        message: "done".into(),
+}
+
+/// A ClickPrompt run: PA-MLM pretraining (MLM figures, no AUC), then joint
+/// and CTR-only fine-tuning with (valid AUCs, test AUC) each.
+pub fn clickprompt_run(sink: &dyn EventSink, joint: ([f64; 2], f64), ctr_only: ([f64; 2], f64)) {
+    sink.emit(Event::StageStarted {
+        stage: "pretrain".into(),
+        kind: "pa_mlm".into(),
+        epochs: 1,
+        steps_per_epoch: 3,
+        rows: 96,
     });
+    steps(sink, "pretrain", 1, 1, 3);
+    sink.emit(Event::Eval {
+        stage: "pretrain".into(),
+        epoch: 1,
+        split: EvalSplit::Valid,
+        auc: None,
+        logloss: None,
+        metrics: vec![("mlm_acc".into(), 0.41), ("mlm_loss".into(), 3.2)],
+    });
+    sink.emit(Event::StageFinished {
+        stage: "pretrain".into(),
+        best_epoch: None,
+        seconds: 30.0,
+        train_samples_per_s: 40.0,
+        infer_samples_per_s: None,
+    });
+    stage_run(sink, "joint", "joint", joint.0, joint.1, 1.0 - joint.1, 3);
+    stage_run(
+        sink,
+        "ctr_only",
+        "ctr_only",
+        ctr_only.0,
+        ctr_only.1,
+        1.0 - ctr_only.1,
+        3,
+    );
 }
 
 pub fn tempdir() -> tempfile::TempDir {

@@ -75,7 +75,7 @@ impl SortKey {
             SortKey::Id => "ID",
             SortKey::Experiment => "Experiment",
             SortKey::Name => "Run",
-            SortKey::Sweep => "Sweep point",
+            SortKey::Sweep => "Sweep",
             SortKey::Status => "Status",
             SortKey::TestAuc => "Test AUC",
             SortKey::LogLoss => "LogLoss",
@@ -135,6 +135,8 @@ pub struct App {
     pub smoothing: f64,
     /// Stage shown in the live/compare charts; None follows the active one.
     pub stage_pick: Option<String>,
+    /// Stage whose figures the runs table shows; None: each run's best stage.
+    pub figures_stage: Option<String>,
     pub quit: bool,
     /// Ctrl-C (as opposed to q): the caller may want to interrupt training.
     pub interrupted: bool,
@@ -185,6 +187,7 @@ impl App {
             raw: false,
             smoothing: 0.6,
             stage_pick: None,
+            figures_stage: None,
             quit: false,
             interrupted: false,
             error: None,
@@ -274,8 +277,25 @@ impl App {
             .collect();
         let key = self.sort;
         let desc = self.descending;
-        v.sort_by(|a, b| compare_runs(a, b, key, desc));
+        let pick = self.figures_stage.as_deref();
+        v.sort_by(|a, b| compare_runs(a, b, key, desc, pick));
         v
+    }
+
+    /// Stage names with figures across the runs, in the order first met
+    /// (oldest run first), for cycling the runs table's figures.
+    pub fn figure_stages(&self) -> Vec<String> {
+        let mut runs: Vec<&RunSummary> = self.runs.iter().collect();
+        runs.sort_by_key(|r| r.id);
+        let mut names: Vec<String> = Vec::new();
+        for r in runs {
+            for s in &r.stages {
+                if !names.contains(&s.stage) {
+                    names.push(s.stage.clone());
+                }
+            }
+        }
+        names
     }
 
     pub fn cursor_run(&self) -> Option<&RunSummary> {
@@ -554,6 +574,23 @@ impl App {
                 }
             }
             KeyCode::Char('x') => self.selected.clear(),
+            KeyCode::Char('t') => {
+                // best → each stage → best.
+                let keep = self.cursor_run().map(|r| r.id);
+                let names = self.figure_stages();
+                self.figures_stage = match &self.figures_stage {
+                    None => names.first().cloned(),
+                    Some(cur) => names
+                        .iter()
+                        .position(|n| n == cur)
+                        .and_then(|i| names.get(i + 1))
+                        .cloned(),
+                };
+                if self.figures_stage.is_none() && names.is_empty() {
+                    self.notice = Some("no run has stage figures yet".into());
+                }
+                self.restore_cursor(keep);
+            }
             KeyCode::Char('c') => {
                 if self.selected.len() >= 2 {
                     self.stage_pick = None;
@@ -730,8 +767,15 @@ fn next_stage(names: &[String], current: Option<&str>) -> Option<String> {
     Some(names[i].clone())
 }
 
-/// Orders two runs by `key`; missing values always sort last, ties by id.
-fn compare_runs(a: &RunSummary, b: &RunSummary, key: SortKey, desc: bool) -> std::cmp::Ordering {
+/// Orders two runs by `key` (metrics: the figures of stage `pick`, else of
+/// each run's best stage); missing values always sort last, ties by id.
+fn compare_runs(
+    a: &RunSummary,
+    b: &RunSummary,
+    key: SortKey,
+    desc: bool,
+    pick: Option<&str>,
+) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     fn opt<T: PartialOrd>(a: Option<T>, b: Option<T>, desc: bool) -> Ordering {
         match (a, b) {
@@ -749,14 +793,22 @@ fn compare_runs(a: &RunSummary, b: &RunSummary, key: SortKey, desc: bool) -> std
         }
     }
     let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+    let test_auc = |r: &RunSummary| match pick {
+        None => r.test_auc,
+        Some(_) => r.figures(pick).and_then(|f| f.test_auc),
+    };
+    let test_logloss = |r: &RunSummary| match pick {
+        None => r.test_logloss,
+        Some(_) => r.figures(pick).and_then(|f| f.test_logloss),
+    };
     let o = match key {
         SortKey::Id => opt(Some(a.id), Some(b.id), desc),
         SortKey::Experiment => opt(Some(&a.experiment), Some(&b.experiment), desc),
         SortKey::Name => opt(Some(&a.name), Some(&b.name), desc),
         SortKey::Sweep => opt(a.sweep_point.as_ref(), b.sweep_point.as_ref(), desc),
         SortKey::Status => opt(Some(a.status), Some(b.status), desc),
-        SortKey::TestAuc => opt(finite(a.test_auc), finite(b.test_auc), desc),
-        SortKey::LogLoss => opt(finite(a.test_logloss), finite(b.test_logloss), desc),
+        SortKey::TestAuc => opt(finite(test_auc(a)), finite(test_auc(b)), desc),
+        SortKey::LogLoss => opt(finite(test_logloss(a)), finite(test_logloss(b)), desc),
         SortKey::Duration => opt(finite(a.duration_s), finite(b.duration_s), desc),
         SortKey::Started => opt(Some(&a.started_at), Some(&b.started_at), desc),
     };

@@ -16,8 +16,8 @@ pub mod ui;
 pub use app::{App, Follow, SortKey, View};
 pub use model::{
     DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, MeanSd,
-    MetricComparison, PairedDiff, RunDetail, RunStatus, RunSummary, SeedDiff, Split, StageProgress,
-    StageSeries, StageState,
+    MetricComparison, PairedDiff, RunDetail, RunStatus, RunSummary, SeedDiff, Split, StageFigures,
+    StageProgress, StageSeries, StageState,
 };
 
 use ratatui::backend::TestBackend;

@@ -54,12 +54,52 @@ pub struct RunSummary {
     /// Wall time so far (running) or in total (ended); the loader computes it
     /// so the view never reads the clock.
     pub duration_s: Option<f64>,
-    /// Final test metrics of the run's last stage that has them.
+    /// The stage chosen on validation (see [`StageFigures::best`]); the
+    /// test figures below are its.
+    pub best_stage: Option<String>,
     pub test_auc: Option<f64>,
     pub test_logloss: Option<f64>,
+    /// Every stage with an AUC evaluation, in run order.
+    pub stages: Vec<StageFigures>,
     /// The group of runs this one repeats over seeds (`g<id>` in the CLI).
     pub group_id: Option<i64>,
     pub group: Option<String>,
+}
+
+impl RunSummary {
+    /// The figures of stage `pick`, or of the best stage when `pick` is None.
+    pub fn figures(&self, pick: Option<&str>) -> Option<&StageFigures> {
+        let name = pick.or(self.best_stage.as_deref())?;
+        self.stages.iter().find(|s| s.stage == name)
+    }
+}
+
+/// One stage's final figures: its best validation AUC over epochs and its
+/// test evaluation (at the best epoch).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StageFigures {
+    pub stage: String,
+    pub valid_auc: Option<f64>,
+    pub test_auc: Option<f64>,
+    pub test_logloss: Option<f64>,
+}
+
+impl StageFigures {
+    /// The stage a run is judged by: the highest validation AUC, the later
+    /// stage on a tie; without validation AUCs, the last stage with a test
+    /// AUC. The test set never chooses. (The run database's `run_summary`
+    /// view applies the same rule in SQL.)
+    pub fn best(stages: &[StageFigures]) -> Option<&StageFigures> {
+        let valid = |s: &&StageFigures| s.valid_auc.filter(|v| !v.is_nan());
+        let by_valid = stages.iter().filter(|s| valid(s).is_some()).fold(
+            None,
+            |best: Option<&StageFigures>, s| match best {
+                Some(b) if valid(&b) > valid(&s) => Some(b),
+                _ => Some(s),
+            },
+        );
+        by_valid.or_else(|| stages.iter().rev().find(|s| s.test_auc.is_some()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

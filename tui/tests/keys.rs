@@ -393,3 +393,35 @@ fn a_source_without_groups_shows_none() {
     assert!(app.groups.is_empty());
     assert!(app.error.is_none());
 }
+
+#[test]
+fn t_cycles_the_stage_whose_figures_sort_the_table() {
+    let mut fix = clickprompt_runs();
+    let mut app = App::default();
+    app.refresh(&mut fix);
+    assert_eq!(app.figure_stages(), vec!["joint", "ctr_only"]);
+    // Test AUC, best first: by each run's best stage (3: ctr_only 0.788 on
+    // the tie; 2: ctr_only 0.781; 1: joint 0.779), the failed run last.
+    press(&mut app, KeyCode::Char('6'));
+    assert_eq!(app.sort, SortKey::TestAuc);
+    assert_eq!(ids(&app), vec![3, 2, 1, 4]);
+    press(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.figures_stage.as_deref(), Some("joint"));
+    assert_eq!(ids(&app), vec![3, 1, 2, 4]);
+    press(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.figures_stage.as_deref(), Some("ctr_only"));
+    assert_eq!(ids(&app), vec![3, 2, 1, 4]);
+    press(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.figures_stage, None);
+    // With no stage figures at all, `t` says so and stays on the best stage.
+    let mut empty = Fixture(vec![failed_run(1)]);
+    let mut app = App::default();
+    app.refresh(&mut empty);
+    press(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.figures_stage, None);
+    assert!(app
+        .notice
+        .as_deref()
+        .unwrap_or("")
+        .contains("no run has stage figures"));
+}

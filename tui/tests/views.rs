@@ -346,3 +346,35 @@ fn help_lists_the_group_keys() {
     assert!(text.contains("runs ↔ groups of seed repeats"), "{text}");
     assert!(text.contains("pick group A, then B"), "{text}");
 }
+
+#[test]
+fn runs_view_shows_the_best_stage_and_any_stage_on_t() {
+    let mut fix = clickprompt_runs();
+    let mut app = app_with(&mut fix, Follow::Auto, View::Runs);
+    // The words of run `id`'s row hold `stage` followed by `auc`.
+    let shows = |text: &str, id: &str, stage: &str, auc: &str| {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with('│') && l.contains(&format!(" {id}     ")))
+            .unwrap_or_else(|| panic!("no row {id}\n{text}"));
+        let words: Vec<&str> = row.split_whitespace().collect();
+        words.windows(2).any(|w| w == [stage, auc])
+    };
+    let text = render_text(&app, W, H);
+    assert!(text.contains("figures: best stage"), "{text}");
+    // Run 1's joint stage won on validation; run 2's CTR-only stage did;
+    // run 3's tie goes to the later stage.
+    assert!(shows(&text, "1", "joint", "0.7790"), "{text}");
+    assert!(shows(&text, "2", "ctr_only", "0.7810"), "{text}");
+    assert!(shows(&text, "3", "ctr_only", "0.7880"), "{text}");
+    assert!(shows(&text, "4", "—", "—"), "{text}");
+    snapshot("runs_best_stage", &text);
+
+    app.on_key(key(KeyCode::Char('t')));
+    let text = render_text(&app, W, H);
+    assert!(text.contains("figures: stage joint"), "{text}");
+    assert!(shows(&text, "1", "joint", "0.7790"), "{text}");
+    assert!(shows(&text, "2", "joint", "0.7680"), "{text}");
+    assert!(shows(&text, "3", "joint", "0.7860"), "{text}");
+    snapshot("runs_stage_joint", &text);
+}

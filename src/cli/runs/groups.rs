@@ -10,7 +10,7 @@ use super::table::{Cell, Paint, Style, Table};
 use super::{indent, json_line};
 use crate::error::invalid;
 use crate::stats::{self, GroupStats, Member, Metric, MetricComparison};
-use crate::store::{self, Better, GroupInfo, RunSummary, Store};
+use crate::store::{Better, GroupInfo, RunSummary, Store};
 
 /// A group on the command line: `g12`, or its name.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,7 +269,7 @@ pub struct GroupComparisonDoc {
 }
 
 /// The metrics to compare: the defaults, or `--metric` fields.
-fn metric_list(fields: &[String]) -> Result<Vec<Metric>> {
+fn metric_list(store: &Store, fields: &[String]) -> Result<Vec<Metric>> {
     if fields.is_empty() {
         return Ok(stats::default_metrics());
     }
@@ -280,7 +280,7 @@ fn metric_list(fields: &[String]) -> Result<Vec<Metric>> {
             if let Some(m) = defaults.iter().find(|m| &m.key == f) {
                 return Ok(m.clone());
             }
-            Ok(Metric::new(f, f, store::field_better(f)?))
+            Ok(Metric::new(f, f, store.metric_better(f)?))
         })
         .collect()
 }
@@ -336,7 +336,7 @@ pub fn comparison(
     b: &GroupRef,
     fields: &[String],
 ) -> Result<GroupComparisonDoc> {
-    let metrics = metric_list(fields)?;
+    let metrics = metric_list(store, fields)?;
     let (ga, gb) = (a.resolve(store)?, b.resolve(store)?);
     let (ra, rb) = (store.group_runs(ga.id)?, store.group_runs(gb.id)?);
     let (ma, mb) = (

@@ -1,10 +1,13 @@
 //! The encoder configuration, mirroring HuggingFace's `config.json` for the
 //! BERT and RoBERTa families.
 //!
-//! candle-transformers' `bert::Config` is close but requires fields RoBERTa
-//! checkpoints omit, lacks `attention_probs_dropout_prob`, and rejects the
-//! `gelu_new`/`gelu_pytorch_tanh` spellings, so this keeps its field names and
-//! adds HF's defaults.
+//! candle-transformers' `bert::Config` is close but requires fields many
+//! checkpoints omit (`initializer_range`, `hidden_act`, `pad_token_id`, …,
+//! where HF has defaults), lacks `attention_probs_dropout_prob`, and rejects
+//! the `gelu_new`/`gelu_pytorch_tanh` spellings, so this keeps its field names
+//! and adds HF's defaults. [`Config::to_candle_bert`] gives candle's type for
+//! a BERT checkpoint (the encoder is cross-checked against candle's
+//! `BertModel` in `tests/plm_candle.rs`).
 
 use std::path::Path;
 
@@ -134,6 +137,31 @@ impl Config {
             Some("bert") => Some(PlmFamily::Bert),
             Some("roberta") | Some("xlm-roberta") | Some("camembert") => Some(PlmFamily::Roberta),
             _ => None,
+        }
+    }
+
+    /// The same configuration as candle-transformers' BERT `Config` (for its
+    /// `BertModel`); fields it has and this does not get HF's defaults.
+    pub fn to_candle_bert(&self) -> candle_transformers::models::bert::Config {
+        use candle_transformers::models::bert;
+        bert::Config {
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            intermediate_size: self.intermediate_size,
+            hidden_act: match self.hidden_act {
+                HiddenAct::Gelu => bert::HiddenAct::Gelu,
+                HiddenAct::GeluApproximate => bert::HiddenAct::GeluApproximate,
+                HiddenAct::Relu => bert::HiddenAct::Relu,
+            },
+            hidden_dropout_prob: self.hidden_dropout_prob,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: self.type_vocab_size,
+            layer_norm_eps: self.layer_norm_eps,
+            pad_token_id: self.pad_token_id,
+            model_type: self.model_type.clone(),
+            ..bert::Config::default()
         }
     }
 

@@ -23,6 +23,7 @@ const KEYS: &[(&str, &str)] = &[
     ("/", "filter runs by typing (Enter keeps, Esc clears)"),
     ("s S ← →", "sort by next / previous column"),
     ("1-9", "sort by column n (again: reverse)"),
+    ("t", "Runs: figures of the best stage, then of each stage"),
     ("r", "Runs: reverse order · charts: raw / smoothed loss"),
     ("+ -", "loss smoothing weight (EMA, like TensorBoard)"),
     ("s", "Live/Compare: cycle the stage charted"),

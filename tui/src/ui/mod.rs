@@ -140,6 +140,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
                 ("s", "sort"),
                 ("r", "reverse"),
                 ("v", "groups"),
+                ("t", "stages"),
             ],
             View::Live => &[
                 ("↑↓", "prev/next run"),

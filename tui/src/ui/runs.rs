@@ -22,6 +22,11 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     if let Some(g) = app.group_filter_name() {
         title.push_str(&format!("· group {g} (Esc: all) "));
     }
+    let pick = app.figures_stage.as_deref();
+    match pick {
+        Some(stage) => title.push_str(&format!("· figures: stage {stage} (t) ")),
+        None => title.push_str("· figures: best stage (t) "),
+    }
     let block = Block::bordered().title(title);
     if visible.is_empty() {
         let msg = if app.runs.is_empty() {
@@ -38,38 +43,50 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         return;
     }
 
-    let header = Row::new(
-        std::iter::once(Cell::from(" "))
-            .chain(SortKey::ALL.iter().map(|k| {
-                let arrow = if *k == app.sort {
-                    if app.descending {
-                        " ▼"
-                    } else {
-                        " ▲"
-                    }
+    // The stage column sits between Status and the figures; it is not a sort key.
+    let stage_title = "Stage";
+    let stage_at = 1 + SortKey::ALL
+        .iter()
+        .position(|k| *k == SortKey::TestAuc)
+        .unwrap_or(SortKey::ALL.len());
+    let mut titles: Vec<Cell> = std::iter::once(Cell::from(" "))
+        .chain(SortKey::ALL.iter().map(|k| {
+            let arrow = if *k == app.sort {
+                if app.descending {
+                    " ▼"
                 } else {
-                    ""
-                };
-                let style = if *k == app.sort {
-                    Style::default()
-                        .fg(Color::Cyan)
-                        .add_modifier(Modifier::BOLD)
-                } else {
-                    Style::default().add_modifier(Modifier::BOLD)
-                };
-                Cell::from(Span::styled(format!("{}{arrow}", k.title()), style))
-            }))
-            .collect::<Vec<_>>(),
-    )
-    .style(Style::default().add_modifier(Modifier::UNDERLINED));
+                    " ▲"
+                }
+            } else {
+                ""
+            };
+            let style = if *k == app.sort {
+                Style::default()
+                    .fg(Color::Cyan)
+                    .add_modifier(Modifier::BOLD)
+            } else {
+                Style::default().add_modifier(Modifier::BOLD)
+            };
+            Cell::from(Span::styled(format!("{}{arrow}", k.title()), style))
+        }))
+        .collect();
+    titles.insert(
+        stage_at,
+        Cell::from(Span::styled(
+            stage_title,
+            Style::default().add_modifier(Modifier::BOLD),
+        )),
+    );
+    let header = Row::new(titles).style(Style::default().add_modifier(Modifier::UNDERLINED));
 
     let widths = [
         Constraint::Length(1),
         Constraint::Length(5),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
-        Constraint::Fill(2),
+        Constraint::Fill(5),
+        Constraint::Fill(9),
+        Constraint::Fill(4),
         Constraint::Length(11),
+        Constraint::Length(8),
         Constraint::Length(10),
         Constraint::Length(9),
         Constraint::Length(10),
@@ -96,6 +113,13 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             } else {
                 r.status.as_str().to_string()
             };
+            let (stage, test_auc, test_logloss) = match pick {
+                None => (r.best_stage.as_deref(), r.test_auc, r.test_logloss),
+                Some(p) => match r.figures(Some(p)) {
+                    Some(f) => (Some(p), f.test_auc, f.test_logloss),
+                    None => (None, None, None),
+                },
+            };
             let started = r
                 .started_at
                 .get(..16)
@@ -108,8 +132,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Cell::from(fit(3, &r.name)),
                 Cell::from(fit(4, r.sweep_point.as_deref().unwrap_or(""))),
                 Cell::from(Span::styled(status, super::status_style(r.status))),
-                Cell::from(format::metric(r.test_auc)),
-                Cell::from(format::metric(r.test_logloss)),
+                Cell::from(fit(6, stage.unwrap_or("—"))),
+                Cell::from(format::metric(test_auc)),
+                Cell::from(format::metric(test_logloss)),
                 Cell::from(format::opt_duration(r.duration_s)),
                 Cell::from(started),
             ])

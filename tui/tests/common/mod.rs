@@ -30,8 +30,10 @@ pub fn summary(id: i64, name: &str, status: RunStatus) -> RunSummary {
         device: "cpu".into(),
         started_at: format!("2026-11-29T18:{:02}:00Z", 10 + id),
         duration_s: Some(60.0 * id as f64 + 5.0),
+        best_stage: None,
         test_auc: None,
         test_logloss: None,
+        stages: vec![],
         group_id: None,
         group: None,
     }
@@ -88,6 +90,13 @@ pub fn finished_run(id: i64, k: &str, aucs: [f64; 3], test_auc: f64) -> RunDetai
     s.sweep_point = Some(format!("prompts={k}"));
     s.test_auc = Some(test_auc);
     s.test_logloss = Some(0.9 - test_auc);
+    s.best_stage = Some("finetune".into());
+    s.stages = vec![StageFigures {
+        stage: "finetune".into(),
+        valid_auc: aucs.iter().copied().reduce(f64::max),
+        test_auc: Some(test_auc),
+        test_logloss: Some(0.9 - test_auc),
+    }];
     let mut d = RunDetail::new(s);
     let mut pre = stage("pretrain", "mlm", 1, 20, StageState::Finished);
     pre.best_epoch = None;
@@ -227,6 +236,47 @@ pub fn long_name_run(id: i64) -> RunDetail {
     d.summary.name = LONG_NAME.into();
     d.summary.experiment = "long-experiment-name-for-the-table".into();
     d
+}
+
+/// A ClickPrompt run: PA-MLM, then joint and CTR-only fine-tuning, each
+/// with its (valid AUC, test AUC); the best stage is chosen on valid AUC.
+pub fn clickprompt_run(id: i64, joint: (f64, f64), ctr_only: (f64, f64)) -> RunDetail {
+    let mut s = summary(id, "clickprompt_dcnv2", RunStatus::Finished);
+    s.stages = vec![
+        StageFigures {
+            stage: "joint".into(),
+            valid_auc: Some(joint.0),
+            test_auc: Some(joint.1),
+            test_logloss: Some(1.0 - joint.1),
+        },
+        StageFigures {
+            stage: "ctr_only".into(),
+            valid_auc: Some(ctr_only.0),
+            test_auc: Some(ctr_only.1),
+            test_logloss: Some(1.0 - ctr_only.1),
+        },
+    ];
+    let best = StageFigures::best(&s.stages).cloned().unwrap_or_default();
+    s.best_stage = Some(best.stage);
+    s.test_auc = best.test_auc;
+    s.test_logloss = best.test_logloss;
+    let mut d = RunDetail::new(s);
+    d.stages = vec![
+        stage("pretrain", "pa_mlm", 1, 10, StageState::Finished),
+        stage("joint", "joint", 2, 10, StageState::Finished),
+        stage("ctr_only", "ctr_only", 2, 10, StageState::Finished),
+    ];
+    d
+}
+
+/// ClickPrompt runs where the joint stage wins on validation in two of three.
+pub fn clickprompt_runs() -> Fixture {
+    Fixture(vec![
+        clickprompt_run(1, (0.781, 0.779), (0.775, 0.772)),
+        clickprompt_run(2, (0.770, 0.768), (0.784, 0.781)),
+        clickprompt_run(3, (0.790, 0.786), (0.790, 0.788)),
+        failed_run(4),
+    ])
 }
 
 /// Every kind of run at once.
