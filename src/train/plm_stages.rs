@@ -26,7 +26,7 @@ use super::events::{Event, EventSink, LogLevel};
 use super::joint::{Fusion, PlmClassifier};
 use super::pa_mlm::PaMlmModel;
 use super::trainer::{train_stage, StageData, StageModel, StageResult, StageResume, StageSpec};
-use crate::data::{Dataset, DeviceSplit, TextMeta};
+use crate::data::{Dataset, DatasetMeta, DeviceSplit, TextMeta};
 use crate::error::invalid;
 use crate::model::ctr::CtrModel;
 use crate::model::heads::{ClassificationHead, MlmHead};
@@ -57,8 +57,8 @@ fn log(sink: &dyn EventSink, level: LogLevel, message: String) {
     sink.emit(Event::Log { level, message });
 }
 
-fn text_meta(ds: &Dataset) -> Result<&TextMeta> {
-    ds.meta.text.as_ref().ok_or_else(|| {
+fn text_meta(meta: &DatasetMeta) -> Result<&TextMeta> {
+    meta.text.as_ref().ok_or_else(|| {
         invalid("the dataset has no text side (the experiment needs a PLM and a template)")
     })
 }
@@ -96,6 +96,18 @@ pub fn build_stage_model(
     cfg: &Config,
     vb: &VarBuilder,
 ) -> Result<PlmStageModel> {
+    build_stage_model_for(plan, stage, &dataset.meta, cfg, vb)
+}
+
+/// [`build_stage_model`] from the dataset's description alone (what
+/// scoring with stored vocabularies has).
+pub fn build_stage_model_for(
+    plan: &ExperimentPlan,
+    stage: &StagePlan,
+    meta: &DatasetMeta,
+    cfg: &Config,
+    vb: &VarBuilder,
+) -> Result<PlmStageModel> {
     let plm_plan = plan
         .plm
         .as_ref()
@@ -108,7 +120,7 @@ pub fn build_stage_model(
             .ctr
             .as_ref()
             .ok_or_else(|| invalid(format!("stage \"{}\" needs a CTR backbone", stage.name)))?;
-        CtrModel::new(ctr_plan, &dataset.meta, vb.clone())
+        CtrModel::new(ctr_plan, meta, vb.clone())
     };
     let generator = |ctr: &CtrModel| -> Result<PromptGenerator> {
         let h = ctr.hidden_dim().ok_or_else(|| {
@@ -134,7 +146,7 @@ pub fn build_stage_model(
                 generator: gen,
                 encoder,
                 mlm,
-                text: text_meta(dataset)?.clone(),
+                text: text_meta(meta)?.clone(),
                 ratio: *mask,
             })
         }
@@ -172,7 +184,7 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
     let plan = input.plan;
     let stage = input.stage;
     let ds = input.dataset;
-    text_meta(ds)?;
+    text_meta(&ds.meta)?;
     let plm_plan = plan
         .plm
         .as_ref()
