@@ -207,7 +207,7 @@ impl Vocabularies {
             match (&f.layout, &f.kind) {
                 (ColumnLayout::Number, FieldKind::Number) => {
                     if f.scale
-                        .is_none_or(|s| !(s.std > 0.0) || !s.mean.is_finite())
+                        .is_none_or(|s| !(s.std.is_finite() && s.std > 0.0 && s.mean.is_finite()))
                     {
                         return bad("a number field needs a finite mean and a positive std");
                     }

@@ -31,6 +31,8 @@ pub fn predicts_clicks(kind: &StageKind) -> bool {
     !matches!(kind, StageKind::PaMlm { .. })
 }
 
+// One per scorer: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Model {
     Ctr(CtrModel),
     Plm(PlmClassifier),
