@@ -116,7 +116,7 @@ fn joint_scores_reproduce_the_recorded_test_metrics() {
             ],
         );
         let text = String::from_utf8(out.stdout).unwrap();
-        let probs: Vec<f32> = text
+        let probs: Vec<f64> = text
             .lines()
             .skip(1)
             .map(|l| l.split_once(',').unwrap().1.parse().unwrap())

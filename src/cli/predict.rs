@@ -111,7 +111,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
             tmp.push(".partial");
             let tmp = PathBuf::from(tmp);
             let file = File::create(&tmp)
-                .map_err(|e| invalid(format!("cannot write {}: {e}", tmp.display())))?;
+                .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))?;
+            // Ctrl-C (or SIGTERM) must not leave the partial file behind either.
+            let partial = tmp.clone();
+            let _ = ctrlc::set_handler(move || {
+                let _ = std::fs::remove_file(&partial);
+                eprintln!("\ninterrupted: nothing written");
+                std::process::exit(130);
+            });
             let result = score(
                 &mut predictor,
                 &mut reader,

@@ -33,7 +33,7 @@ use crate::data::vocab::RowEncoder;
 use crate::error::invalid;
 use crate::model::plm::resolve_plm_dir;
 use crate::plan::{DeviceSpec, FieldPlan};
-use crate::train::metrics::sigmoid;
+use crate::train::metrics::probability;
 use crate::train::predict::Scorer;
 use crate::train::runner::select_device;
 
@@ -223,7 +223,7 @@ impl Predictor {
 
     /// Click probabilities of rows given as values in [`Predictor::columns`] order.
     /// A row that cannot be encoded is an error naming it (from 0).
-    pub fn score<S: AsRef<str>>(&mut self, rows: &[Vec<S>]) -> Result<Vec<f32>> {
+    pub fn score<S: AsRef<str>>(&mut self, rows: &[Vec<S>]) -> Result<Vec<f64>> {
         let mut out = Collected::default();
         let mut lines = Vec::new();
         for (i, row) in rows.iter().enumerate() {
@@ -330,7 +330,7 @@ impl Predictor {
             }
         };
         for (&line, &z) in lines.iter().zip(&logits) {
-            sink.row(line, sigmoid(z))?;
+            sink.row(line, probability(z))?;
         }
         lines.clear();
         Ok(n)

@@ -1,9 +1,10 @@
 //! Where scored rows go: `row,probability` CSV or one JSON document,
 //! written as rows arrive.
 //!
-//! Probabilities are the f32 values the model produced, printed in the
-//! shortest form that reads back to the same f32, so metrics computed from
-//! the output equal those computed in memory.
+//! A probability is the f64 sigmoid of the model's logit
+//! (`train::metrics::probability`), printed in the shortest form that reads
+//! back to the same f64: AUC and LogLoss computed from the output equal the
+//! ones the run's evaluation computed.
 
 use std::io::Write;
 
@@ -14,7 +15,7 @@ use super::PredictReport;
 /// Receives scored rows in input order.
 pub trait PredictionSink {
     /// One scored row: its input line and its click probability.
-    fn row(&mut self, line: u64, probability: f32) -> Result<()>;
+    fn row(&mut self, line: u64, probability: f64) -> Result<()>;
     /// After the last row.
     fn finish(&mut self, report: &PredictReport) -> Result<()>;
 }
@@ -32,7 +33,7 @@ impl<W: Write> CsvSink<W> {
 }
 
 impl<W: Write> PredictionSink for CsvSink<W> {
-    fn row(&mut self, line: u64, probability: f32) -> Result<()> {
+    fn row(&mut self, line: u64, probability: f64) -> Result<()> {
         writeln!(self.out, "{line},{probability}")?;
         Ok(())
     }
@@ -64,7 +65,7 @@ impl<W: Write> JsonSink<W> {
 }
 
 impl<W: Write> PredictionSink for JsonSink<W> {
-    fn row(&mut self, line: u64, probability: f32) -> Result<()> {
+    fn row(&mut self, line: u64, probability: f64) -> Result<()> {
         let sep = if self.first { "\n" } else { ",\n" };
         self.first = false;
         // A probability is always finite (a sigmoid), so it is a JSON number.
@@ -92,11 +93,11 @@ impl<W: Write> PredictionSink for JsonSink<W> {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Collected {
     pub lines: Vec<u64>,
-    pub probabilities: Vec<f32>,
+    pub probabilities: Vec<f64>,
 }
 
 impl PredictionSink for Collected {
-    fn row(&mut self, line: u64, probability: f32) -> Result<()> {
+    fn row(&mut self, line: u64, probability: f64) -> Result<()> {
         self.lines.push(line);
         self.probabilities.push(probability);
         Ok(())
