@@ -335,3 +335,62 @@ fn load_produces_aligned_tokens_for_every_split() {
     .unwrap();
     assert!(!changed.cache.hit);
 }
+
+/// Rendered rows with where their values are, as the template renderer reports them.
+fn texts_with_values(rows: &[(&str, &[(u16, &str)])]) -> data::render::Texts {
+    let mut t = data::render::Texts {
+        buf: String::new(),
+        offsets: vec![0],
+        spans: Vec::new(),
+        slots: rows[0].1.len(),
+    };
+    for (text, values) in rows {
+        let mut from = 0;
+        for &(field, v) in *values {
+            let at = from + text[from..].find(v).unwrap();
+            t.spans.push(data::render::ValueSpan {
+                field,
+                start: at as u32,
+                end: (at + v.len()) as u32,
+            });
+            from = at + v.len();
+        }
+        t.buf.push_str(text);
+        t.offsets.push(t.buf.len());
+    }
+    t
+}
+
+#[test]
+fn tokens_are_tagged_with_their_field_and_word() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_vocab(d.path(), WORDS);
+    let tok = TextTokenizer::from_dir(d.path(), 16).unwrap();
+    let texts = texts_with_values(&[
+        (
+            "User ID is 196. Gender is male.",
+            &[(0, "196"), (1, "male")],
+        ),
+        (
+            "User ID is 7. Gender is Kolya (x).",
+            &[(0, "7"), (1, "Kolya (x)")],
+        ),
+    ]);
+    let col = tok.encode_texts(&texts).unwrap();
+    // [CLS] user id is 1 ##9 ##6 . gender is male . [SEP]
+    assert_eq!(col.row(0), [2, 9, 10, 11, 18, 35, 29, 5, 12, 11, 13, 5, 3]);
+    let row0 = |v: &[u16]| v[..13].to_vec();
+    assert_eq!(row0(&col.fields), [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 2, 0, 0]);
+    let nw = data::NO_WORD;
+    assert_eq!(row0(&col.words), [nw, 0, 1, 2, 3, 3, 3, 4, 5, 6, 7, 8, nw]);
+    // [CLS] user id is 7 . gender is kol ##ya ( x ) . [SEP]: the value's
+    // punctuation belongs to it, the template's full stop does not.
+    let (a, b) = (col.offsets[1] as usize, col.offsets[2] as usize);
+    assert_eq!(
+        col.fields[a..b],
+        [0, 0, 0, 0, 1, 0, 0, 0, 2, 2, 2, 2, 2, 0, 0]
+    );
+    assert_eq!(col.words[a + 8..a + 10], [7, 7], "kol ##ya is one word");
+    // The library's own encoder tags the same way.
+    assert_eq!(col, tok.encode_texts_reference(&texts).unwrap());
+}

@@ -169,6 +169,26 @@ const DATA_CASES: &[(&str, &str, &[&str])] = &[
         &["10:60: `mask` applies only to `pretrain pa_mlm` (stage `joint` is `joint`)"],
     ),
     (
+        "mask_unit on a joint stage",
+        "experiment e { data d plm m ctr dnn stage finetune joint { mask_unit field } }",
+        &["10:60: `mask_unit` applies only to `pretrain pa_mlm` (stage `joint` is `joint`)"],
+    ),
+    (
+        "unknown mask unit",
+        "experiment e { data d plm m ctr dnn stage pretrain pa_mlm { mask_unit feild } }",
+        &["10:71: unknown mask_unit `feild`"],
+    ),
+    (
+        "a ratio with field masking",
+        "experiment e { data d plm m ctr dnn stage pretrain pa_mlm { mask_unit field, mask 0.2 } }",
+        &["10:78: `mask` has no effect with `mask_unit field`"],
+    ),
+    (
+        "layers zero",
+        "experiment e { data d plm m { layers 0 } ctr dnn stage pretrain pa_mlm {} }",
+        &["10:38: `layers` must be at least 1, found `0`"],
+    ),
+    (
         "setting given twice",
         "experiment e { data d seed 1 seed 2 ctr dnn stage finetune ctr_only {} }",
         &["10:30: experiment `e` sets `seed` twice"],

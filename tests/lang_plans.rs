@@ -116,7 +116,14 @@ fn issue_example_resolves_fully() {
     );
     let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["pretrain", "joint", "ctr_only"]);
-    assert_eq!(p.stages[0].kind, StageKind::PaMlm { mask: 0.15 });
+    assert_eq!(
+        p.stages[0].kind,
+        StageKind::PaMlm {
+            mask: 0.15,
+            mask_unit: MaskUnit::Token,
+            head_warmup: 0
+        }
+    );
     assert_eq!(p.stages[0].train.lr, 5e-5);
     assert_eq!(p.stages[0].train.warmup, 0.05);
     assert_eq!(p.stages[1].train.patience, Some(2));
@@ -318,8 +325,9 @@ experiment e { data s plm m ctr dnn stage finetune joint }
         TrainPlan {
             epochs: 1,
             batch: 32,
-            lr: 1e-4,
-            plm_lr: None,
+            // The reference setup's two rates: CTR side 1e-3, PLM side 5e-5.
+            lr: 1e-3,
+            plm_lr: Some(5e-5),
             weight_decay: 0.0,
             warmup: 0.0,
             schedule: Schedule::Linear,
@@ -458,4 +466,55 @@ experiment grandchild extends child { plm m { max_len 16 } }
     assert_eq!(g.plm.as_ref().unwrap().max_len, 16);
     assert_eq!(g.stages, c.stages.to_vec());
     assert_eq!(by_name(&plans, "base").plm.as_ref().unwrap().max_len, 128);
+}
+
+#[test]
+fn pa_mlm_masking_head_warmup_and_plm_layers() {
+    let src = r#"
+dataset s { source synthetic label label split random 8:1:1 field user_id id field title text }
+plm m = bert("m") { layers 2 }
+experiment e { data s plm m ctr dnn
+  stage pretrain pa_mlm { mask_unit field, head_warmup 200 }
+  stage finetune joint { lr 2e-3 } }
+experiment w extends e { plm m { layers 1 } stage pretrain pa_mlm { mask_unit word, mask 0.3 } }
+sweep depth over e { plm.layers in [1, 3] }
+"#;
+    let plans = plan::load_str(src, "t.cp").unwrap_or_else(|e| panic!("{e}"));
+    let e = by_name(&plans, "e");
+    assert_eq!(e.plm.as_ref().unwrap().layers, Some(2));
+    assert_eq!(
+        e.stages[0].kind,
+        StageKind::PaMlm {
+            mask: 0.15,
+            mask_unit: MaskUnit::Field,
+            head_warmup: 200
+        }
+    );
+    // The reference setup's two rates unless the file says otherwise.
+    assert_eq!(
+        (e.stages[0].train.lr, e.stages[0].train.plm_lr),
+        (1e-3, Some(5e-5))
+    );
+    assert_eq!(
+        (e.stages[1].train.lr, e.stages[1].train.plm_lr),
+        (2e-3, Some(5e-5))
+    );
+    let w = by_name(&plans, "w");
+    assert_eq!(w.plm.as_ref().unwrap().layers, Some(1));
+    assert_eq!(
+        w.stages[0].kind,
+        StageKind::PaMlm {
+            mask: 0.3,
+            mask_unit: MaskUnit::Word,
+            head_warmup: 200
+        }
+    );
+    let depths: Vec<Option<usize>> = ["depth[plm.layers=1]", "depth[plm.layers=3]"]
+        .iter()
+        .map(|n| by_name(&plans, n).plm.as_ref().unwrap().layers)
+        .collect();
+    assert_eq!(depths, [Some(1), Some(3)]);
+    let flat = plan::flatten_params(e);
+    assert!(flat.contains(&("stages.pretrain.mask_unit".into(), "field".into())));
+    assert!(flat.contains(&("plm.layers".into(), "2".into())));
 }

@@ -533,11 +533,35 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
                 opt(s.infer_samples_per_s, 0),
                 s.metrics
                     .iter()
+                    .filter(|(k, _)| !per_field(k))
                     .map(|(k, v)| format!("{k} {v:.4}"))
                     .collect::<Vec<_>>()
                     .join(", "),
             ]);
             rows.push(row);
+        }
+    }
+    // Per-field metrics (PA-MLM's prompt gap per template field) read
+    // better as one line per stage than as table columns.
+    let mut gaps = String::new();
+    for r in runs {
+        for s in &r.stages {
+            let fields: Vec<String> = s
+                .metrics
+                .iter()
+                .filter_map(|(k, v)| {
+                    let f = k.strip_prefix("prompt_gap[")?.strip_suffix(']')?;
+                    Some(format!("{f} {:+.1}", 100.0 * v))
+                })
+                .collect();
+            if !fields.is_empty() {
+                gaps.push_str(&format!(
+                    "{} {}: prompt gap per field (valid, points): {}\n",
+                    r.run,
+                    s.stage,
+                    fields.join(", ")
+                ));
+            }
         }
     }
     let widths: Vec<usize> = (0..header.len())
@@ -569,5 +593,11 @@ pub fn summary_table(runs: &[RunSummary]) -> String {
             out.push('\n');
         }
     }
+    out.push_str(&gaps);
     out
+}
+
+/// `mlm_acc[title]` and the like: one template field's share of a metric.
+fn per_field(key: &str) -> bool {
+    key.ends_with(']') && key.contains('[')
 }

@@ -1,6 +1,7 @@
 //! `clickprompt runs …`: query the run history (list, show, compare, best,
 //! export, delete). Aligned tables for people, `--json` for scripts.
 
+mod gaps;
 mod table;
 
 use anyhow::{Context, Result};
@@ -389,6 +390,7 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
             let other: Vec<String> = e
                 .metrics
                 .iter()
+                .filter(|(k, _)| !gaps::is_per_field(k))
                 .map(|(k, v)| format!("{k}={}", fmt_metric(*v)))
                 .collect();
             t.push(vec![
@@ -406,6 +408,34 @@ fn show(a: ShowArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         }
         write!(out, "{}", indent(&t.render(style)))?;
         writeln!(out, "  * best epoch")?;
+    }
+    for st in &d.stages {
+        let rows = gaps::prompt_gaps(st, &d.evaluations);
+        if rows.len() < 2 {
+            continue;
+        }
+        writeln!(
+            out,
+            "\n{}",
+            b(&format!(
+                "prompt gap of stage {} (masked-token accuracy, validation)",
+                st.stage
+            ))
+        )?;
+        let mut t = Table::new(
+            &["FIELD", "TOKENS", "WITH PROMPTS", "ZEROED", "GAP"],
+            &[1, 2, 3, 4],
+        );
+        for (field, n, a, a0, gap) in rows {
+            t.push(vec![
+                field.into(),
+                format!("{n:.0}").into(),
+                format!("{a:.4}").into(),
+                format!("{a0:.4}").into(),
+                format!("{:+.2} pt", 100.0 * gap).into(),
+            ]);
+        }
+        write!(out, "{}", indent(&t.render(style)))?;
     }
 
     if !d.artifacts.is_empty() {

@@ -34,6 +34,27 @@ pub struct TextBatch {
     pub mask: Tensor,
     /// Real length of each row (host copy, for bucketing statistics).
     pub lengths: Vec<usize>,
+    /// (B, T) u32 token tags, [`unit_tag`]`(field, word)` (PA-MLM's word and
+    /// field masking, per-field accuracies); None when the split has no tags.
+    pub units: Option<Tensor>,
+}
+
+/// A token's tag in [`TextBatch::units`]: `field` (1 + template field, 0 =
+/// template text) in the high half, its word index in the low half.
+pub fn unit_tag(field: u16, word: u16) -> u32 {
+    (u32::from(field) << 16) | u32::from(word)
+}
+
+/// (field, word) of a [`unit_tag`].
+pub fn split_unit_tag(tag: u32) -> (u16, u16) {
+    ((tag >> 16) as u16, tag as u16)
+}
+
+/// Token ids of a split on a device, padded to its longest row.
+struct DeviceTokens {
+    ids: Tensor,
+    lengths: Vec<usize>,
+    units: Option<Tensor>,
 }
 
 /// A split resident on a device.
@@ -43,7 +64,7 @@ pub struct DeviceSplit {
     multi: Vec<Tensor>,
     numbers: Option<Tensor>,
     labels: Tensor,
-    tokens: Option<(Tensor, Vec<usize>)>,
+    tokens: Option<DeviceTokens>,
     device: Device,
 }
 
@@ -99,7 +120,7 @@ impl DeviceSplit {
     pub fn token_lengths(&self) -> &[usize] {
         self.tokens
             .as_ref()
-            .map(|(_, l)| l.as_slice())
+            .map(|t| t.lengths.as_slice())
             .unwrap_or(&[])
     }
 
@@ -122,9 +143,11 @@ impl DeviceSplit {
             numbers: self.numbers.as_ref().map(take).transpose()?,
             labels: take(&self.labels)?,
             tokens: match &self.tokens {
-                Some((ids, lengths)) => {
-                    Some((take(ids)?, rows.iter().map(|&r| lengths[r]).collect()))
-                }
+                Some(t) => Some(DeviceTokens {
+                    ids: take(&t.ids)?,
+                    lengths: rows.iter().map(|&r| t.lengths[r]).collect(),
+                    units: t.units.as_ref().map(take).transpose()?,
+                }),
                 None => None,
             },
             device: self.device.clone(),
@@ -135,9 +158,14 @@ impl DeviceSplit {
     pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
         let s = self.subset(rows)?;
         let text = match s.tokens {
-            Some((ids, lengths)) => {
+            Some(DeviceTokens {
+                ids,
+                lengths,
+                units,
+            }) => {
                 let t = lengths.iter().copied().max().unwrap_or(1).max(1);
                 let ids = ids.narrow(1, 0, t)?;
+                let units = units.map(|u| u.narrow(1, 0, t)).transpose()?;
                 let len_t = Tensor::from_vec(
                     lengths.iter().map(|&l| l as u32).collect::<Vec<_>>(),
                     (rows.len(), 1),
@@ -145,7 +173,12 @@ impl DeviceSplit {
                 )?;
                 let pos = Tensor::arange(0u32, t as u32, &self.device)?.unsqueeze(0)?;
                 let mask = pos.broadcast_lt(&len_t)?.to_dtype(DType::F32)?;
-                Some(TextBatch { ids, mask, lengths })
+                Some(TextBatch {
+                    ids,
+                    mask,
+                    lengths,
+                    units,
+                })
             }
             None => None,
         };
@@ -174,22 +207,41 @@ fn pad_tokens(
     max_len: usize,
     pad: u32,
     device: &Device,
-) -> Result<(Tensor, Vec<usize>)> {
+) -> Result<DeviceTokens> {
     let width = (0..n)
         .map(|r| tok.len_of(r))
         .max()
         .unwrap_or(1)
         .clamp(1, max_len.max(1));
+    let tagged = tok.fields.len() == tok.ids.len() && tok.words.len() == tok.ids.len();
     let mut flat = vec![pad; n * width];
+    let mut units = vec![unit_tag(0, crate::data::NO_WORD); if tagged { n * width } else { 0 }];
     let mut lengths = Vec::with_capacity(n);
     for r in 0..n {
-        let row = tok.row(r);
-        let l = row.len().min(width);
-        flat[r * width..r * width + l].copy_from_slice(&row[..l]);
+        let (a, b) = (tok.offsets[r] as usize, tok.offsets[r + 1] as usize);
+        let l = (b - a).min(width);
+        flat[r * width..r * width + l].copy_from_slice(&tok.ids[a..a + l]);
+        if tagged {
+            for (u, (&f, &w)) in units[r * width..r * width + l]
+                .iter_mut()
+                .zip(tok.fields[a..a + l].iter().zip(&tok.words[a..a + l]))
+            {
+                *u = unit_tag(f, w);
+            }
+        }
         lengths.push(l);
     }
-    let t = Tensor::from_vec(flat, (n, width), device).context("uploading token ids")?;
-    Ok((t, lengths))
+    let ids = Tensor::from_vec(flat, (n, width), device).context("uploading token ids")?;
+    let units = if tagged {
+        Some(Tensor::from_vec(units, (n, width), device).context("uploading token tags")?)
+    } else {
+        None
+    };
+    Ok(DeviceTokens {
+        ids,
+        lengths,
+        units,
+    })
 }
 
 /// Batch orders for one epoch.

@@ -198,8 +198,7 @@ pub fn build(
             }
             lap(stats, "render");
             for (s, tx) in texts.iter().enumerate() {
-                let refs: Vec<&str> = (0..tx.len()).map(|k| tx.get(k)).collect();
-                let col = tok.encode_batch(&refs)?;
+                let col = tok.encode_texts(tx)?;
                 if !tx.is_empty() {
                     samples.push(SampleText {
                         split: SPLIT_NAMES[s].to_string(),
@@ -211,7 +210,10 @@ pub fn build(
                 tokens[s] = Some(col);
             }
             lap(stats, "tokenize");
-            Some(tok.meta().clone())
+            Some(TextMeta {
+                text_fields: template.fields.iter().map(|f| f.name.clone()).collect(),
+                ..tok.meta().clone()
+            })
         }
         (Some(_), None) => {
             return Err(invalid(format!(

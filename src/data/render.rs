@@ -141,13 +141,36 @@ impl Template {
 
     /// Renders one row from each template field's already-mapped value text.
     pub fn render_into(&self, values: &[&str], out: &mut String) {
+        self.render_spans(values, out, |_, _| {});
+    }
+
+    /// Like [`Template::render_into`], also reporting where each value landed:
+    /// `span(field, start..end)` in bytes of `out`, one call per value placeholder.
+    fn render_spans(
+        &self,
+        values: &[&str],
+        out: &mut String,
+        mut span: impl FnMut(usize, std::ops::Range<usize>),
+    ) {
         for p in &self.pieces {
             match p {
                 Piece::Lit(s) => out.push_str(s),
                 Piece::Name(i) => out.push_str(&self.fields[*i].display),
-                Piece::Value(i) => out.push_str(values[*i]),
+                Piece::Value(i) => {
+                    let start = out.len();
+                    out.push_str(values[*i]);
+                    span(*i, start..out.len());
+                }
             }
         }
+    }
+
+    /// Value placeholders per rendered row (a field may appear more than once).
+    fn value_slots(&self) -> usize {
+        self.pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Value(_)))
+            .count()
     }
 }
 
@@ -195,6 +218,20 @@ pub fn render(
 pub struct Texts {
     pub buf: String,
     pub offsets: Vec<usize>,
+    /// Where the template's values are: row k's are
+    /// `spans[k * slots..(k + 1) * slots]`, as (template field, byte range
+    /// within the row's text). PA-MLM's field masking and per-field
+    /// accuracies need to know which tokens carry which field.
+    pub spans: Vec<ValueSpan>,
+    pub slots: usize,
+}
+
+/// One rendered value: template field `field` at bytes `start..end` of its row's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueSpan {
+    pub field: u16,
+    pub start: u32,
+    pub end: u32,
 }
 
 impl Texts {
@@ -206,6 +243,9 @@ impl Texts {
     }
     pub fn get(&self, k: usize) -> &str {
         &self.buf[self.offsets[k]..self.offsets[k + 1]]
+    }
+    pub fn spans_of(&self, k: usize) -> &[ValueSpan] {
+        &self.spans[k * self.slots..(k + 1) * self.slots]
     }
 }
 
@@ -222,23 +262,70 @@ pub fn render_rows(t: &Template, table: &RawTable, rows: &[u32], dataset: &str) 
         let texts = col.dict.iter().map(|v| value_text(f, v)).collect();
         per_field.push((&col.codes, texts));
     }
+    let slots = t.value_slots();
     let mut buf = String::with_capacity(rows.len() * 128);
     let mut offsets = Vec::with_capacity(rows.len() + 1);
+    let mut spans = Vec::with_capacity(rows.len() * slots);
     offsets.push(0);
     let mut vals: Vec<&str> = vec![""; per_field.len()];
     for &r in rows {
         for (v, (codes, texts)) in vals.iter_mut().zip(&per_field) {
             *v = &texts[codes[r as usize] as usize];
         }
-        t.render_into(&vals, &mut buf);
+        let row_start = buf.len();
+        t.render_spans(&vals, &mut buf, |field, range| {
+            spans.push(ValueSpan {
+                field: field as u16,
+                start: (range.start - row_start) as u32,
+                end: (range.end - row_start) as u32,
+            })
+        });
         offsets.push(buf.len());
     }
-    Ok(Texts { buf, offsets })
+    Ok(Texts {
+        buf,
+        offsets,
+        spans,
+        slots,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_cover_exactly_the_values() {
+        let field = |name: &str, display: &str| FieldPlan {
+            name: name.into(),
+            column: name.into(),
+            display: display.into(),
+            kind: FieldKind::Category,
+            map: vec![],
+            ctr: true,
+            text: true,
+        };
+        let fields = vec![field("genre", "Genre"), field("title", "Title")];
+        let each = TemplatePlan {
+            name: "t".into(),
+            form: TemplateForm::Each {
+                pattern: "{name} is {value}.".into(),
+                join: " ".into(),
+            },
+            fields: vec!["genre".into(), "title".into()],
+        };
+        let t = Template::new(&each, &fields).unwrap();
+        let mut out = String::new();
+        let mut got = Vec::new();
+        t.render_spans(&["Comedy", "Kolya (1996)"], &mut out, |f, r| {
+            got.push((f, r))
+        });
+        assert_eq!(out, "Genre is Comedy. Title is Kolya (1996).");
+        let texts: Vec<&str> = got.iter().map(|(_, r)| &out[r.clone()]).collect();
+        assert_eq!(texts, ["Comedy", "Kolya (1996)"]);
+        assert_eq!(got.iter().map(|(f, _)| *f).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(t.value_slots(), 2);
+    }
 
     #[test]
     fn braces() {

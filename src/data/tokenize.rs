@@ -29,7 +29,8 @@ use tokenizers::{
     TruncationParams, TruncationStrategy,
 };
 
-use super::types::{TextMeta, TokenColumn};
+use super::render::{Texts, ValueSpan};
+use super::types::{TextMeta, TokenColumn, NO_WORD};
 use crate::error::invalid;
 
 pub struct TextTokenizer {
@@ -227,6 +228,7 @@ impl TextTokenizer {
             mask_id,
             special_ids,
             max_len,
+            text_fields: Vec::new(),
         };
         Ok(Self {
             tok,
@@ -262,32 +264,87 @@ impl TextTokenizer {
     }
 
     /// Ids of many texts (parallel), special tokens included, truncated to
-    /// `max_len`, unpadded.
+    /// `max_len`, unpadded; tokens tagged with their words, not with fields.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<TokenColumn> {
+        self.encode_spans(texts, &[], 0)
+    }
+
+    /// Rendered rows, every token tagged with its word and with the template
+    /// field whose value it belongs to.
+    pub fn encode_texts(&self, texts: &Texts) -> Result<TokenColumn> {
+        let refs: Vec<&str> = (0..texts.len()).map(|k| texts.get(k)).collect();
+        self.encode_spans(&refs, &texts.spans, texts.slots)
+    }
+
+    /// Row `k`'s value spans are `spans[k * slots..(k + 1) * slots]` (none when `slots` is 0).
+    fn encode_spans(
+        &self,
+        texts: &[&str],
+        spans: &[ValueSpan],
+        slots: usize,
+    ) -> Result<TokenColumn> {
         if self.word_level {
-            self.encode_by_words(texts)
+            self.encode_by_words(texts, spans, slots)
         } else {
-            self.encode_batch_reference(texts)
+            self.encode_reference(texts, spans, slots)
         }
     }
 
     /// The library's own batch encoder (the reference the fast path must match).
     pub fn encode_batch_reference(&self, texts: &[&str]) -> Result<TokenColumn> {
+        self.encode_reference(texts, &[], 0)
+    }
+
+    /// [`TextTokenizer::encode_texts`] through the library's own batch encoder.
+    pub fn encode_texts_reference(&self, texts: &Texts) -> Result<TokenColumn> {
+        let refs: Vec<&str> = (0..texts.len()).map(|k| texts.get(k)).collect();
+        self.encode_reference(&refs, &texts.spans, texts.slots)
+    }
+
+    fn encode_reference(
+        &self,
+        texts: &[&str],
+        spans: &[ValueSpan],
+        slots: usize,
+    ) -> Result<TokenColumn> {
         let enc = self
             .tok
             .encode_batch(texts.to_vec(), true)
             .map_err(tk_err)?;
-        let mut offsets = Vec::with_capacity(texts.len() + 1);
-        offsets.push(0u32);
-        let mut ids = Vec::with_capacity(enc.iter().map(|e| e.len()).sum());
-        for e in &enc {
-            ids.extend_from_slice(e.get_ids());
-            offsets.push(ids.len() as u32);
+        let total = enc.iter().map(|e| e.len()).sum();
+        let mut col = TokenColumn {
+            offsets: Vec::with_capacity(texts.len() + 1),
+            ids: Vec::with_capacity(total),
+            fields: Vec::with_capacity(total),
+            words: Vec::with_capacity(total),
+        };
+        col.offsets.push(0u32);
+        for (k, e) in enc.iter().enumerate() {
+            let row_spans = row_spans(spans, slots, k);
+            col.ids.extend_from_slice(e.get_ids());
+            for (word, &(a, b)) in e.get_word_ids().iter().zip(e.get_offsets()) {
+                match word {
+                    Some(w) => {
+                        col.words.push(word_index(*w as usize)?);
+                        col.fields.push(field_tag(row_spans, a, b));
+                    }
+                    None => {
+                        col.words.push(NO_WORD);
+                        col.fields.push(0);
+                    }
+                }
+            }
+            col.offsets.push(col.ids.len() as u32);
         }
-        Ok(TokenColumn { offsets, ids })
+        Ok(col)
     }
 
-    fn encode_by_words(&self, texts: &[&str]) -> Result<TokenColumn> {
+    fn encode_by_words(
+        &self,
+        texts: &[&str],
+        spans: &[ValueSpan],
+        slots: usize,
+    ) -> Result<TokenColumn> {
         const CHUNK: usize = 4096;
         let words: HashSet<&str> = texts
             .par_chunks(CHUNK)
@@ -308,53 +365,108 @@ impl TextTokenizer {
             .tok
             .encode_batch(words.clone(), false)
             .map_err(tk_err)?;
+        // Per distinct whitespace word: its tokens, each token's byte range
+        // within the word and its pre-tokenized word within the word.
         let mut table: HashMap<&str, (u32, u32)> = HashMap::with_capacity(words.len());
         let mut flat: Vec<u32> = Vec::new();
+        let mut flat_offsets: Vec<(usize, usize)> = Vec::new();
+        let mut flat_words: Vec<u32> = Vec::new();
         for (w, e) in words.iter().zip(&enc) {
             table.insert(w, (flat.len() as u32, e.len() as u32));
             flat.extend_from_slice(e.get_ids());
+            flat_offsets.extend_from_slice(e.get_offsets());
+            flat_words.extend(e.get_word_ids().iter().map(|x| x.unwrap_or(0)));
         }
         let budget = self.meta.max_len - self.prefix.len() - self.suffix.len();
-        let parts: Vec<(Vec<u32>, Vec<u32>)> = texts
+        let specials = |n: usize| std::iter::repeat_n(NO_WORD, n);
+        let parts: Vec<(Vec<u32>, TokenColumn)> = texts
             .par_chunks(CHUNK)
-            .map(|ch| {
+            .enumerate()
+            .map(|(c, ch)| {
                 let mut lens = Vec::with_capacity(ch.len());
-                let mut ids = Vec::with_capacity(ch.len() * 48);
-                for t in ch {
-                    let start = ids.len();
-                    ids.extend_from_slice(&self.prefix);
+                let mut part = TokenColumn::untagged(Vec::new(), Vec::with_capacity(ch.len() * 48));
+                for (i, t) in ch.iter().enumerate() {
+                    let row_spans = row_spans(spans, slots, c * CHUNK + i);
+                    let start = part.ids.len();
+                    part.ids.extend_from_slice(&self.prefix);
+                    part.words.extend(specials(self.prefix.len()));
+                    part.fields
+                        .extend(std::iter::repeat_n(0, self.prefix.len()));
                     let mut room = budget;
+                    let mut words_before = 0usize;
                     for w in t.split_whitespace() {
                         if room == 0 {
                             break;
                         }
+                        let at = w.as_ptr() as usize - t.as_ptr() as usize;
                         let &(s, l) = table.get(w).ok_or_else(|| {
                             anyhow!("internal: word {w:?} missing from the word table")
                         })?;
-                        let take = (l as usize).min(room);
-                        ids.extend_from_slice(&flat[s as usize..s as usize + take]);
+                        let (s, l) = (s as usize, l as usize);
+                        let take = l.min(room);
+                        part.ids.extend_from_slice(&flat[s..s + take]);
+                        for j in s..s + take {
+                            part.words
+                                .push(word_index(words_before + flat_words[j] as usize)?);
+                        }
+                        for &(a, b) in &flat_offsets[s..s + take] {
+                            part.fields.push(field_tag(row_spans, at + a, at + b));
+                        }
+                        words_before += flat_words[s..s + l]
+                            .iter()
+                            .max()
+                            .map_or(0, |&m| m as usize + 1);
                         room -= take;
                     }
-                    ids.extend_from_slice(&self.suffix);
-                    lens.push((ids.len() - start) as u32);
+                    part.ids.extend_from_slice(&self.suffix);
+                    part.words.extend(specials(self.suffix.len()));
+                    part.fields
+                        .extend(std::iter::repeat_n(0, self.suffix.len()));
+                    lens.push((part.ids.len() - start) as u32);
                 }
-                Ok((lens, ids))
+                Ok((lens, part))
             })
             .collect::<Result<_>>()?;
-        let total: usize = parts.iter().map(|(_, i)| i.len()).sum();
-        let mut offsets = Vec::with_capacity(texts.len() + 1);
-        offsets.push(0u32);
-        let mut ids = Vec::with_capacity(total);
+        let total: usize = parts.iter().map(|(_, p)| p.ids.len()).sum();
+        let mut col = TokenColumn {
+            offsets: Vec::with_capacity(texts.len() + 1),
+            ids: Vec::with_capacity(total),
+            fields: Vec::with_capacity(total),
+            words: Vec::with_capacity(total),
+        };
+        col.offsets.push(0u32);
         for (lens, part) in parts {
-            let mut at = ids.len() as u32;
+            let mut at = col.ids.len() as u32;
             for l in lens {
                 at += l;
-                offsets.push(at);
+                col.offsets.push(at);
             }
-            ids.extend_from_slice(&part);
+            col.ids.extend_from_slice(&part.ids);
+            col.words.extend_from_slice(&part.words);
+            col.fields.extend_from_slice(&part.fields);
         }
-        Ok(TokenColumn { offsets, ids })
+        Ok(col)
     }
+}
+
+/// Row `k`'s value spans (empty when the texts carry none).
+fn row_spans(spans: &[ValueSpan], slots: usize, k: usize) -> &[ValueSpan] {
+    spans.get(k * slots..(k + 1) * slots).unwrap_or(&[])
+}
+
+/// 1 + the field whose value overlaps bytes `a..b` of the row, else 0.
+fn field_tag(spans: &[ValueSpan], a: usize, b: usize) -> u16 {
+    spans
+        .iter()
+        .find(|s| (s.start as usize) < b.max(a + 1) && a < s.end as usize)
+        .map_or(0, |s| s.field + 1)
+}
+
+fn word_index(w: usize) -> Result<u16> {
+    u16::try_from(w)
+        .ok()
+        .filter(|&w| w != NO_WORD)
+        .ok_or_else(|| anyhow!("a row has more than {} words", NO_WORD - 1))
 }
 
 /// `[CLS]`, `<s>` and the like.

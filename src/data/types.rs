@@ -71,6 +71,10 @@ pub struct TextMeta {
     /// Ids of special tokens ([CLS], [SEP], <s>, </s>, …) never masked by PA-MLM.
     pub special_ids: Vec<u32>,
     pub max_len: usize,
+    /// Template fields in tag order: tag `f + 1` in [`TokenColumn::fields`]
+    /// is `text_fields[f]`.
+    #[serde(default)]
+    pub text_fields: Vec<String>,
 }
 
 /// One split, columnar. All columns have `rows` entries (Multi: `rows * width`).
@@ -97,7 +101,19 @@ pub enum Column {
 pub struct TokenColumn {
     pub offsets: Vec<u32>,
     pub ids: Vec<u32>,
+    /// Per token, aligned with `ids`: 1 + the template field whose rendered
+    /// value the token belongs to, 0 for template text and special tokens.
+    /// Empty when unknown (every token then counts as template text).
+    #[serde(default)]
+    pub fields: Vec<u16>,
+    /// Per token: its word's index within the row (the tokenizer's
+    /// pre-tokenized words), [`NO_WORD`] for special tokens. Empty when unknown.
+    #[serde(default)]
+    pub words: Vec<u16>,
 }
+
+/// The word index of special tokens in [`TokenColumn::words`].
+pub const NO_WORD: u16 = u16::MAX;
 
 impl TokenColumn {
     pub fn len_of(&self, row: usize) -> usize {
@@ -105,5 +121,14 @@ impl TokenColumn {
     }
     pub fn row(&self, row: usize) -> &[u32] {
         &self.ids[self.offsets[row] as usize..self.offsets[row + 1] as usize]
+    }
+    /// Untagged ids (every token template text, no word grouping).
+    pub fn untagged(offsets: Vec<u32>, ids: Vec<u32>) -> Self {
+        TokenColumn {
+            offsets,
+            ids,
+            fields: Vec::new(),
+            words: Vec::new(),
+        }
     }
 }

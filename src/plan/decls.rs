@@ -205,7 +205,7 @@ pub fn default_template(ds: &DatasetPlan) -> TemplatePlan {
 pub fn resolve_plm(decl: &PlmDecl, overrides: &[Param], d: &mut Diags) -> Option<PlmPlan> {
     let before = d.len();
     let owner = format!("plm `{}`", decl.name.name);
-    let keys = ["max_len", "pool"];
+    let keys = ["max_len", "pool", "layers"];
     Block::new(&decl.params, owner.clone()).check_keys(&keys, d, |_| None);
     Block::new(overrides, owner.clone()).check_keys(&keys, d, |_| None);
     let mut params: Vec<Param> = decl.params.clone();
@@ -256,6 +256,8 @@ pub fn resolve_plm(decl: &PlmDecl, overrides: &[Param], d: &mut Diags) -> Option
         .choice("pool", &POOLINGS, d)
         .and_then(pooling)
         .unwrap_or(Pooling::Mean);
+    // Checked against the checkpoint's depth when it is loaded.
+    let layers = block.opt_usize("layers", 1, d);
     if d.len() > before {
         return None;
     }
@@ -265,5 +267,6 @@ pub fn resolve_plm(decl: &PlmDecl, overrides: &[Param], d: &mut Diags) -> Option
         location: location?,
         max_len,
         pool,
+        layers,
     })
 }

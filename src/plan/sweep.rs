@@ -8,12 +8,13 @@ use crate::dsl::diagnostic::{did_you_mean, list_names};
 use crate::dsl::{Diagnostic, Ident, Param, SweepDecl, Value};
 
 /// Paths a sweep may vary; `ctr.<param>` and `stages.<stage>.<param>` too.
-pub const SWEEP_PATHS: [&str; 12] = [
+pub const SWEEP_PATHS: [&str; 13] = [
     "data",
     "text",
     "plm",
     "plm.max_len",
     "plm.pool",
+    "plm.layers",
     "ctr",
     "prompts",
     "prompts.mode",

@@ -210,6 +210,10 @@ pub struct PlmPlan {
     /// Maximum text tokens (special tokens included); prompts come on top.
     pub max_len: usize,
     pub pool: Pooling,
+    /// Use only the checkpoint's first N transformer layers (a cheaper PLM);
+    /// `None` = all of them.
+    #[serde(default)]
+    pub layers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,9 +375,16 @@ pub struct StagePlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StageKind {
-    /// Prompt-augmented MLM; `mask` is the masking ratio (0 < mask < 1).
+    /// Prompt-augmented MLM; `mask` is the masking ratio (0 < mask < 1) of
+    /// tokens or words; `mask_unit field` masks one whole field per row.
     PaMlm {
         mask: f64,
+        #[serde(default)]
+        mask_unit: MaskUnit,
+        /// Optimiser steps that train the fresh MLM head alone (PLM, prompts
+        /// and CTR model frozen) before PA-MLM proper; 0 = none.
+        #[serde(default)]
+        head_warmup: usize,
     },
     Joint,
     /// CTR backbone alone, initialised by name from stage `from` (if any).
@@ -381,6 +392,29 @@ pub enum StageKind {
         from: Option<String>,
     },
     PlmOnly,
+}
+
+/// What PA-MLM masks together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskUnit {
+    /// Each eligible token independently (BERT, the paper's).
+    #[default]
+    Token,
+    /// Whole words: all tokens of a chosen word.
+    Word,
+    /// The whole rendered value of one randomly chosen template field per row.
+    Field,
+}
+
+impl MaskUnit {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MaskUnit::Token => "token",
+            MaskUnit::Word => "word",
+            MaskUnit::Field => "field",
+        }
+    }
 }
 
 impl StageKind {

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod ctr_stage;
 pub mod evaluation;
 pub mod events;
+pub mod head_warmup;
 pub mod joint;
 pub mod metrics;
 pub mod optim;

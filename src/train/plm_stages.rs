@@ -23,6 +23,7 @@ use candle_nn::VarBuilder;
 
 use super::checkpoint::load_by_name;
 use super::events::{Event, EventSink, LogLevel};
+use super::head_warmup::run_head_warmup;
 use super::joint::{Fusion, PlmClassifier};
 use super::pa_mlm::PaMlmModel;
 use super::trainer::{train_stage, StageData, StageModel, StageResult, StageResume, StageSpec};
@@ -137,7 +138,9 @@ pub fn build_stage_model_for(
         )?)
     };
     Ok(match &stage.kind {
-        StageKind::PaMlm { mask } => {
+        StageKind::PaMlm {
+            mask, mask_unit, ..
+        } => {
             let ctr = ctr()?;
             let gen = generator(&ctr)?;
             let mlm = MlmHead::new(vb.pp("mlm"), cfg, encoder.word_embeddings())?;
@@ -148,6 +151,7 @@ pub fn build_stage_model_for(
                 mlm,
                 text: text_meta(meta)?.clone(),
                 ratio: *mask,
+                unit: *mask_unit,
             })
         }
         StageKind::Joint => {
@@ -189,7 +193,9 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
         .plm
         .as_ref()
         .ok_or_else(|| invalid(format!("stage \"{}\" needs a PLM", stage.name)))?;
-    let cfg = Config::from_dir(input.plm_dir)?;
+    let cfg = Config::from_dir(input.plm_dir)?
+        .truncated(plm_plan.layers)
+        .map_err(|e| invalid(format!("PLM \"{}\": {e}", plm_plan.name)))?;
     if let Some(declared) = cfg.declared_family() {
         if declared != plm_plan.family {
             log(
@@ -252,6 +258,23 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
         StageKind::PaMlm { .. } => None,
         _ => Some(DeviceSplit::new(&ds.test, &ds.meta, input.device)?),
     };
+    // A resumed stage restarts from a checkpoint that holds the warmed head.
+    if let (PlmStageModel::PaMlm(m), StageKind::PaMlm { head_warmup, .. }) = (&model, &stage.kind) {
+        if *head_warmup > 0 && input.resume.is_none() {
+            run_head_warmup(
+                m,
+                &varmap,
+                &train,
+                *head_warmup,
+                stage.train.batch,
+                stage.train.lr,
+                plan.seed,
+                input.cancel.as_deref(),
+                input.sink,
+                &stage.name,
+            )?;
+        }
+    }
     let spec = StageSpec {
         name: stage.name.clone(),
         kind: kind_name(&stage.kind).into(),

@@ -34,6 +34,7 @@ pub fn experiment(
             location: PlmLocation::Local(PathBuf::from("unused")),
             max_len,
             pool: Pooling::Mean,
+            layers: None,
         }),
         ctr: None,
         prompts: PromptPlan {

@@ -108,6 +108,22 @@ impl Config {
         Ok(())
     }
 
+    /// Keeps only the first `n` transformer layers (`plm … { layers N }`):
+    /// the variables of the later layers are never created, so the
+    /// checkpoint's later layers are left unread.
+    pub fn truncated(mut self, n: Option<usize>) -> anyhow::Result<Self> {
+        if let Some(n) = n {
+            if n == 0 || n > self.num_hidden_layers {
+                return Err(crate::error::invalid(format!(
+                    "`layers {n}`: the checkpoint has {} transformer layers (use 1 to {0})",
+                    self.num_hidden_layers
+                )));
+            }
+            self.num_hidden_layers = n;
+        }
+        Ok(self)
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
