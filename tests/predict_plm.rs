@@ -1,7 +1,8 @@
 //! `clickprompt predict` with a PLM stage: a tiny random BERT, PA-MLM →
 //! joint → CTR-only; the joint stage scores the test rows (rendered with the
 //! run's template, tokenized with its tokenizer, length-bucketed as
-//! evaluation does) to exactly its recorded test AUC and LogLoss.
+//! evaluation does) to exactly its recorded test AUC and LogLoss. The plan
+//! keeps one of the PLM's two layers (`layers 1`), as scoring must too.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -71,7 +72,7 @@ dataset syn {
   field title      "Title" text
 }
 template t = "taste {user_taste}. title {title}."
-plm tiny = bert("tiny") { max_len 24 }
+plm tiny = bert("tiny") { max_len 24, layers 1 }
 experiment chain {
   data syn  text t  plm tiny
   ctr dnn { embed 8, mlp [16] }

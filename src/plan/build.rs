@@ -85,20 +85,22 @@ impl StagePlan {
 
 impl TrainPlan {
     /// The defaults of the language for a stage of `kind`: one epoch; batch
-    /// 1024 (CTR-only) or 32; learning rate 1e-3 (CTR-only), 1e-4 (joint)
-    /// or 5e-5; constant (CTR-only) or linear schedule; evaluation batch 4096
+    /// 1024 (CTR-only) or 32; learning rates 1e-3 for the CTR side and, in
+    /// `pa_mlm` and `joint`, 5e-5 for the PLM side (`plm_only`: 5e-5);
+    /// constant (CTR-only) or linear schedule; evaluation batch 4096
     /// (CTR-only) or 256; length bucketing when the experiment has a PLM.
     pub fn defaults(kind: &StageKind, uses_plm: bool) -> Self {
         let ctr_only = matches!(kind, StageKind::CtrOnly { .. });
+        let (lr, plm_lr) = match kind {
+            StageKind::PaMlm { .. } | StageKind::Joint => (1e-3, Some(5e-5)),
+            StageKind::PlmOnly => (5e-5, None),
+            StageKind::CtrOnly { .. } => (1e-3, None),
+        };
         Self {
             epochs: 1,
             batch: if ctr_only { 1024 } else { 32 },
-            lr: match kind {
-                StageKind::CtrOnly { .. } => 1e-3,
-                StageKind::Joint => 1e-4,
-                _ => 5e-5,
-            },
-            plm_lr: None,
+            lr,
+            plm_lr,
             weight_decay: 0.0,
             warmup: 0.0,
             schedule: if ctr_only {
@@ -145,6 +147,10 @@ experiment j {
   stage pretrain pa_mlm { }
   stage finetune joint { }
 }
+experiment o {
+  data d  text t  plm p
+  stage finetune plm_only { }
+}
 "#;
         let plans = crate::plan::load_str(src, "t.cp").unwrap();
         let e = &plans[0];
@@ -167,8 +173,7 @@ experiment j {
         ));
         assert_eq!(&built, e);
 
-        let j = &plans[1];
-        for s in &j.stages {
+        for s in plans[1].stages.iter().chain(&plans[2].stages) {
             assert_eq!(s.train, TrainPlan::defaults(&s.kind, true), "{}", s.name);
         }
     }

@@ -580,28 +580,29 @@ fn resolve_stage(
     }
     let block = Block::new(&st.params, format!("stage `{name}`"));
     block.check_keys(&allowed, d, |k| {
-        let (msg, hint) =
-            match k {
-                "mask" | "mask_unit" | "head_warmup" => return Some((
+        let (msg, hint) = match k {
+            "mask" | "mask_unit" | "head_warmup" => {
+                return Some((
                     format!(
                         "`{k}` applies only to `pretrain pa_mlm` (stage `{name}` is `{kind_name}`)"
                     ),
                     "masking belongs to the PA-MLM stage".to_string(),
-                )),
-                "pool" => (
-                    "`pool` applies only to `joint` and `plm_only` stages",
-                    "set pooling on the PLM: `plm NAME = bert(...) { pool mean }`",
-                ),
-                "from" => (
-                    "`from` applies only to `ctr_only` stages",
-                    "other stages continue from the previous stage automatically",
-                ),
-                "plm_lr" | "bucket" => (
-                    "this parameter applies only to stages that use the PLM",
-                    "`ctr_only` trains the backbone alone",
-                ),
-                _ => return None,
-            };
+                ))
+            }
+            "pool" => (
+                "`pool` applies only to `joint` and `plm_only` stages",
+                "set pooling on the PLM: `plm NAME = bert(...) { pool mean }`",
+            ),
+            "from" => (
+                "`from` applies only to `ctr_only` stages",
+                "other stages continue from the previous stage automatically",
+            ),
+            "plm_lr" | "bucket" => (
+                "this parameter applies only to stages that use the PLM",
+                "`ctr_only` trains the backbone alone",
+            ),
+            _ => return None,
+        };
         Some((
             format!("{msg} (stage `{name}` is `{kind_name}`)"),
             hint.to_string(),

@@ -34,7 +34,9 @@ use crate::model::heads::{ClassificationHead, MlmHead};
 use crate::model::plm::{load_checkpoint, Checkpoint, Config, PlmEncoder};
 use crate::model::prompt::PromptGenerator;
 use crate::model::vars::seeded_var_builder;
-use crate::plan::types::{ExperimentPlan, FusionPlan, MetricKind, Pooling, StageKind, StagePlan};
+use crate::plan::types::{
+    ExperimentPlan, FusionPlan, MetricKind, PlmPlan, Pooling, StageKind, StagePlan,
+};
 
 /// What a PLM stage needs from the runner.
 pub struct PlmStageInput<'a> {
@@ -183,6 +185,14 @@ pub fn build_stage_model_for(
     })
 }
 
+/// The encoder configuration a stage builds: the folder's `config.json`,
+/// cut to the plan's `layers`.
+pub fn stage_config(plm_plan: &PlmPlan, dir: &Path) -> Result<Config> {
+    Config::from_dir(dir)?
+        .truncated(plm_plan.layers)
+        .map_err(|e| invalid(format!("PLM \"{}\": {e}", plm_plan.name)))
+}
+
 /// Runs one PLM stage to completion.
 pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
     let plan = input.plan;
@@ -193,9 +203,7 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
         .plm
         .as_ref()
         .ok_or_else(|| invalid(format!("stage \"{}\" needs a PLM", stage.name)))?;
-    let cfg = Config::from_dir(input.plm_dir)?
-        .truncated(plm_plan.layers)
-        .map_err(|e| invalid(format!("PLM \"{}\": {e}", plm_plan.name)))?;
+    let cfg = stage_config(plm_plan, input.plm_dir)?;
     if let Some(declared) = cfg.declared_family() {
         if declared != plm_plan.family {
             log(

@@ -19,12 +19,11 @@ use candle_nn::VarMap;
 use crate::data::{Batch, DatasetMeta, DeviceSplit, Split};
 use crate::error::invalid;
 use crate::model::ctr::CtrModel;
-use crate::model::plm::Config;
 use crate::model::vars::seeded_var_builder;
 use crate::plan::{ExperimentPlan, StageKind, StagePlan};
 use crate::train::checkpoint::{load_by_name, LoadReport};
 use crate::train::joint::PlmClassifier;
-use crate::train::plm_stages::{build_stage_model_for, PlmStageModel};
+use crate::train::plm_stages::{build_stage_model_for, stage_config, PlmStageModel};
 
 /// Whether a stage of this kind outputs click probabilities.
 pub fn predicts_clicks(kind: &StageKind) -> bool {
@@ -81,7 +80,13 @@ impl Scorer {
                         stage.name
                     ))
                 })?;
-                let cfg = Config::from_dir(dir)?;
+                let plm = plan.plm.as_ref().ok_or_else(|| {
+                    invalid(format!(
+                        "stage {} needs a PLM but the run's plan has none",
+                        stage.name
+                    ))
+                })?;
+                let cfg = stage_config(plm, dir)?;
                 match build_stage_model_for(plan, stage, meta, &cfg, &vb)? {
                     PlmStageModel::Classifier(c) => Model::Plm(c),
                     PlmStageModel::PaMlm(_) => unreachable!("a joint or plm_only stage"),
