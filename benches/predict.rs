@@ -6,10 +6,12 @@
 //! 3×256 MLP — the CTR benchmark's model — over the synthetic source's 5
 //! fields, one epoch on 20 000 rows) into a temporary database, writes
 //! ROWS fresh synthetic rows as a CSV, then times the release binary
-//! scoring them to a CSV file (3 runs; peak RSS of each process from
-//! `wait4`), the same on a tenth of the rows (memory must not grow with the
-//! input), and the model's forward pass alone on pre-encoded batches of 4096
-//! and 1024 rows (what the pipeline adds on top of it).
+//! scoring them to a CSV file (3 runs; CPU time and peak RSS of each
+//! process from `wait4`), the same on a tenth of the rows (memory must not
+//! grow with the input), and the model's forward pass alone on pre-encoded
+//! batches of 4096 and 1024 rows (what the pipeline adds on top of it).
+//! Rows per CPU second are less at the mercy of other processes on a shared
+//! machine than rows per second.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -88,8 +90,22 @@ fn write_rows(path: &Path, rows: usize) -> Result<()> {
     Ok(())
 }
 
-/// Wall time and peak RSS (MiB) of one child process.
-fn timed(cmd: &mut Command) -> Result<(f64, f64)> {
+fn cpu_seconds(u: &libc::rusage) -> f64 {
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// CPU seconds (user + system) this process has used so far.
+fn own_cpu() -> f64 {
+    // SAFETY: getrusage fills a plain struct.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    cpu_seconds(&u)
+}
+
+/// Wall time, CPU time (user + system, all threads) and peak RSS (MiB) of
+/// one child process.
+fn timed(cmd: &mut Command) -> Result<(f64, f64, f64)> {
     let t = Instant::now();
     let child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
@@ -103,7 +119,7 @@ fn timed(cmd: &mut Command) -> Result<(f64, f64)> {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the child failed ({status})"
     );
-    Ok((secs, usage.ru_maxrss as f64 / 1024.0))
+    Ok((secs, cpu_seconds(&usage), usage.ru_maxrss as f64 / 1024.0))
 }
 
 fn load_average() -> String {
@@ -117,8 +133,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The model's forward pass alone over `rows` pre-encoded rows in batches of `batch`.
-fn forward_only(trained: &TrainedRun, csv: &Path, rows: usize, batch: usize) -> Result<f64> {
+/// The model's forward pass alone over `rows` pre-encoded rows in batches
+/// of `batch`: (rows per second, rows per CPU second).
+fn forward_only(trained: &TrainedRun, csv: &Path, rows: usize, batch: usize) -> Result<(f64, f64)> {
     let device = candle_core::Device::Cpu;
     let vocab = &trained.vocabularies;
     let (scorer, _) = Scorer::load(
@@ -151,12 +168,13 @@ fn forward_only(trained: &TrainedRun, csv: &Path, rows: usize, batch: usize) -> 
         }
     }
     scorer.logits(&batches[0])?; // warm-up
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), own_cpu());
     let mut n = 0;
     for b in &batches {
         n += scorer.logits(b)?.len();
     }
-    Ok(n as f64 / t.elapsed().as_secs_f64())
+    let n = n as f64;
+    Ok((n / t.elapsed().as_secs_f64(), n / (own_cpu() - cpu)))
 }
 
 fn main() -> Result<()> {
@@ -211,18 +229,18 @@ fn run(dir: &Path, rows: usize) -> Result<()> {
             .stderr(std::process::Stdio::null());
         c
     };
-    let mut times = Vec::new();
-    let mut peaks = Vec::new();
+    let (mut times, mut cpus, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
-        let (s, m) = timed(&mut predict(&big))?;
+        let (s, c, m) = timed(&mut predict(&big))?;
         times.push(s);
+        cpus.push(c);
         peaks.push(m);
     }
     let lines = std::fs::read_to_string(dir.join("scores.csv"))?
         .lines()
         .count();
     ensure!(lines == rows + 1, "{lines} output lines for {rows} rows");
-    let (small_s, small_m) = timed(&mut predict(&small))?;
+    let (small_s, small_c, small_m) = timed(&mut predict(&small))?;
 
     let fwd4096 = forward_only(&trained, &small, (rows / 10).min(100_000), 4096)
         .context("forward pass, batch 4096")?;
@@ -230,24 +248,37 @@ fn run(dir: &Path, rows: usize) -> Result<()> {
         .context("forward pass, batch 1024")?;
 
     let med = median(times.clone());
+    let med_cpu = median(cpus.clone());
+    let range = |v: &[f64]| {
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    };
+    let (t0, t1) = range(&times);
+    let (m0, m1) = range(&peaks);
     println!();
-    println!("| path | rows | seconds | rows/s | peak RSS |");
-    println!("|---|---|---|---|---|");
+    println!("| path | rows | wall s | rows/s | rows per CPU s | peak RSS |");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| `clickprompt predict` CSV → CSV (median of 3; {:.2}–{:.2} s) | {rows} | {med:.2} | {:.0} | {:.0}–{:.0} MiB |",
-        times.iter().copied().fold(f64::INFINITY, f64::min),
-        times.iter().copied().fold(0.0, f64::max),
+        "| `clickprompt predict` CSV → CSV (median of 3; {t0:.2}–{t1:.2} s) | {rows} | {med:.2} | {:.0} | {:.0} | {m0:.0}–{m1:.0} MiB |",
         rows as f64 / med,
-        peaks.iter().copied().fold(f64::INFINITY, f64::min),
-        peaks.iter().copied().fold(0.0, f64::max),
+        rows as f64 / med_cpu,
     );
     println!(
-        "| same, a tenth of the rows | {} | {small_s:.2} | {:.0} | {small_m:.0} MiB |",
+        "| same, a tenth of the rows | {} | {small_s:.2} | {:.0} | {:.0} | {small_m:.0} MiB |",
         rows / 10,
-        (rows / 10) as f64 / small_s
+        (rows / 10) as f64 / small_s,
+        (rows / 10) as f64 / small_c
     );
-    println!("| model forward only, batch 4096 | – | – | {fwd4096:.0} | – |");
-    println!("| model forward only, batch 1024 | – | – | {fwd1024:.0} | – |");
+    println!(
+        "| model forward only, batch 4096 | – | – | {:.0} | {:.0} | – |",
+        fwd4096.0, fwd4096.1
+    );
+    println!(
+        "| model forward only, batch 1024 | – | – | {:.0} | {:.0} | – |",
+        fwd1024.0, fwd1024.1
+    );
     println!();
     println!("load average at end: {}", load_average());
     Ok(())

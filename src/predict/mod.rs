@@ -113,7 +113,16 @@ impl Predictor {
     pub fn new(trained: &TrainedRun, opts: &PredictOptions) -> Result<Self> {
         let plan = &trained.plan;
         let stage = &trained.stage;
-        let device = select_device(opts.device.unwrap_or(plan.device))?;
+        let device = select_device(opts.device.unwrap_or(plan.device)).map_err(|e| {
+            if opts.device.is_none() {
+                invalid(format!(
+                    "{e:#}\n(the run's plan asks for device {:?}; pass --device cpu to score on the CPU)",
+                    plan.device
+                ))
+            } else {
+                e
+            }
+        })?;
         let vocab = &trained.vocabularies;
         let needs_plm = stage.kind.needs_plm();
         let plm_dir = match (needs_plm, &opts.plm_dir, &plan.plm) {
