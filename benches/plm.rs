@@ -247,7 +247,11 @@ fn setup() -> Result<Option<Setup>> {
             tokenizer_dir: Some(plm_dir.clone()),
         },
     )?;
-    let cfg = Config::from_dir(&plm_dir)?;
+    // BENCH_LAYERS=N: the cost of `plm … { layers N }`.
+    let layers = std::env::var("BENCH_LAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let cfg = Config::from_dir(&plm_dir)?.truncated(layers)?;
     Ok(Some(Setup {
         plan,
         dataset: loaded.dataset,
@@ -262,6 +266,7 @@ fn build(s: &Setup, kind: StageKind) -> Result<(VarMap, PlmStageModel)> {
     let stage = StagePlan {
         name: "bench".into(),
         kind,
+        from: vec![],
         train: train_plan(1),
         pool: None,
     };

@@ -28,7 +28,7 @@ experiment clickprompt_dcnv2 {
   data ml100k  text reference  plm minilm
   ctr dcnv2 { embed 16, cross 3, mlp [256, 256], dropout 0.1 }
   prompts 10 deep  fusion prefix_add  device auto  seed 42
-  stage pretrain pa_mlm   { epochs 1, batch 32, lr 5e-5, mask 0.15, warmup 0.05 }
+  stage pretrain pa_mlm   { epochs 1, batch 32, lr 1e-3, plm_lr 5e-5, mask 0.15, warmup 0.05 }
   stage finetune joint    { epochs 2, batch 32, lr 1e-4, plm_lr 5e-5, patience 2 }
   stage finetune ctr_only { from pretrain, epochs 4, batch 1024, lr 1e-3, patience 2 }
 }

@@ -21,7 +21,7 @@ experiment clickprompt_deepfm {
   data ml100k  text reference  plm minilm
   ctr deepfm { embed 16, mlp [256, 256], dropout 0.1 }
   prompts 10 deep  fusion prefix_add alpha   # learnable mixing weight
-  stage pretrain pa_mlm   { epochs 1, batch 32, lr 5e-5, mask 0.15, warmup 0.05 }
+  stage pretrain pa_mlm   { epochs 1, batch 32, lr 1e-3, plm_lr 5e-5, mask 0.15, warmup 0.05 }
   stage finetune joint    { epochs 2, batch 32, lr 1e-4, patience 2, schedule cosine }
   stage finetune ctr_only { from pretrain, epochs 4, batch 1024, lr 1e-3 }
 }

@@ -22,7 +22,7 @@ experiment clickprompt {
   data ml100k  text reference  plm minilm
   ctr dcnv2 { embed 16, mlp [256, 256], dropout 0.1 }
   prompts 10 deep
-  stage pretrain pa_mlm   { epochs 1, batch 32, lr 5e-5, mask 0.15, warmup 0.05 }
+  stage pretrain pa_mlm   { epochs 1, batch 32, lr 1e-3, plm_lr 5e-5, mask 0.15, warmup 0.05 }
   stage finetune joint    { epochs 2, batch 32, lr 1e-4, patience 2 }
   stage finetune ctr_only { from pretrain, epochs 4, batch 1024, lr 1e-3 }
 }

@@ -184,6 +184,16 @@ const DATA_CASES: &[(&str, &str, &[&str])] = &[
         &["10:78: `mask` has no effect with `mask_unit field`"],
     ),
     (
+        "joint from a later stage",
+        "experiment e { data d plm m ctr dnn stage pretrain pa_mlm {} stage finetune joint { from [pretrain, ctr_only] } stage finetune ctr_only {} }",
+        &["10:101: `from ctr_only` names no earlier stage"],
+    ),
+    (
+        "from on pa_mlm",
+        "experiment e { data d plm m ctr dnn stage pretrain pa_mlm { from x } }",
+        &["10:61: `from` applies only to `ctr_only`, `joint` and `plm_only` stages (stage `pretrain` is `pa_mlm`)"],
+    ),
+    (
         "layers zero",
         "experiment e { data d plm m { layers 0 } ctr dnn stage pretrain pa_mlm {} }",
         &["10:38: `layers` must be at least 1, found `0`"],

@@ -124,7 +124,8 @@ fn issue_example_resolves_fully() {
             head_warmup: 0
         }
     );
-    assert_eq!(p.stages[0].train.lr, 5e-5);
+    assert_eq!(p.stages[0].train.lr, 1e-3);
+    assert_eq!(p.stages[0].train.plm_lr, Some(5e-5));
     assert_eq!(p.stages[0].train.warmup, 0.05);
     assert_eq!(p.stages[1].train.patience, Some(2));
     assert_eq!(p.stages[1].pool, Some(Pooling::Mean));
@@ -517,4 +518,30 @@ sweep depth over e { plm.layers in [1, 3] }
     let flat = plan::flatten_params(e);
     assert!(flat.contains(&("stages.pretrain.mask_unit".into(), "field".into())));
     assert!(flat.contains(&("plm.layers".into(), "2".into())));
+}
+
+#[test]
+fn joint_can_start_from_several_earlier_stages() {
+    let src = r#"
+dataset s { source synthetic label label split random 8:1:1 field user_id id field title text }
+plm m = bert("m")
+experiment e { data s plm m ctr dcnv2
+  stage pretrain pa_mlm {}
+  stage finetune ctr_only { from pretrain }
+  stage finetune joint { from [pretrain, ctr_only] }
+  stage finetune joint as again { from ctr_only } }
+"#;
+    let plans = plan::load_str(src, "t.cp").unwrap_or_else(|e| panic!("{e}"));
+    let p = by_name(&plans, "e");
+    assert_eq!(p.stages[2].from, ["pretrain", "ctr_only"]);
+    assert_eq!(p.stages[3].from, ["ctr_only"]);
+    assert!(p.stages[0].from.is_empty() && p.stages[1].from.is_empty());
+    let flat = plan::flatten_params(p);
+    assert!(
+        flat.contains(&(
+            "stages.joint.from".into(),
+            "[\"pretrain\",\"ctr_only\"]".into()
+        )),
+        "{flat:?}"
+    );
 }

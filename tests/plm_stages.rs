@@ -177,12 +177,14 @@ fn pa_mlm_then_joint_and_plm_only() {
             mask_unit: MaskUnit::Token,
             head_warmup: 0,
         },
+        from: vec![],
         train: train(6, 5e-3),
         pool: None,
     };
     let joint = StagePlan {
         name: "joint".into(),
         kind: StageKind::Joint,
+        from: vec![],
         train: train(2, 2e-3),
         pool: None,
     };
@@ -200,7 +202,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         plm_dir: tmp.path(),
         device: &Device::Cpu,
         sink: &sink,
-        init_from: None,
+        init_from: vec![],
         checkpoint_dir: Some(tmp.path().join("ckpt/pretrain")),
         cancel: None,
         resume: None,
@@ -246,7 +248,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         plm_dir: tmp.path(),
         device: &Device::Cpu,
         sink: &sink,
-        init_from: Some(&weights),
+        init_from: vec![weights.clone()],
         checkpoint_dir: None,
         cancel: None,
         resume: None,
@@ -267,6 +269,7 @@ fn pa_mlm_then_joint_and_plm_only() {
     let only = StagePlan {
         name: "plm_only".into(),
         kind: StageKind::PlmOnly,
+        from: vec![],
         train: train(3, 3e-3),
         pool: None,
     };
@@ -278,7 +281,7 @@ fn pa_mlm_then_joint_and_plm_only() {
         plm_dir: tmp.path(),
         device: &Device::Cpu,
         sink: &Collect::default(),
-        init_from: None,
+        init_from: vec![],
         checkpoint_dir: None,
         cancel: None,
         resume: None,
@@ -324,6 +327,7 @@ fn field_masking_reports_which_fields_the_prompts_carry() {
             mask_unit: MaskUnit::Field,
             head_warmup: 30,
         },
+        from: vec![],
         train: train(20, 4e-3),
         pool: None,
     };
@@ -337,7 +341,7 @@ fn field_masking_reports_which_fields_the_prompts_carry() {
         plm_dir: tmp.path(),
         device: &Device::Cpu,
         sink: &sink,
-        init_from: None,
+        init_from: vec![],
         checkpoint_dir: None,
         cancel: None,
         resume: None,
@@ -364,7 +368,7 @@ fn field_masking_reports_which_fields_the_prompts_carry() {
             } => Some(metrics.clone()),
             _ => None,
         })
-        .last()
+        .next_back()
         .unwrap();
     let get = |k: &str| last.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
     eprintln!("last validation: {last:?}");
@@ -417,6 +421,7 @@ fn plm_evaluations_stop_when_cancelled() {
         let stage = StagePlan {
             name: "s".into(),
             kind: kind.clone(),
+            from: vec![],
             train: train(1, 1e-3),
             pool: None,
         };

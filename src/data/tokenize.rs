@@ -405,9 +405,8 @@ impl TextTokenizer {
                         let (s, l) = (s as usize, l as usize);
                         let take = l.min(room);
                         part.ids.extend_from_slice(&flat[s..s + take]);
-                        for j in s..s + take {
-                            part.words
-                                .push(word_index(words_before + flat_words[j] as usize)?);
+                        for &w in &flat_words[s..s + take] {
+                            part.words.push(word_index(words_before + w as usize)?);
                         }
                         for &(a, b) in &flat_offsets[s..s + take] {
                             part.fields.push(field_tag(row_spans, at + a, at + b));

@@ -575,7 +575,7 @@ fn resolve_stage(
     }
     match kind_name {
         "pa_mlm" => allowed.extend(["mask", "mask_unit", "head_warmup"]),
-        "joint" | "plm_only" => allowed.push("pool"),
+        "joint" | "plm_only" => allowed.extend(["pool", "from"]),
         _ => allowed.push("from"),
     }
     let block = Block::new(&st.params, format!("stage `{name}`"));
@@ -594,8 +594,8 @@ fn resolve_stage(
                 "set pooling on the PLM: `plm NAME = bert(...) { pool mean }`",
             ),
             "from" => (
-                "`from` applies only to `ctr_only` stages",
-                "other stages continue from the previous stage automatically",
+                "`from` applies only to `ctr_only`, `joint` and `plm_only` stages",
+                "`pa_mlm` starts from the PLM checkpoint",
             ),
             "plm_lr" | "bucket" => (
                 "this parameter applies only to stages that use the PLM",
@@ -671,29 +671,32 @@ fn resolve_stage(
                 .get("from")
                 .and_then(|p| read_word(&p.value, "from", d));
             if let Some(f) = &from {
-                if !earlier.contains(&f.name.as_str()) {
-                    let hint = if f.name == name {
-                        "a stage cannot start from itself".to_string()
-                    } else if earlier.is_empty() {
-                        format!("`{name}` is the first stage; remove `from`")
-                    } else {
-                        did_you_mean(&f.name, earlier.iter().copied()).unwrap_or_else(|| {
-                            format!("earlier stages are {}", list_names(earlier))
-                        })
-                    };
-                    d.push(
-                        Diagnostic::new(
-                            f.span,
-                            format!("`from {}` names no earlier stage", f.name),
-                        )
-                        .with_hint(hint),
-                    );
-                }
+                check_earlier(f, &name, earlier, d);
             }
             StageKind::CtrOnly {
                 from: from.map(|f| f.name),
             }
         }
+    };
+    // `joint`/`plm_only { from [a, b] }`: those stages' weights, in order.
+    let from = match (&kind, block.get("from")) {
+        (StageKind::Joint | StageKind::PlmOnly, Some(p)) => {
+            let words: Vec<Ident> = match &p.value.kind {
+                ValueKind::List(items) => items
+                    .iter()
+                    .filter_map(|v| read_word(v, "from", d))
+                    .collect(),
+                _ => read_word(&p.value, "from", d).into_iter().collect(),
+            };
+            if words.is_empty() {
+                d.err(p.value.span, "`from` needs at least one earlier stage");
+            }
+            for w in &words {
+                check_earlier(w, &name, earlier, d);
+            }
+            words.into_iter().map(|w| w.name).collect()
+        }
+        _ => Vec::new(),
     };
     let pool_override = block.choice("pool", &POOLINGS, d).and_then(pooling);
     let pool = match kind {
@@ -703,7 +706,27 @@ fn resolve_stage(
     (d.len() == before).then_some(StagePlan {
         name,
         kind,
+        from,
         train,
         pool,
     })
+}
+
+/// Reports `from X` when X is not a stage before `name`.
+fn check_earlier(f: &Ident, name: &str, earlier: &[&str], d: &mut Diags) {
+    if earlier.contains(&f.name.as_str()) {
+        return;
+    }
+    let hint = if f.name == name {
+        "a stage cannot start from itself".to_string()
+    } else if earlier.is_empty() {
+        format!("`{name}` is the first stage; remove `from`")
+    } else {
+        did_you_mean(&f.name, earlier.iter().copied())
+            .unwrap_or_else(|| format!("earlier stages are {}", list_names(earlier)))
+    };
+    d.push(
+        Diagnostic::new(f.span, format!("`from {}` names no earlier stage", f.name))
+            .with_hint(hint),
+    );
 }

@@ -364,6 +364,11 @@ pub struct StagePlan {
     /// kind (`joint`, `ctr_only`, `plm_only`) unless renamed with `as`.
     pub name: String,
     pub kind: StageKind,
+    /// `joint` and `plm_only`: the earlier stages whose best weights
+    /// initialise this one, loaded by name in order (later ones win); empty =
+    /// the previous stage's. (`ctr_only` names its source in its kind.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
     pub train: TrainPlan,
     /// Pooling of PLM states for the PLM's click prediction, for `joint` and
     /// `plm_only` stages: the stage's `pool` if given, else the PLM's. `None`

@@ -47,8 +47,9 @@ pub struct PlmStageInput<'a> {
     pub plm_dir: &'a Path,
     pub device: &'a Device,
     pub sink: &'a dyn EventSink,
-    /// Weights of an earlier stage to start from (loaded by name).
-    pub init_from: Option<&'a Path>,
+    /// Weights of earlier stages to start from, loaded by name in order
+    /// (later files win).
+    pub init_from: Vec<PathBuf>,
     /// Where `epoch-N.safetensors` / `best.safetensors` go.
     pub checkpoint_dir: Option<PathBuf>,
     pub cancel: Option<Arc<AtomicBool>>,
@@ -240,21 +241,40 @@ pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
                 .into(),
         );
     }
-    if let Some(init) = input.init_from {
+    // Later sources win: `from [pretrain, ctr_only]` takes the PLM and the
+    // prompt generator from PA-MLM and the CTR model from its fine-tuning.
+    let mut fresh: Option<Vec<String>> = None;
+    for init in &input.init_from {
         let r = load_by_name(&varmap, init)?;
         log(
             input.sink,
             LogLevel::Info,
             format!(
-                "initialised {} tensors by name from {}; fresh: {}; not used here: {}",
+                "initialised {} tensors by name from {}; not used here: {}",
                 r.loaded.len(),
                 init.display(),
-                if r.initialised.is_empty() {
+                r.dropped.len()
+            ),
+        );
+        fresh = Some(match fresh {
+            None => r.initialised,
+            Some(f) => f
+                .into_iter()
+                .filter(|n| r.initialised.contains(n))
+                .collect(),
+        });
+    }
+    if let Some(fresh) = fresh {
+        log(
+            input.sink,
+            LogLevel::Info,
+            format!(
+                "fresh (in no earlier stage): {}",
+                if fresh.is_empty() {
                     "none".to_string()
                 } else {
-                    r.initialised.join(", ")
-                },
-                r.dropped.len()
+                    fresh.join(", ")
+                }
             ),
         );
     }

@@ -357,9 +357,24 @@ pub fn run_plm_stage(env: &StageEnv) -> Result<StageSummary> {
         ))
     })?;
     let plm_dir = resolve_plm_dir(plm)?;
-    let init = match (&env.resume, env.previous) {
-        (None, Some(prev)) => Some(env.best_of(prev)).filter(|p| p.is_file()),
-        _ => None,
+    let init: Vec<PathBuf> = match (&env.resume, env.previous) {
+        (Some(_), _) => Vec::new(),
+        (None, _) if !env.stage.from.is_empty() => {
+            let paths: Vec<PathBuf> = env.stage.from.iter().map(|s| env.best_of(s)).collect();
+            if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
+                return Err(invalid(format!(
+                    "stage {} starts from {}, which holds no weights (was that stage run?)",
+                    env.stage.name,
+                    missing.display()
+                )));
+            }
+            paths
+        }
+        (None, Some(prev)) => Some(env.best_of(prev))
+            .filter(|p| p.is_file())
+            .into_iter()
+            .collect(),
+        (None, None) => Vec::new(),
     };
     let r = plm_stages::run_plm_stage(&PlmStageInput {
         plan: env.plan,
@@ -368,7 +383,7 @@ pub fn run_plm_stage(env: &StageEnv) -> Result<StageSummary> {
         plm_dir: &plm_dir,
         device: env.device,
         sink: env.sink,
-        init_from: init.as_deref(),
+        init_from: init,
         checkpoint_dir: Some(env.checkpoint_dir.clone()),
         cancel: env.opts.cancel.clone(),
         resume: env.resume.clone(),

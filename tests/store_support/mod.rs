@@ -72,6 +72,7 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
         stages: vec![StagePlan {
             name: "ctr_only".into(),
             kind: StageKind::CtrOnly { from: None },
+            from: vec![],
             train,
             pool: None,
         }],
