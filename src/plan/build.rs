@@ -72,12 +72,14 @@ impl FieldPlan {
 
 impl StagePlan {
     /// A stage with the training settings a stage block without settings
-    /// gets ([`TrainPlan::defaults`]); `uses_plm`: the experiment has a PLM.
+    /// gets ([`TrainPlan::defaults`]), starting from the previous stage's
+    /// weights; `uses_plm`: the experiment has a PLM.
     pub fn new(name: &str, kind: StageKind, uses_plm: bool) -> Self {
         Self {
             name: name.into(),
             train: TrainPlan::defaults(&kind, uses_plm),
             kind,
+            from: Vec::new(),
             pool: None,
         }
     }
