@@ -322,7 +322,7 @@ fn selected_plans(args: &RunArgs) -> Result<Selected> {
 /// `<checkpoints>/run-<id>`: re-running an experiment never overwrites the
 /// checkpoints of an earlier run, and `--resume` finds its own.
 fn run_checkpoint_root(root: &Path, id: i64) -> PathBuf {
-    root.join(format!("run-{id}"))
+    crate::train::checkpoint::run_root(root, id)
 }
 
 /// Loads the data, runs the plan and closes the run's record.

@@ -6,6 +6,7 @@
 //! sweeps, fill defaults. Errors come back as one `InvalidInput` whose text
 //! renders each diagnostic with its line, caret and hint.
 
+mod build;
 mod dataset;
 mod decls;
 mod experiment;
