@@ -108,9 +108,32 @@ fn i64_tensor(v: impl IntoIterator<Item = usize>) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, n, &Device::Cpu)?)
 }
 
-fn result_line(phase: &str, rows: usize, seconds: f64, extra: &[(&str, f64)]) {
+/// CPU seconds (user + system, every thread) this process has used.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// A timed section: wall and CPU seconds.
+struct Timer(Instant, f64);
+
+impl Timer {
+    fn start() -> Self {
+        Timer(Instant::now(), cpu_seconds())
+    }
+    fn stop(&self) -> (f64, f64) {
+        (self.0.elapsed().as_secs_f64(), cpu_seconds() - self.1)
+    }
+}
+
+/// The phase's result line; `cpu` = CPU seconds of the timed section (with
+/// one thread, a measure of the work that other processes barely disturb).
+fn result_line(phase: &str, rows: usize, (seconds, cpu): (f64, f64), extra: &[(&str, f64)]) {
     let mut s = format!(
-        "RESULT {{\"framework\": \"ours\", \"phase\": \"{phase}\", \"rows\": {rows}, \"seconds\": {seconds:.4}, \"samples_per_s\": {:.2}, \"peak_mib\": {:.1}",
+        "RESULT {{\"framework\": \"ours\", \"phase\": \"{phase}\", \"rows\": {rows}, \"seconds\": {seconds:.4}, \"cpu_seconds\": {cpu:.4}, \"samples_per_s\": {:.2}, \"peak_mib\": {:.1}",
         rows as f64 / seconds,
         vm_hwm_mib()
     );
@@ -159,10 +182,10 @@ fn plm_train_phase(s: &Setup, phase: &str, kind: StageKind) -> Result<()> {
     let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?;
     let order = plm_order(&split, BATCH);
     let (mut rows, mut tokens) = (0usize, 0usize);
-    let mut t = Instant::now();
+    let mut t = Timer::start();
     for (i, r) in order.iter().take(PLM_WARM + PLM_STEPS).enumerate() {
         if i == PLM_WARM {
-            t = Instant::now();
+            t = Timer::start();
         }
         let b = split.batch(r)?;
         train_step(m, &mut opt, &b, i)?;
@@ -171,7 +194,7 @@ fn plm_train_phase(s: &Setup, phase: &str, kind: StageKind) -> Result<()> {
             tokens += b.text.as_ref().context("text")?.ids.dim(1)? * r.len();
         }
     }
-    let secs = t.elapsed().as_secs_f64();
+    let secs = t.stop();
     result_line(
         phase,
         rows,
@@ -187,11 +210,11 @@ fn joint_infer_phase(s: &Setup) -> Result<()> {
     let split = DeviceSplit::new(&s.dataset.test, &s.dataset.meta, &Device::Cpu)?;
     let order = plm_order(&split, BATCH);
     let (mut rows, mut tokens) = (0usize, 0usize);
-    let mut t = Instant::now();
+    let mut t = Timer::start();
     let mut out = Vec::new();
     for (i, r) in order.iter().take(PLM_WARM + INFER_STEPS).enumerate() {
         if i == PLM_WARM {
-            t = Instant::now();
+            t = Timer::start();
         }
         let b = split.batch(r)?;
         out.push(m.predict_logits(&b)?.detach());
@@ -201,7 +224,7 @@ fn joint_infer_phase(s: &Setup) -> Result<()> {
         }
     }
     let logits: Vec<f32> = Tensor::cat(&out, 0)?.to_vec1()?;
-    let secs = t.elapsed().as_secs_f64();
+    let secs = t.stop();
     if logits.iter().any(|v| !v.is_finite()) {
         bail!("joint inference produced a non-finite logit");
     }
@@ -217,38 +240,34 @@ fn joint_infer_phase(s: &Setup) -> Result<()> {
 fn ctr_train_phase(s: &Setup, phase: &str, plan: &CtrPlan) -> Result<()> {
     let (varmap, model) = ctr_model(s, plan)?;
     let mut opt = optimizer(&varmap)?;
-    let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?;
-    for (i, r) in ctr_batches(split.rows, 0)
-        .iter()
-        .take(CTR_WARM)
-        .enumerate()
-    {
+    // As the runner's `ctr_only` stage: the fields without the text.
+    let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?.without_text();
+    for (i, r) in ctr_batches(split.rows, 0).iter().take(CTR_WARM).enumerate() {
         train_step(&model, &mut opt, &split.batch(r)?, i)?;
     }
     let mut rows = 0usize;
     let mut last = 0.0;
-    let t = Instant::now();
+    let t = Timer::start();
     for e in 1..=CTR_EPOCHS {
         for (i, r) in ctr_batches(split.rows, e).iter().enumerate() {
             last = train_step(&model, &mut opt, &split.batch(r)?, i)?;
             rows += r.len();
         }
     }
-    let secs = t.elapsed().as_secs_f64();
-    result_line(phase, rows, secs, &[("last_loss", last)]);
+    result_line(phase, rows, t.stop(), &[("last_loss", last)]);
     Ok(())
 }
 
 fn ctr_infer_phase(s: &Setup) -> Result<()> {
     let (_vm, model) = ctr_model(s, &dcnv2())?;
-    let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?;
+    let split = DeviceSplit::new(&s.dataset.train, &s.dataset.meta, &Device::Cpu)?.without_text();
     let batches: Vec<Vec<usize>> = (0..split.rows)
         .collect::<Vec<_>>()
         .chunks(CTR_BATCH)
         .map(|c| c.to_vec())
         .collect();
-    let pass = |timed: bool| -> Result<(usize, f64)> {
-        let t = Instant::now();
+    let pass = |timed: bool| -> Result<(usize, (f64, f64))> {
+        let t = Timer::start();
         let mut out = Vec::with_capacity(batches.len());
         let mut rows = 0;
         for r in batches.iter().take(if timed { usize::MAX } else { 10 }) {
@@ -259,16 +278,17 @@ fn ctr_infer_phase(s: &Setup) -> Result<()> {
         if logits.len() != rows {
             bail!("{} logits for {rows} rows", logits.len());
         }
-        Ok((rows, t.elapsed().as_secs_f64()))
+        Ok((rows, t.stop()))
     };
     pass(false)?;
-    let (mut rows, mut secs) = (0, 0.0);
+    let (mut rows, mut secs, mut cpu) = (0, 0.0, 0.0);
     for _ in 0..CTR_INFER_PASSES {
-        let (r, t) = pass(true)?;
+        let (r, (w, c)) = pass(true)?;
         rows += r;
-        secs += t;
+        secs += w;
+        cpu += c;
     }
-    result_line("ctr_infer", rows, secs, &[]);
+    result_line("ctr_infer", rows, (secs, cpu), &[]);
     Ok(())
 }
 

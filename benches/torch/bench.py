@@ -34,12 +34,24 @@ def vm_hwm_mib():
     return float("nan")
 
 
-def result(phase, rows, seconds, **extra):
+class Timer:
+    """Wall and CPU seconds (every thread) of a timed section."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self):
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def result(phase, rows, timed, **extra):
+    seconds, cpu = timed
     r = {
         "framework": "pytorch",
         "phase": phase,
         "rows": rows,
         "seconds": round(seconds, 4),
+        "cpu_seconds": round(cpu, 4),
         "samples_per_s": round(rows / seconds, 2),
         "peak_mib": round(vm_hwm_mib(), 1),
     }
@@ -124,10 +136,10 @@ def plm_train(data, phase):
     gen = torch.Generator().manual_seed(42)
     batches = data.plm_batches("train")[: meta["plm_warm"] + meta["plm_steps"]]
     rows = tokens = 0
-    t = time.perf_counter()
+    t = Timer()
     for i, r in enumerate(batches):
         if i == meta["plm_warm"]:
-            t = time.perf_counter()
+            t = Timer()
         single, multi, labels = data.ctr_inputs("train", r)
         ids, mask = data.text("train", r)
         if mlm:
@@ -144,7 +156,7 @@ def plm_train(data, phase):
         if i >= meta["plm_warm"]:
             rows += len(r)
             tokens += ids.shape[1] * len(r)
-    result(phase, rows, time.perf_counter() - t, tokens_per_row=round(tokens / rows, 2))
+    result(phase, rows, t.stop(), tokens_per_row=round(tokens / rows, 2))
 
 
 def joint_infer(data):
@@ -154,11 +166,11 @@ def joint_infer(data):
     batches = data.plm_batches("test")[: meta["plm_warm"] + meta["infer_steps"]]
     rows = tokens = 0
     out = []
-    t = time.perf_counter()
+    t = Timer()
     with torch.inference_mode():
         for i, r in enumerate(batches):
             if i == meta["plm_warm"]:
-                t = time.perf_counter()
+                t = Timer()
             single, multi, _ = data.ctr_inputs("test", r)
             ids, mask = data.text("test", r)
             out.append(model.joint_logit(single, multi, ids, mask))
@@ -166,7 +178,7 @@ def joint_infer(data):
                 rows += len(r)
                 tokens += ids.shape[1] * len(r)
         logits = torch.cat(out).tolist()
-    secs = time.perf_counter() - t
+    secs = t.stop()
     if any(v != v for v in logits):
         raise RuntimeError("non-finite logit")
     result("joint_infer", rows, secs, tokens_per_row=round(tokens / rows, 2))
@@ -200,14 +212,14 @@ def ctr_train(data, backbone):
     for i in range(meta["ctr_warm"]):
         step(perm[i * bs : (i + 1) * bs])
     rows, last = 0, 0.0
-    t = time.perf_counter()
+    t = Timer()
     for e in range(1, meta["ctr_epochs"] + 1):
         perm = data.orders[f"ctr.{e}"]
         for s in range(0, len(perm), bs):
             r = perm[s : s + bs]
             last = step(r)
             rows += len(r)
-    result(f"ctr_train_{backbone}", rows, time.perf_counter() - t, last_loss=round(last, 4))
+    result(f"ctr_train_{backbone}", rows, t.stop(), last_loss=round(last, 4))
 
 
 def ctr_infer(data):
@@ -220,7 +232,7 @@ def ctr_infer(data):
 
     def run(count):
         out, rows = [], 0
-        t = time.perf_counter()
+        t = Timer()
         with torch.inference_mode():
             for s in starts[:count]:
                 r = torch.arange(s, min(s + bs, n))
@@ -230,15 +242,16 @@ def ctr_infer(data):
             logits = torch.cat(out).tolist()
         if len(logits) != rows:
             raise RuntimeError("lost rows")
-        return rows, time.perf_counter() - t
+        return rows, t.stop()
 
     run(10)
-    rows = secs = 0
+    rows = wall = cpu = 0
     for _ in range(meta["ctr_infer_passes"]):
-        r, s = run(len(starts))
+        r, (w, c) = run(len(starts))
         rows += r
-        secs += s
-    result("ctr_infer", rows, secs)
+        wall += w
+        cpu += c
+    result("ctr_infer", rows, (wall, cpu))
 
 
 def matmul(data):

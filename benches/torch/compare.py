@@ -6,15 +6,17 @@ one table (`scripts/bench-vs-torch.sh` is the entry point; see BENCHMARKS.md).
 For every phase and round the two frameworks run one after the other, each
 in its own process, the order swapped every round (ours first in odd rounds,
 PyTorch first in even ones) so that a drift in machine speed hits both.
-Before each run the machine must be quiet: the CPU time that other processes
-use, sampled over QUIET_WINDOW seconds from /proc/stat, must stay under
-QUIET_BUSY (a fraction of all cores); after QUIET_TIMEOUT seconds of waiting
-the run goes ahead and the table says so. During each run the CPU time of
-other processes is measured too (machine busy time minus the run's own) and
-reported as `other load`.
+Before each phase the machine must be quiet: the CPU time that other
+processes use, sampled over QUIET_WINDOW seconds from /proc/stat, must stay
+under QUIET_BUSY (a fraction of all cores); after QUIET_TIMEOUT seconds of
+waiting the phase goes ahead and the table says so. During each run the CPU
+time of other processes is measured too (machine busy time minus the run's
+own) and reported as `other load`; the `CPU-time ratio` column compares the
+CPU seconds each framework spent per sample (every thread counted), which a
+busy machine disturbs less than wall time.
 
 Environment: ROUNDS (2), PHASES (all), THREADS (every core), QUIET_BUSY
-(0.10), QUIET_WINDOW (3), QUIET_TIMEOUT (300).
+(0.10), QUIET_WINDOW (3), QUIET_TIMEOUT (120).
 """
 
 import json
@@ -55,7 +57,7 @@ def busy_fraction(window):
 def wait_quiet(env):
     limit = float(env.get("QUIET_BUSY", 0.10))
     window = float(env.get("QUIET_WINDOW", 3))
-    timeout = float(env.get("QUIET_TIMEOUT", 300))
+    timeout = float(env.get("QUIET_TIMEOUT", 120))
     start = time.time()
     while True:
         busy = busy_fraction(window)
@@ -138,21 +140,22 @@ def main():
         mm[fw] = run(cmds[fw]("matmul"), env)
     for ph in phases:
         results[ph] = {"ours": [], "pytorch": []}
+        quiet, busy, waited = wait_quiet(env)
+        if not quiet:
+            notes.append(
+                f"{ph}: machine not quiet after {waited:.0f} s "
+                f"(other processes {100 * busy:.0f}% of the CPUs); ran anyway"
+            )
         for rnd in range(rounds):
             order = ["ours", "pytorch"] if rnd % 2 == 0 else ["pytorch", "ours"]
             for fw in order:
-                quiet, busy, waited = wait_quiet(env)
-                if not quiet:
-                    notes.append(
-                        f"{ph} round {rnd + 1} {fw}: machine not quiet after {waited:.0f} s "
-                        f"(other processes {100 * busy:.0f}% of the CPUs); ran anyway"
-                    )
                 r = run(cmds[fw](ph), env)
                 r["quiet_wait"] = waited
                 results[ph][fw].append(r)
                 print(
                     f"  {ph:<17} round {rnd + 1} {fw:<8} {r['samples_per_s']:>12,.1f} samples/s  "
-                    f"peak {r['peak_mib']:>7.0f} MiB  other load {100 * r['other_load']:.0f}%",
+                    f"cpu {r['cpu_seconds']:>7.2f} s  peak {r['peak_mib']:>7.0f} MiB  "
+                    f"other load {100 * r['other_load']:.0f}%",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -168,9 +171,9 @@ def main():
     )
     lines.append("")
     lines.append(
-        "| phase | ours samples/s | PyTorch samples/s | ours / PyTorch | peak RSS ours / PyTorch (MiB) | RSS ratio | other load |"
+        "| phase | ours samples/s | PyTorch samples/s | ours / PyTorch | CPU-time ratio | peak RSS ours / PyTorch (MiB) | RSS ratio | other load |"
     )
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|")
     summary = {}
     for ph in phases:
         o, p = results[ph]["ours"], results[ph]["pytorch"]
@@ -179,13 +182,16 @@ def main():
         rss_p = max(b["peak_mib"] for b in p)
         load = max(x["other_load"] for x in o + p)
         ratio = statistics.median(ratios)
+        cpu_ratio = statistics.median(
+            (b["cpu_seconds"] / b["rows"]) / (a["cpu_seconds"] / a["rows"]) for a, b in zip(o, p)
+        )
         rr = f"{ratio:.2f}" + (f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else "")
         lines.append(
             f"| {LABELS.get(ph, ph)} | {fmt_range([a['samples_per_s'] for a in o])} | "
-            f"{fmt_range([b['samples_per_s'] for b in p])} | {rr} | {rss_o:.0f} / {rss_p:.0f} | "
+            f"{fmt_range([b['samples_per_s'] for b in p])} | {rr} | {cpu_ratio:.2f} | {rss_o:.0f} / {rss_p:.0f} | "
             f"{rss_o / rss_p:.2f} | ≤ {100 * load:.0f}% |"
         )
-        summary[ph] = {"ratio": ratio, "ratios": ratios, "rss_ratio": rss_o / rss_p}
+        summary[ph] = {"ratio": ratio, "ratios": ratios, "cpu_ratio": cpu_ratio, "rss_ratio": rss_o / rss_p}
     lines.append("")
     lines.append(
         f"{rounds} alternating rounds per phase (ours / PyTorch ratio: median of the rounds' ratios); "
