@@ -12,7 +12,9 @@
 # THREADS (threads of each framework; default every core), QUIET_BUSY,
 # QUIET_WINDOW, QUIET_TIMEOUT (how quiet the machine must be before each run,
 # and how long to wait for it), ML100K_DIR. Needs scripts/setup-torch.sh,
-# scripts/fetch-plm.sh and ML-100K. Not part of CI (it takes ~10 minutes).
+# scripts/fetch-plm.sh and ML-100K. Not part of CI: it ran 48 minutes on the
+# shared 2-core VM under load (12 of them waiting for quiet, PyTorch's OpenMP
+# threads slowed ~5x by the contention); on a quiet machine ~10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
