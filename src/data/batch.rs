@@ -124,6 +124,28 @@ impl DeviceSplit {
             .unwrap_or(&[])
     }
 
+    /// The same rows without their text (shares the tensors): batches of a
+    /// model that reads only the fields skip gathering and masking tokens.
+    pub fn without_text(&self) -> Self {
+        Self {
+            tokens: None,
+            ..self.clone_handles()
+        }
+    }
+
+    /// A second handle on the same split (the tensors are shared, not copied).
+    pub fn clone_handles(&self) -> Self {
+        Self {
+            rows: self.rows,
+            single: self.single.clone(),
+            multi: self.multi.clone(),
+            numbers: self.numbers.clone(),
+            labels: self.labels.clone(),
+            tokens: self.tokens.clone(),
+            device: self.device.clone(),
+        }
+    }
+
     /// The split restricted to `rows` (in that order).
     pub fn subset(&self, rows: &[usize]) -> Result<Self> {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.rows) {

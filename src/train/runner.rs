@@ -330,13 +330,23 @@ pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> 
         resume: env.resume.clone(),
         select: env.plan.metrics.first().copied().unwrap_or(MetricKind::Auc),
     };
+    // The CTR model reads the fields only: its batches skip the tokens
+    // (kept when the stage asks to bucket its batches by text length).
+    let strip = |s: &DeviceSplit| {
+        if env.stage.train.bucket_by_length {
+            s.clone_handles()
+        } else {
+            s.without_text()
+        }
+    };
+    let (train, valid, test) = (strip(env.train), strip(env.valid), strip(env.test));
     let r = train_stage(
         &model,
         &varmap,
         StageData {
-            train: env.train,
-            valid: env.valid,
-            test: Some(env.test),
+            train: &train,
+            valid: &valid,
+            test: Some(&test),
         },
         &spec,
         env.sink,
