@@ -67,14 +67,13 @@ pub struct PredictArgs {
     /// PLM folder for joint / plm_only stages, if the run's has moved (same tokenizer required).
     #[arg(long, value_name = "DIR")]
     pub plm: Option<PathBuf>,
-    /// Run database (default: $CLICKPROMPT_DB, else ./runs.db).
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Run database: a SQLite file or a postgres:// URL [default: $CLICKPROMPT_DB, else ./runs.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<store::DbTarget>,
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let db = args.db.clone().unwrap_or_else(store::default_db_path);
-    let store = Store::open_existing(&db)?;
+    let store = Store::open_existing(args.db.clone().unwrap_or_else(store::default_db))?;
     let trained = TrainedRun::open(&store, args.run, args.stage.as_deref())?;
     for note in &trained.notes {
         eprintln!("warning: {note}");

@@ -51,6 +51,7 @@ pub fn split_unit_tag(tag: u32) -> (u16, u16) {
 }
 
 /// Token ids of a split on a device, padded to its longest row.
+#[derive(Clone)]
 struct DeviceTokens {
     ids: Tensor,
     lengths: Vec<usize>,

@@ -49,7 +49,8 @@ fn locate(recorded: &str, store: &Store) -> Option<PathBuf> {
         return Some(p);
     }
     if p.is_relative() {
-        let beside = store.path().parent()?.join(&p);
+        // Beside a SQLite database; a PostgreSQL store has no folder.
+        let beside = store.target().sqlite_path()?.parent()?.join(&p);
         if beside.is_file() {
             return Some(beside);
         }
