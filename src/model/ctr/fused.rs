@@ -253,6 +253,7 @@ mod tests {
             layout,
             vocab_size: vocab,
             values: vec![],
+            scale: None,
         }
     }
 
