@@ -15,11 +15,11 @@ use clickprompt::plan::{
     LabelRule, SourcePlan, SplitPlan, StageKind, StagePlan, SyntheticSource,
 };
 use clickprompt::session::Session;
-use clickprompt::store::default_db_path;
+use clickprompt::store::default_db;
 use clickprompt::train::events::Collect;
 
 fn main() -> Result<()> {
-    let session = Session::open(default_db_path())?;
+    let session = Session::open(default_db())?;
     let base = plan(6000, 20);
     println!("{}", to_yaml(&base)?);
     for (name, backbone) in backbones() {

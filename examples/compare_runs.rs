@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clickprompt::store::{default_db_path, RunFilter, Store};
+use clickprompt::store::{default_db, DbTarget, RunFilter, Store};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let db = args.next().map_or_else(default_db_path, PathBuf::from);
+    let db = args.next().map_or_else(default_db, DbTarget, PathBuf::from);
     let metric = args.next().unwrap_or_else(|| "test_auc".into());
     // Refuses to create a database: reading needs an existing one.
     let store = Store::open_existing(&db)?;

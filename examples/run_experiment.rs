@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use clickprompt::session::{RecordedRun, Session};
-use clickprompt::store::default_db_path;
+use clickprompt::store::default_db;
 use clickprompt::train::events::{Event, EventSink};
 
 /// Receives what the run reports while it trains; here, each evaluation.
@@ -39,7 +39,7 @@ fn main() -> Result<()> {
         .next()
         .unwrap_or_else(|| "experiments/quickstart.cp".into());
     let experiment = args.next().unwrap_or_else(|| "dcnv2_scratch".into());
-    let session = Session::open(default_db_path())?;
+    let session = Session::open(default_db())?;
     for run in run(&session, Path::new(&file), &experiment)? {
         print!("{}", summary(&run));
     }

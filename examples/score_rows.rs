@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clickprompt::data::input::InputFormat;
 use clickprompt::predict::{Collected, PredictOptions, Predictor, TrainedRun};
-use clickprompt::store::{default_db_path, Store};
+use clickprompt::store::{default_db, DbTarget, Store};
 use clickprompt::train::metrics::auc;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let db = args.next().map_or_else(default_db_path, PathBuf::from);
+    let db = args.next().map_or_else(default_db, DbTarget, PathBuf::from);
     let store = Store::open_existing(&db)?;
     let id = match args.next() {
         Some(id) => id.parse().context("RUN_ID must be a number")?,

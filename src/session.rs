@@ -26,7 +26,7 @@ use crate::data::{self, LoadOptions};
 use crate::model::plm::resolve_plm_dir;
 use crate::plan::{DeviceSpec, ExperimentPlan};
 use crate::predict::{PredictOptions, Predictor, TrainedRun};
-use crate::store::{NewRun, RunStatus, Store};
+use crate::store::{DbTarget, NewRun, RunStatus, Store};
 use crate::train::checkpoint;
 use crate::train::events::{Event, EventSink};
 use crate::train::runner::{device_name, run_experiment, select_device, RunOptions, RunSummary};
@@ -62,11 +62,10 @@ impl Session {
     /// Opens (creating and migrating when needed) the run database at `db`.
     /// Data is cached in `.cache/data` and checkpoints go to `checkpoints/`,
     /// as with the command; both relative to the working directory.
-    pub fn open(db: impl AsRef<Path>) -> Result<Self> {
-        let db = db.as_ref();
+    pub fn open(db: impl Into<DbTarget>) -> Result<Self> {
+        let db = db.into();
         Ok(Self {
-            store: Store::open(db)
-                .with_context(|| format!("opening the run database {}", db.display()))?,
+            store: Store::open(&db).with_context(|| format!("opening the run database {db}"))?,
             cache_dir: PathBuf::from(".cache/data"),
             checkpoints: PathBuf::from("checkpoints"),
             device: None,
