@@ -18,7 +18,7 @@ use clickprompt::store::{default_db, DbTarget, RunFilter, Store};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let db = args.next().map_or_else(default_db, DbTarget, PathBuf::from);
+    let db = args.next().map_or_else(default_db, |a| DbTarget::parse(&a));
     let metric = args.next().unwrap_or_else(|| "test_auc".into());
     // Refuses to create a database: reading needs an existing one.
     let store = Store::open_existing(&db)?;

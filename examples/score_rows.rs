@@ -23,7 +23,7 @@ use clickprompt::train::metrics::auc;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let db = args.next().map_or_else(default_db, DbTarget, PathBuf::from);
+    let db = args.next().map_or_else(default_db, |a| DbTarget::parse(&a));
     let store = Store::open_existing(&db)?;
     let id = match args.next() {
         Some(id) => id.parse().context("RUN_ID must be a number")?,
