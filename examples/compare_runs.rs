@@ -11,7 +11,6 @@
 //! the two best runs' plans.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use clickprompt::store::{default_db, DbTarget, RunFilter, Store};

@@ -13,7 +13,7 @@
 //! test AUC the run recorded.
 
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use clickprompt::data::input::InputFormat;
