@@ -177,6 +177,7 @@ fn load_ml100k(dir: &Path) -> Result<Dataset> {
             layout: ColumnLayout::Single,
             vocab_size: vocabs[f].values.len(),
             values: vocabs[f].values.clone(),
+            scale: None,
         })
         .collect();
     fields.push(FieldMeta {
@@ -184,6 +185,7 @@ fn load_ml100k(dir: &Path) -> Result<Dataset> {
         layout: ColumnLayout::Multi { width },
         vocab_size: vocabs[7].values.len(),
         values: vocabs[7].values.clone(),
+        scale: None,
     });
     Ok(Dataset {
         meta: DatasetMeta { fields, text: None },

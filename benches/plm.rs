@@ -11,169 +11,21 @@
 //! folder (`ML100K_DIR`, default `../shared/data/ml-100k` or the nearest
 //! ancestor's `shared/data/ml-100k`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use clickprompt::data::{epoch_batches, load, DeviceSplit, LoadOptions, OrderSpec};
+use clickprompt::data::{epoch_batches, DeviceSplit, OrderSpec};
 use clickprompt::model::ctr::CtrModel;
-use clickprompt::model::plm::{load_checkpoint, Checkpoint, Config};
+use clickprompt::model::plm::Config;
 use clickprompt::model::vars::{seeded_var_builder, sorted_vars};
 use clickprompt::plan::types::*;
 use clickprompt::train::optim::{AdamW, AdamWConfig};
-use clickprompt::train::plm_stages::{build_stage_model, PlmStageModel};
 use clickprompt::train::trainer::StepCtx;
-
-const BATCH: usize = 32;
-const K: usize = 10;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ml100k_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("ML100K_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    root()
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/data/ml-100k"))
-        .find(|p| p.join("u.data").is_file())
-}
-
-fn field(
-    name: &str,
-    column: &str,
-    display: &str,
-    kind: FieldKind,
-    map: Vec<(String, String)>,
-) -> FieldPlan {
-    FieldPlan {
-        name: name.into(),
-        column: column.into(),
-        display: display.into(),
-        kind,
-        map,
-        ctr: true,
-        text: true,
-    }
-}
-
-fn train_plan(epochs: usize) -> TrainPlan {
-    TrainPlan {
-        epochs,
-        batch: BATCH,
-        lr: 1e-3,
-        plm_lr: Some(5e-5),
-        weight_decay: 0.0,
-        warmup: 0.0,
-        schedule: Schedule::Constant,
-        patience: None,
-        grad_clip: None,
-        accumulate: 1,
-        eval_batch: BATCH,
-        max_rows: None,
-        valid_rows: None,
-        bucket_by_length: true,
-    }
-}
-
-fn plan(data: &Path, plm: &Path) -> ExperimentPlan {
-    let g = vec![
-        ("M".to_string(), "male".to_string()),
-        ("F".to_string(), "female".to_string()),
-    ];
-    ExperimentPlan {
-        name: "bench".into(),
-        experiment: "bench".into(),
-        sweep: None,
-        group: String::new(),
-        dataset: DatasetPlan {
-            name: "ml100k".into(),
-            source: SourcePlan::MovieLens100k {
-                dir: data.to_path_buf(),
-            },
-            label: LabelRule::Threshold {
-                column: "rating".into(),
-                op: CmpOp::Gt,
-                value: 3.0,
-            },
-            split: SplitPlan::ByTime {
-                column: "timestamp".into(),
-                ratios: [0.8, 0.1, 0.1],
-            },
-            min_count: 1,
-            skip_bad_rows: false,
-            fields: vec![
-                field("user", "user_id", "User ID", FieldKind::Id, vec![]),
-                field("gender", "gender", "Gender", FieldKind::Category, g),
-                field("age", "age", "Age", FieldKind::Category, vec![]),
-                field("job", "occupation", "Job", FieldKind::Category, vec![]),
-                field("zip", "zip", "Zipcode", FieldKind::Category, vec![]),
-                field("item", "item_id", "Movie ID", FieldKind::Id, vec![]),
-                field("title", "title", "Title", FieldKind::Text, vec![]),
-                field("genre", "genre", "Film genre", FieldKind::Category, vec![]),
-            ],
-        },
-        template: Some(TemplatePlan {
-            name: "t".into(),
-            form: TemplateForm::Each {
-                pattern: "{name} is {value}.".into(),
-                join: " ".into(),
-            },
-            fields: [
-                "user", "gender", "age", "job", "zip", "item", "title", "genre",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        }),
-        plm: Some(PlmPlan {
-            name: "minilm".into(),
-            family: PlmFamily::Bert,
-            location: PlmLocation::Local(plm.to_path_buf()),
-            max_len: 64,
-            pool: Pooling::Mean,
-            layers: None,
-        }),
-        ctr: Some(CtrPlan {
-            embed: 16,
-            backbone: Backbone::DcnV2 {
-                cross: 3,
-                mlp: vec![256, 256, 256],
-                dropout: 0.0,
-            },
-        }),
-        prompts: PromptPlan {
-            count: K,
-            mode: PromptMode::Deep,
-        },
-        fusion: FusionPlan::PrefixAdd {
-            learnable_alpha: false,
-        },
-        stages: vec![],
-        device: DeviceSpec::Cpu,
-        seed: 42,
-        metrics: vec![MetricKind::Auc, MetricKind::Logloss],
-    }
-}
-
-fn vm_hwm_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
+use common::{build, setup, vm_hwm_mib, Setup, BATCH, K};
 
 fn matmul_gflops() -> Result<f64> {
     let dev = Device::Cpu;
@@ -217,63 +69,6 @@ fn plm_fwd_flops(cfg: &Config, tokens: f64, kv: f64, last_rows: f64) -> f64 {
     // Output projection and feed-forward, per row they run on.
     let rest = 2.0 * (d * d + 2.0 * d * i);
     l * attend + (l - 1.0) * tokens * rest + last_rows * rest
-}
-
-struct Setup {
-    plan: ExperimentPlan,
-    dataset: clickprompt::data::Dataset,
-    plm_dir: PathBuf,
-    cfg: Config,
-}
-
-fn setup() -> Result<Option<Setup>> {
-    let plm_dir = root().join("assets/plm/all-MiniLM-L6-v2");
-    if !plm_dir.join("model.safetensors").is_file() {
-        eprintln!(
-            "SKIPPED: {} absent (scripts/fetch-plm.sh)",
-            plm_dir.display()
-        );
-        return Ok(None);
-    }
-    let Some(data) = ml100k_dir() else {
-        eprintln!("SKIPPED: ML-100K not found (set ML100K_DIR)");
-        return Ok(None);
-    };
-    let plan = plan(&data, &plm_dir);
-    let loaded = load(
-        &plan,
-        &LoadOptions {
-            cache_dir: root().join(".cache/bench"),
-            rebuild: false,
-            tokenizer_dir: Some(plm_dir.clone()),
-        },
-    )?;
-    // BENCH_LAYERS=N: the cost of `plm … { layers N }`.
-    let layers = std::env::var("BENCH_LAYERS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let cfg = Config::from_dir(&plm_dir)?.truncated(layers)?;
-    Ok(Some(Setup {
-        plan,
-        dataset: loaded.dataset,
-        plm_dir,
-        cfg,
-    }))
-}
-
-fn build(s: &Setup, kind: StageKind) -> Result<(VarMap, PlmStageModel)> {
-    let varmap = VarMap::new();
-    let vb = seeded_var_builder(&varmap, 42, DType::F32, &Device::Cpu);
-    let stage = StagePlan {
-        name: "bench".into(),
-        kind,
-        from: vec![],
-        train: train_plan(1),
-        pool: None,
-    };
-    let model = build_stage_model(&s.plan, &stage, &s.dataset, &s.cfg, &vb)?;
-    load_checkpoint(&varmap, &Checkpoint::open(&s.plm_dir)?)?;
-    Ok((varmap, model))
 }
 
 struct Measured {
@@ -435,15 +230,11 @@ fn run_phase(phase: &str) -> Result<()> {
     let d = s.cfg.hidden_size as f64;
     match phase {
         "pa_mlm" => {
-            let m = train_phase(
-                &s,
-                StageKind::PaMlm {
-                    mask: 0.15,
-                    mask_unit: MaskUnit::Token,
-                    head_warmup: 0,
-                },
-                steps,
-            )?;
+            let m = train_phase(&s, StageKind::PaMlm {
+                mask: 0.15,
+                mask_unit: MaskUnit::Token,
+                head_warmup: 0,
+            }, steps)?;
             let t = m.tokens_per_row;
             // fwd + 2× for backward; the last layer after attention and the
             // decoder on the ~15% masked tokens only.

@@ -1,15 +1,17 @@
-//! The dashboard's SQLite loader maps a run database (built here from the
-//! migration SQL) into the view types, and picks up rows written meanwhile.
-
-use std::path::Path;
+//! The dashboard's loader maps a run database (built here from the
+//! migration SQL; a SQLite file or a PostgreSQL database) into the view
+//! types, and picks up rows written meanwhile.
 
 mod dash_common;
+mod store_support;
 
-use clickprompt::dashfeed::SqliteSource;
+use clickprompt::dashfeed::StoreSource;
+use clickprompt::store::DbTarget;
 use clickprompt_tui::{DataSource, LogLevel, RunStatus, Split, StageState};
 use dash_common::{hostname, Writer};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+use store_support::TestDb;
 
 #[allow(clippy::too_many_arguments)]
 fn run_row(
@@ -31,8 +33,8 @@ fn run_row(
     ));
 }
 
-fn fixture(path: &Path) -> Writer {
-    let mut w = Writer::create(path);
+fn fixture(db: &DbTarget) -> Writer {
+    let mut w = Writer::create(db);
     w.exec(
         "INSERT INTO experiments (id, name, source_path, file_hash, source_text, created_at)
          VALUES (1, 'scratch', 'experiments/scratch.cp', 'abc', 'experiment scratch {}', '2026-11-29T18:00:00.000Z')",
@@ -129,12 +131,9 @@ fn fixture(path: &Path) -> Writer {
     w
 }
 
-#[test]
-fn maps_a_run_database_into_the_view_types() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.db");
-    let mut w = fixture(&path);
-    let mut src = SqliteSource::open(&path).unwrap();
+fn maps_a_run_database_into_the_view_types(db: &TestDb) {
+    let mut w = fixture(&db.target);
+    let mut src = StoreSource::open(&db.target).unwrap();
 
     let runs = src.runs().unwrap();
     assert_eq!(
@@ -277,12 +276,9 @@ stages:
     assert!(src.run_detail(99).unwrap_err().contains("no run #99"));
 }
 
-#[test]
-fn renders_the_loaded_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.db");
-    let _w = fixture(&path);
-    let mut src = SqliteSource::open(&path).unwrap();
+fn renders_the_loaded_data(db: &TestDb) {
+    let _w = fixture(&db.target);
+    let mut src = StoreSource::open(&db.target).unwrap();
     let mut app =
         clickprompt_tui::App::new(clickprompt_tui::Follow::Run(1), clickprompt_tui::View::Live);
     app.refresh(&mut src);
@@ -299,22 +295,42 @@ fn renders_the_loaded_data() {
     }
 }
 
-#[test]
-fn missing_or_foreign_databases() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nope.db");
-    let err = SqliteSource::open(&path).err().unwrap();
-    assert_eq!(clickprompt::error::exit_code(&err), 2);
-    assert!(err.to_string().contains("no run database at"), "{err}");
+fn missing_or_foreign_databases(db: &TestDb) {
+    let target = match &db.target {
+        DbTarget::Sqlite(_) => {
+            let path = db.dir.path().join("nope.db");
+            let err = StoreSource::open(&path).err().unwrap();
+            assert_eq!(clickprompt::error::exit_code(&err), 2);
+            assert!(err.to_string().contains("no run database at"), "{err}");
+            DbTarget::Sqlite(path)
+        }
+        pg => {
+            // A database without the tables is not a run database.
+            let err = StoreSource::open(pg).err().unwrap();
+            assert_eq!(clickprompt::error::exit_code(&err), 2);
+            assert!(
+                err.to_string().contains("not a clickprompt run database"),
+                "{err}"
+            );
+            pg.clone()
+        }
+    };
 
-    // Watching a database that does not exist yet: no runs, no error; the
-    // runs appear once it is created.
-    let mut src = SqliteSource::watch(&path).unwrap();
+    // Watching a database that does not exist yet (or has no tables yet):
+    // no runs, no error; the runs appear once `run` creates it.
+    let mut src = StoreSource::watch(&target).unwrap();
     assert_eq!(src.runs().unwrap(), vec![]);
     assert_eq!(src.max_run_id(), 0);
-    let _w = fixture(&path);
+    let _w = fixture(&target);
     assert_eq!(src.runs().unwrap().len(), 4);
     assert_eq!(src.max_run_id(), 4);
+    if !db.is_postgres() {
+        some_other_sqlite_file_is_refused(db);
+    }
+}
+
+fn some_other_sqlite_file_is_refused(db: &TestDb) {
+    let dir = &db.dir;
 
     // Some other SQLite file is refused with a clear message.
     let other = dir.path().join("other.db");
@@ -335,7 +351,7 @@ fn missing_or_foreign_databases() {
             .unwrap();
         c.close().await.unwrap();
     });
-    let err = SqliteSource::open(&other).err().unwrap();
+    let err = StoreSource::open(&other).err().unwrap();
     assert_eq!(clickprompt::error::exit_code(&err), 2);
     assert!(
         err.to_string().contains("not a clickprompt run database"),
@@ -347,8 +363,14 @@ fn missing_or_foreign_databases() {
 fn reads_a_wal_database_after_the_writer_closed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.db");
-    let w = fixture(&path);
+    let w = fixture(&DbTarget::Sqlite(path.clone()));
     w.rt.block_on(w.conn.close()).unwrap();
-    let mut src = SqliteSource::open(&path).unwrap();
+    let mut src = StoreSource::open(&path).unwrap();
     assert_eq!(src.runs().unwrap().len(), 4);
 }
+
+both_backends!(
+    maps_a_run_database_into_the_view_types,
+    renders_the_loaded_data,
+    missing_or_foreign_databases,
+);

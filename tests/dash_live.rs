@@ -23,7 +23,7 @@ fn without_a_terminal_the_training_comes_back_unrun() {
         called.store(true, Ordering::SeqCst);
         7
     };
-    match run_with_dashboard(&dir.path().join("runs.db"), train).unwrap() {
+    match run_with_dashboard(dir.path().join("runs.db"), train).unwrap() {
         Dashboard::Shown(_) => panic!("a dashboard without a terminal"),
         Dashboard::Unavailable { train, reason } => {
             assert!(reason.contains("not a terminal"), "{reason}");

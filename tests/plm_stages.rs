@@ -53,6 +53,7 @@ fn dataset() -> Dataset {
         layout: ColumnLayout::Single,
         vocab_size: n + 2,
         values: (0..n + 2).map(|i| i.to_string()).collect(),
+        scale: None,
     };
     Dataset {
         meta: DatasetMeta {

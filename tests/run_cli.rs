@@ -98,7 +98,7 @@ experiment chain {
         );
     }
 
-    let store = Store::open(&dir.join("runs.db")).unwrap();
+    let store = Store::open(dir.join("runs.db")).unwrap();
     let runs = store.list_runs(&RunFilter::default()).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, "FINISHED");
@@ -210,7 +210,7 @@ fn sigterm_marks_the_run_interrupted() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
-    let store = Store::open(&dir.join("runs.db")).unwrap();
+    let store = Store::open(dir.join("runs.db")).unwrap();
     assert_eq!(store.run_summary(id).unwrap().status, "INTERRUPTED");
     assert!(!store.evaluations(id).unwrap().is_empty());
 }

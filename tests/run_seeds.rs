@@ -82,7 +82,7 @@ fn every_seed_runs_in_turn_and_lands_in_one_group() {
     assert_eq!(cells[..3], ["tiny", "3", "1,2,3"], "{out}");
     assert!(group_line.contains('±'), "{out}");
 
-    let store = Store::open(&dir.join("runs.db")).expect("db");
+    let store = Store::open(dir.join("runs.db")).expect("db");
     let mut runs = store.list_runs(&RunFilter::default()).expect("runs");
     runs.sort_by_key(|r| r.id);
     let seen: Vec<(String, u64, &str)> = runs

@@ -1,19 +1,18 @@
 //! `clickprompt runs …` on a fixture database built here, through the real
-//! binary (stdout is a pipe, so no colour codes).
+//! binary (stdout is a pipe, so no colour codes), on SQLite and PostgreSQL:
+//! the same output from both.
 
 mod store_support;
 
-use clickprompt::store::{RunStatus, Store};
+use clickprompt::store::RunStatus;
 use clickprompt::train::events::{EvalSplit, Event, EventSink};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use store_support::*;
 
 /// Three runs: two finished sweep points (dnn, dcnv2) and a failed one, with
 /// fixed timestamps so the output is exact.
-fn fixture(dir: &tempfile::TempDir) -> PathBuf {
-    let db = db_in(dir);
-    let store = Store::open(&db).expect("open");
+fn fixture(db: &TestDb) -> String {
+    let store = db.open();
     let a = start(&store, &sweep_plan(dnn(), 1));
     full_run(&a, [0.70, 0.72], 0.71, 0.55, 5);
     finish_ok(a);
@@ -40,19 +39,23 @@ fn fixture(dir: &tempfile::TempDir) -> PathBuf {
     c.finish(RunStatus::Failed("out of memory".into()))
         .expect("finish");
     drop(store);
-    sql(
-        &db,
-        &[
-            "UPDATE runs SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-29 09:00:00', '+' || id || ' hours'),
-                 ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-29 09:00:00', '+' || id || ' hours',
-                                     CASE id WHEN 3 THEN '+65 seconds' ELSE '+600 seconds' END)",
-            "UPDATE runs SET host = 'lab1'",
-        ],
-    );
-    db
+    // Run i started at 09:00 + i hours and took 10 minutes (run 3: 65 s).
+    let mut updates: Vec<String> = (1..=3)
+        .map(|id| {
+            let end = if id == 3 { "01:05" } else { "10:00" };
+            format!(
+                "UPDATE runs SET started_at = '2026-11-29T{h:02}:00:00.000Z', \
+                 ended_at = '2026-11-29T{h:02}:{end}.000Z' WHERE id = {id}",
+                h = 9 + id
+            )
+        })
+        .collect();
+    updates.push("UPDATE runs SET host = 'lab1'".into());
+    db.sql(&updates.iter().map(String::as_str).collect::<Vec<_>>());
+    db.arg()
 }
 
-fn cp(db: &Path, args: &[&str]) -> Output {
+fn cp(db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clickprompt"))
         .arg("runs")
         .args(args)
@@ -65,14 +68,14 @@ fn cp(db: &Path, args: &[&str]) -> Output {
         .expect("run clickprompt")
 }
 
-fn ok(db: &Path, args: &[&str]) -> String {
+fn ok(db: &str, args: &[&str]) -> String {
     let out = cp(db, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?} failed: {stderr}");
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn fails(db: &Path, args: &[&str]) -> (i32, String) {
+fn fails(db: &str, args: &[&str]) -> (i32, String) {
     let out = cp(db, args);
     assert!(!out.status.success(), "{args:?} should fail");
     (
@@ -94,23 +97,21 @@ const FAILED_ONLY: &str = "ID  EXPERIMENT  SWEEP  SEED  STATUS  STARTED (UTC)   
  3  movielens   -        42  FAILED  2026-11-29 12:00:00     1m05s  ctr_only       0.6000         -             -
 ";
 
-#[test]
-fn list_filters_sorts_and_limits() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn list_filters_sorts_and_limits(test_db: &TestDb) {
+    let db = &fixture(test_db);
     assert_eq!(
-        ok(&db, &["list"]),
+        ok(db, &["list"]),
         format!("{HEADER}\n{ROW3}\n{ROW2}\n{ROW1}\n")
     );
-    assert!(!ok(&db, &["list"]).contains('\x1b'), "no colour on a pipe");
+    assert!(!ok(db, &["list"]).contains('\x1b'), "no colour on a pipe");
 
     assert_eq!(
-        ok(&db, &["list", "--where", "test_auc > 0.75"]),
+        ok(db, &["list", "--where", "test_auc > 0.75"]),
         format!("{HEADER}\n{ROW2}\n")
     );
     assert_eq!(
         ok(
-            &db,
+            db,
             &[
                 "list",
                 "--where",
@@ -120,12 +121,12 @@ fn list_filters_sorts_and_limits() {
         format!("{HEADER}\n{ROW2}\n")
     );
     assert_eq!(
-        ok(&db, &["list", "--where", "params.prompts.count >= 5"]),
+        ok(db, &["list", "--where", "params.prompts.count >= 5"]),
         format!("{HEADER}\n{ROW3}\n{ROW2}\n")
     );
     assert_eq!(
         ok(
-            &db,
+            db,
             &[
                 "list",
                 "--where",
@@ -135,32 +136,55 @@ fn list_filters_sorts_and_limits() {
         format!("{HEADER}\n{ROW3}\n{ROW1}\n")
     );
     assert_eq!(
-        ok(&db, &["list", "--where", "test_auc is null"]),
+        ok(db, &["list", "--where", "test_auc is null"]),
+        FAILED_ONLY
+    );
+    // NOT of a comparison with NULL (run 3 has no test AUC) is true.
+    assert_eq!(
+        ok(db, &["list", "--where", "not (test_auc > 0.75)"]),
+        format!("{HEADER}\n{ROW3}\n{ROW1}\n")
+    );
+    // Substring tests are case-insensitive and take `%` and `_` literally.
+    assert_eq!(
+        ok(db, &["list", "--where", "error ~ MEMORY or name ~ '%'"]),
         FAILED_ONLY
     );
     assert_eq!(
-        ok(&db, &["list", "--sort", "test_auc"]),
-        format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
+        ok(db, &["list", "--where", "params.ctr.backbone.name ~ CN"]),
+        format!("{HEADER}\n{ROW3}\n{ROW2}\n")
     );
+    // Params sort numerically; ties newest first.
     assert_eq!(
-        ok(&db, &["list", "--sort", "test_logloss"]),
-        format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
+        ok(db, &["list", "--sort", "params.prompts.count"]),
+        format!("{HEADER}\n{ROW1}\n{ROW3}\n{ROW2}\n")
     );
     assert_eq!(
         ok(
-            &db,
-            &["list", "--sort", "test_auc", "--asc", "--limit", "2"]
+            db,
+            &["list", "--sort", "params.ctr.backbone.name", "--desc"]
         ),
+        format!("{HEADER}\n{ROW1}\n{ROW3}\n{ROW2}\n")
+    );
+    assert_eq!(
+        ok(db, &["list", "--sort", "test_auc"]),
+        format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
+    );
+    assert_eq!(
+        ok(db, &["list", "--sort", "test_logloss"]),
+        format!("{HEADER}\n{ROW2}\n{ROW1}\n{ROW3}\n")
+    );
+    assert_eq!(
+        ok(db, &["list", "--sort", "test_auc", "--asc", "--limit", "2"]),
         format!("{HEADER}\n{ROW1}\n{ROW2}\n")
     );
-    assert_eq!(ok(&db, &["list", "--status", "FAILED"]), FAILED_ONLY);
+    assert_eq!(ok(db, &["list", "--status", "FAILED"]), FAILED_ONLY);
     assert_eq!(
-        ok(&db, &["list", "--experiment", "nope"]),
-        format!("no runs match in {}\n", db.display())
+        ok(db, &["list", "--experiment", "nope"]),
+        format!("no runs match in {}\n", test_db.target)
     );
 
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&db, &["list", "--json", "--limit", "1"])).expect("json");
+        serde_json::from_str(&ok(db, &["list", "--json", "--limit", "1"])).expect("json");
     assert_eq!(json[0]["id"], 3);
     assert_eq!(json[0]["status"], "FAILED");
     assert_eq!(json[0]["error"], "out of memory");
@@ -168,14 +192,9 @@ fn list_filters_sorts_and_limits() {
     assert_eq!(json[0]["test_auc"], serde_json::Value::Null);
 }
 
-#[test]
-fn bad_expressions_and_flags_are_rejected_clearly() {
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let (code, err) = fails(
-        &db,
-        &["list", "--where", "test_auc > 0.78 and tset_auc > 1"],
-    );
+fn bad_expressions_and_flags_are_rejected_clearly(test_db: &TestDb) {
+    let db = &fixture(test_db);
+    let (code, err) = fails(db, &["list", "--where", "test_auc > 0.78 and tset_auc > 1"]);
     assert_eq!(code, 2);
     assert_eq!(
         err,
@@ -184,35 +203,42 @@ fn bad_expressions_and_flags_are_rejected_clearly() {
          seed, version, crate_version, error, final_stage, best_stage, best_valid_auc, valid_auc, test_auc, test_logloss, \
          group, group_name, group_id, params.<key>, and <stage>.<metric>\n  test_auc > 0.78 and tset_auc > 1\n                      ^^^^^^^^\n"
     );
-    let (code, err) = fails(&db, &["list", "--where", "test_auc >> 1"]);
+    let (code, err) = fails(db, &["list", "--where", "test_auc >> 1"]);
     assert_eq!(code, 2);
     assert!(
         err.starts_with("invalid --where expression: expected a value after `>`, found `>`\n"),
         "{err}"
     );
     assert!(err.ends_with("\n  test_auc >> 1\n            ^\n"), "{err}");
-    let (code, err) = fails(&db, &["list", "--sort", "speed"]);
+    let (code, err) = fails(db, &["list", "--sort", "speed"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("invalid --sort `speed`: unknown field `speed`"),
         "{err}"
     );
-    let (code, err) = fails(&db, &["list", "--status", "done"]);
+    let (code, err) = fails(db, &["list", "--status", "done"]);
     assert_eq!(code, 2);
     assert!(err.contains("invalid --status `done`"), "{err}");
-    let (code, err) = fails(&db, &["show", "42"]);
+    let (code, err) = fails(db, &["show", "42"]);
     assert_eq!(code, 2);
     assert!(err.contains("no run 42 in"), "{err}");
-    let (code, err) = fails(&dir.path().join("none.db"), &["list"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("no run database at"), "{err}");
+    if test_db.is_postgres() {
+        let missing = db.replace("/cp_", "/nonexistent_");
+        let (code, err) = fails(&missing, &["list"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(err.contains("createdb"), "{err}");
+    } else {
+        let missing = test_db.dir.path().join("none.db");
+        let (code, err) = fails(&missing.display().to_string(), &["list"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("no run database at"), "{err}");
+    }
 }
 
-#[test]
-fn show_prints_the_run_in_full() {
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let out = ok(&db, &["show", "2"]);
+fn show_prints_the_run_in_full(test_db: &TestDb) {
+    let db = &fixture(test_db);
+    let out = ok(db, &["show", "2"]);
     let expected_head = "run 2  FINISHED
   experiment:movielens
   name:      sweep[prompts=5]
@@ -241,7 +267,7 @@ fn show_prints_the_run_in_full() {
     assert!(out.contains("\nplan\n"));
 
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&db, &["show", "2", "--json"])).expect("json");
+        serde_json::from_str(&ok(db, &["show", "2", "--json"])).expect("json");
     assert_eq!(json["id"], 2);
     assert_eq!(
         json["stages"][0]["evaluations"].as_array().map(Vec::len),
@@ -250,13 +276,11 @@ fn show_prints_the_run_in_full() {
     assert_eq!(json["params"]["ctr.backbone.name"], "dcnv2");
 }
 
-#[test]
-fn compare_shows_differing_params_and_marks_the_best() {
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let out = ok(&db, &["compare", "1", "2"]);
+fn compare_shows_differing_params_and_marks_the_best(test_db: &TestDb) {
+    let db = &fixture(test_db);
+    let out = ok(db, &["compare", "1", "2"]);
     // The plan's size changes as the language grows; count the union of keys.
-    let store = Store::open(&db).expect("open");
+    let store = test_db.open();
     let mut keys: Vec<String> = [1, 2]
         .iter()
         .flat_map(|&id| store.params(id).expect("params"))
@@ -295,43 +319,41 @@ final metrics per stage
 "
     );
     assert_eq!(out, expected);
-    let all = ok(&db, &["compare", "1", "2", "--all"]);
+    let all = ok(db, &["compare", "1", "2", "--all"]);
     assert!(all.contains(&format!("params ({total})")));
     assert!(all
         .lines()
         .any(|l| l.starts_with("  seed ") && l.ends_with("42")));
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&db, &["compare", "1", "2", "--json"])).expect("json");
+        serde_json::from_str(&ok(db, &["compare", "1", "2", "--json"])).expect("json");
     assert_eq!(json["metrics"][2]["metric"], "test_auc");
     assert_eq!(json["metrics"][2]["best"], 1);
-    let (code, _) = fails(&db, &["compare", "1"]);
+    let (code, _) = fails(db, &["compare", "1"]);
     assert_eq!(code, 2, "clap usage error");
 }
 
-#[test]
-fn best_export_and_delete() {
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let out = ok(&db, &["best", "--metric", "test_auc"]);
+fn best_export_and_delete(test_db: &TestDb) {
+    let db = &fixture(test_db);
+    let out = ok(db, &["best", "--metric", "test_auc"]);
     assert_eq!(
         out,
         format!("best by test_auc (higher is better): run 2 with 0.7900\n{HEADER}\n{ROW2}\n")
     );
-    let out = ok(&db, &["best", "--metric", "ctr_only.valid_logloss"]);
+    let out = ok(db, &["best", "--metric", "ctr_only.valid_logloss"]);
     assert!(
         out.starts_with("best by ctr_only.valid_logloss (lower is better): run 2 with 0.5200\n"),
         "{out}"
     );
     let (code, err) = fails(
-        &db,
+        db,
         &["best", "--metric", "test_auc", "--experiment", "other"],
     );
     assert_eq!(code, 2);
     assert!(err.contains("no run of experiment `other`"), "{err}");
-    let (_, err) = fails(&db, &["best", "--metric", "name"]);
+    let (_, err) = fails(db, &["best", "--metric", "name"]);
     assert!(err.contains("has no better direction"), "{err}");
 
-    let csv = ok(&db, &["export", "--format", "csv", "1", "3"]);
+    let csv = ok(db, &["export", "--format", "csv", "1", "3"]);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[0].starts_with(
@@ -344,7 +366,7 @@ fn best_export_and_delete() {
     assert!(lines[1].contains(",0.72,0.71,0.55,"), "{}", lines[1]);
     assert!(lines[2].contains(",FAILED,"), "{}", lines[2]);
 
-    let json: serde_json::Value = serde_json::from_str(&ok(&db, &["export"])).expect("json");
+    let json: serde_json::Value = serde_json::from_str(&ok(db, &["export"])).expect("json");
     assert_eq!(json["format"], "clickprompt.runs");
     assert_eq!(json["version"], 1);
     let ids: Vec<i64> = json["runs"]
@@ -358,23 +380,31 @@ fn best_export_and_delete() {
     assert_eq!(json["runs"][1]["artifacts"][0]["bytes"], 123456);
 
     // No TTY and no --yes: refused, nothing deleted.
-    let (code, err) = fails(&db, &["delete", "3"]);
+    let (code, err) = fails(db, &["delete", "3"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("refusing to delete without confirmation"),
         "{err}"
     );
-    assert_eq!(ok(&db, &["list", "--status", "failed"]), FAILED_ONLY);
-    assert_eq!(ok(&db, &["delete", "3", "--yes"]), "deleted 1 run(s): 3\n");
-    assert_eq!(ok(&db, &["list"]), format!("{HEADER}\n{ROW2}\n{ROW1}\n"));
+    assert_eq!(ok(db, &["list", "--status", "failed"]), FAILED_ONLY);
+    assert_eq!(ok(db, &["delete", "3", "--yes"]), "deleted 1 run(s): 3\n");
+    assert_eq!(ok(db, &["list"]), format!("{HEADER}\n{ROW2}\n{ROW1}\n"));
     assert_eq!(
-        scalar_i64(&db, "SELECT COUNT(*) FROM metrics WHERE run_id = 3"),
+        test_db.scalar_i64("SELECT COUNT(*) FROM metrics WHERE run_id = 3"),
         0,
         "cascade"
     );
     assert_eq!(
-        scalar_i64(&db, "SELECT COUNT(*) FROM params WHERE run_id = 3"),
+        test_db.scalar_i64("SELECT COUNT(*) FROM params WHERE run_id = 3"),
         0,
         "cascade"
     );
 }
+
+both_backends!(
+    list_filters_sorts_and_limits,
+    bad_expressions_and_flags_are_rejected_clearly,
+    show_prints_the_run_in_full,
+    compare_shows_differing_params_and_marks_the_best,
+    best_export_and_delete,
+);

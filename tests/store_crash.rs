@@ -1,5 +1,6 @@
 //! A run whose process is killed with SIGKILL mid-run: the next open marks it
-//! INTERRUPTED, and everything committed before the kill is intact.
+//! INTERRUPTED, and everything committed before the kill is intact (SQLite
+//! and PostgreSQL).
 //!
 //! The child is this test binary re-executed with `CLICKPROMPT_STORE_CHILD`
 //! set, running only `child_writer`.
@@ -22,7 +23,7 @@ fn child_writer() {
     let Ok(db) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = Store::open(std::path::Path::new(&db)).expect("child open");
+    let store = Store::open(db.as_str()).expect("child open");
     let rec = start(&store, &plan("crash", dcnv2(), 3));
     rec.emit(Event::StageStarted {
         stage: "joint".into(),
@@ -42,17 +43,15 @@ fn child_writer() {
     }
 }
 
-#[test]
-fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
+fn killed_run_is_marked_interrupted_with_its_metrics_intact(test_db: &TestDb) {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let dir = tempdir();
-    let db = db_in(&dir);
+    let db = &test_db.target;
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &db)
+        .env(CHILD_ENV, test_db.arg())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -74,7 +73,7 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
 
     // While the child lives, opening the database leaves its run alone.
     std::thread::sleep(std::time::Duration::from_millis(600));
-    let store = Store::open(&db).expect("open while child runs");
+    let store = Store::open(db).expect("open while child runs");
     assert_eq!(
         store.run_summary(run_id).expect("summary").status,
         "RUNNING"
@@ -84,7 +83,7 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    let store = Store::open(&db).expect("open after the crash");
+    let store = Store::open(db).expect("open after the crash");
     let run = store.run_summary(run_id).expect("summary");
     assert_eq!(run.status, "INTERRUPTED");
     let note = run.error.clone().unwrap_or_default();
@@ -129,3 +128,5 @@ fn killed_run_is_marked_interrupted_with_its_metrics_intact() {
         "FINISHED"
     );
 }
+
+both_backends!(killed_run_is_marked_interrupted_with_its_metrics_intact);

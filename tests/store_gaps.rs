@@ -1,11 +1,11 @@
 //! `runs show` of a PA-MLM stage: which fields the prompts carry, from the
-//! per-field masked-token accuracies its validation recorded.
+//! per-field masked-token accuracies its validation recorded, on SQLite and
+//! PostgreSQL.
 
 mod store_support;
 
 use std::process::{Command, Stdio};
 
-use clickprompt::store::Store;
 use clickprompt::train::events::{EvalSplit, Event, EventSink};
 use store_support::*;
 
@@ -34,11 +34,8 @@ fn eval(sink: &dyn EventSink, epoch: usize, title: (f64, f64)) {
     });
 }
 
-#[test]
-fn show_lists_the_prompt_gap_per_field_of_the_best_epoch() {
-    let dir = tempdir();
-    let db = db_in(&dir);
-    let store = Store::open(&db).unwrap();
+fn show_lists_the_prompt_gap_per_field_of_the_best_epoch(test_db: &TestDb) {
+    let store = test_db.open();
     let rec = start(&store, &plan("pa", dcnv2(), 5));
     rec.emit(Event::StageStarted {
         stage: "pretrain".into(),
@@ -60,8 +57,9 @@ fn show_lists_the_prompt_gap_per_field_of_the_best_epoch() {
     drop(store);
     let out = Command::new(env!("CARGO_BIN_EXE_clickprompt"))
         .args(["runs", "show", "1", "--db"])
-        .arg(&db)
+        .arg(test_db.arg())
         .env("NO_COLOR", "1")
+        .env_remove("CLICKPROMPT_DB")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -84,3 +82,5 @@ fn show_lists_the_prompt_gap_per_field_of_the_best_epoch() {
     assert!(!out.contains("mlm_acc[title]="), "{out}");
     assert!(out.contains("prompt_gap=0.1000"), "{out}");
 }
+
+both_backends!(show_lists_the_prompt_gap_per_field_of_the_best_epoch);

@@ -1,14 +1,16 @@
 //! Run groups in the store: ids shared by the seeds of one run across store
 //! handles (processes), the migration that gives old runs their groups, and
 //! `runs list --groups` / `runs compare gA gB` through the real binary, with
-//! the paired difference checked against a hand computation.
+//! the paired difference checked against a hand computation; on SQLite and
+//! PostgreSQL, except the migration from a SQLite file of before groups
+//! (`store_migrations` upgrades PostgreSQL databases).
 
 mod store_support;
 
 use clickprompt::plan::ExperimentPlan;
-use clickprompt::store::{group_key, NewRun, RunFilter, RunStatus, Store, MIGRATOR};
+use clickprompt::store::{group_key, NewRun, RunFilter, RunStatus, Store, SQLITE_MIGRATOR};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use store_support::*;
 
@@ -31,12 +33,10 @@ fn group_of(store: &Store, run: i64) -> (i64, String) {
     )
 }
 
-#[test]
-fn seeds_of_one_run_share_a_group_across_store_handles() {
-    let dir = tempdir();
-    let db = db_in(&dir);
-    let one = Store::open(&db).expect("open");
-    let two = Store::open(&db).expect("second handle, as another process");
+fn seeds_of_one_run_share_a_group_across_store_handles(test_db: &TestDb) {
+    let db = &test_db.target;
+    let one = Store::open(db).expect("open");
+    let two = Store::open(db).expect("second handle, as another process");
     let a1 = start(&one, &seeded("scratch", 1));
     let a2 = start(&two, &seeded("scratch", 2));
     let b1 = start(&one, &seeded("clickprompt", 1));
@@ -88,25 +88,17 @@ fn seeds_of_one_run_share_a_group_across_store_handles() {
     let ids = members.clone();
     one.delete_runs(&ids).expect("delete");
     assert_eq!(
-        scalar_i64(
-            &db,
-            &format!("SELECT COUNT(*) FROM run_groups WHERE id = {ga}")
-        ),
+        test_db.scalar_i64(&format!("SELECT COUNT(*) FROM run_groups WHERE id = {ga}")),
         0
     );
     assert_eq!(
-        scalar_i64(
-            &db,
-            &format!("SELECT COUNT(*) FROM run_groups WHERE id = {gb}")
-        ),
+        test_db.scalar_i64(&format!("SELECT COUNT(*) FROM run_groups WHERE id = {gb}")),
         1
     );
 }
 
-#[test]
-fn concurrent_starts_of_one_group_create_it_once() {
-    let dir = tempdir();
-    let db = db_in(&dir);
+fn concurrent_starts_of_one_group_create_it_once(test_db: &TestDb) {
+    let db = test_db.target.clone();
     drop(Store::open(&db).expect("create"));
     let handles: Vec<_> = (1..=4)
         .map(|seed| {
@@ -126,7 +118,7 @@ fn concurrent_starts_of_one_group_create_it_once() {
         .collect();
     assert!(groups.iter().all(|g| *g == groups[0]), "{groups:?}");
     assert_eq!(
-        scalar_i64(&db, "SELECT COUNT(*) FROM run_groups WHERE name = 'par'"),
+        test_db.scalar_i64("SELECT COUNT(*) FROM run_groups WHERE name = 'par'"),
         1
     );
 }
@@ -135,7 +127,7 @@ fn concurrent_starts_of_one_group_create_it_once() {
 fn old_database(db: &Path, dir: &Path) {
     let old = dir.join("old_migrations");
     std::fs::create_dir(&old).expect("mkdir");
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .expect("migrations dir")
         .filter_map(|e| e.ok())
     {
@@ -192,7 +184,7 @@ fn the_migration_gives_old_runs_one_group_per_file_and_name() {
     let store = Store::open(&db).expect("migrates");
     assert_eq!(
         scalar_i64(&db, "SELECT COUNT(*) FROM _sqlx_migrations"),
-        MIGRATOR.iter().count() as i64
+        SQLITE_MIGRATOR.iter().count() as i64
     );
     assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM run_groups"), 3);
     assert_eq!(
@@ -239,9 +231,8 @@ fn the_migration_gives_old_runs_one_group_per_file_and_name() {
 /// Group g1 `scratch`: an early seed-1 run (AUC 0.60, superseded), then seeds
 /// 1-3 with test AUC 0.70 0.72 0.71. Group g2 `clickprompt`: seeds 1-3 with
 /// 0.73 0.72 0.75 and a failed seed 4. Paired B − A: 0.03, 0, 0.04.
-fn fixture(dir: &tempfile::TempDir) -> PathBuf {
-    let db = db_in(dir);
-    let store = Store::open(&db).expect("open");
+fn fixture(test_db: &TestDb) -> String {
+    let store = test_db.open();
     let finished = |group: &str, seed: u64, auc: f64, ll: f64| {
         let rec = start(&store, &seeded(group, seed));
         full_run(&rec, [auc - 0.02, auc + 0.01], auc, ll, 3);
@@ -258,10 +249,10 @@ fn fixture(dir: &tempfile::TempDir) -> PathBuf {
     full_run(&rec, [0.98, 0.99], 0.99, 0.1, 3);
     rec.finish(RunStatus::Failed("boom".into()))
         .expect("finish");
-    db
+    test_db.arg()
 }
 
-fn cp(db: &Path, args: &[&str]) -> Output {
+fn cp(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clickprompt"))
         .arg("runs")
         .args(args)
@@ -274,14 +265,14 @@ fn cp(db: &Path, args: &[&str]) -> Output {
         .expect("run clickprompt")
 }
 
-fn ok(db: &Path, args: &[&str]) -> String {
+fn ok(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
     let out = cp(db, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?} failed: {stderr}");
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn fails(db: &Path, args: &[&str]) -> (i32, String) {
+fn fails(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> (i32, String) {
     let out = cp(db, args);
     assert!(!out.status.success(), "{args:?} should fail");
     (
@@ -294,10 +285,8 @@ fn close(v: &serde_json::Value, want: f64) -> bool {
     v.as_f64().is_some_and(|x| (x - want).abs() < 1e-9)
 }
 
-#[test]
-fn list_groups_shows_mean_and_sd_over_seeds() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn list_groups_shows_mean_and_sd_over_seeds(test_db: &TestDb) {
+    let db = fixture(test_db);
     let text = ok(&db, &["list", "--groups"]);
     assert_eq!(
         text,
@@ -375,10 +364,8 @@ fn list_groups_shows_mean_and_sd_over_seeds() {
     );
 }
 
-#[test]
-fn compare_two_groups_pairs_by_seed() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn compare_two_groups_pairs_by_seed(test_db: &TestDb) {
+    let db = fixture(test_db);
     let text = ok(&db, &["compare", "g1", "g2"]);
     for want in [
         "A  g1 scratch (experiment movielens): 4 run(s), 4 finished, seeds 1,2,3",
@@ -479,10 +466,8 @@ fn compare_two_groups_pairs_by_seed() {
     assert!(close(&m[0]["paired"]["mean"], mean), "{}", m[0]);
 }
 
-#[test]
-fn group_arguments_are_checked() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn group_arguments_are_checked(test_db: &TestDb) {
+    let db = fixture(test_db);
     let (code, err) = fails(&db, &["compare", "g1", "5"]);
     assert_eq!(code, 2);
     assert!(err.contains("run ids (numbers) or groups"), "{err}");
@@ -509,11 +494,9 @@ fn group_arguments_are_checked() {
 /// ClickPrompt groups (joint and CTR-only stages) whose best stage differs
 /// between seeds: the defaults average each run's best stage's figures, a
 /// stage named in `--metric` averages that stage's.
-#[test]
-fn group_compare_takes_the_best_stage_or_a_stage_by_name() {
-    let dir = tempdir();
-    let db = db_in(&dir);
-    let store = Store::open(&db).expect("open");
+fn group_compare_takes_the_best_stage_or_a_stage_by_name(test_db: &TestDb) {
+    let db = test_db.arg();
+    let store = test_db.open();
     // (valid AUC, test AUC) of joint and CTR-only per seed; the best stage
     // is the higher valid AUC: A joint, ctr, ctr; B joint, joint, ctr.
     let groups = [
@@ -643,11 +626,10 @@ fn pretrain(sink: &dyn clickprompt::train::events::EventSink, gap: f64) {
     });
 }
 
-#[test]
-fn validation_metrics_of_a_stage_compare_over_seeds() {
-    let dir = tempdir();
-    let db = db_in(&dir);
-    let store = Store::open(&db).expect("open");
+fn validation_metrics_of_a_stage_compare_over_seeds(test_db: &TestDb) {
+    let db = &test_db.target;
+    let arg = test_db.arg();
+    let store = Store::open(db).expect("open");
     // Prompt gaps: A 0.01 0.02 0.00, B 0.05 0.03 0.04 → B − A 0.04 0.01 0.04.
     for (group, gaps) in [
         ("zeroed", [0.01, 0.02, 0.0]),
@@ -661,7 +643,7 @@ fn validation_metrics_of_a_stage_compare_over_seeds() {
     }
     drop(store);
     let json: serde_json::Value = serde_json::from_str(&ok(
-        &db,
+        &arg,
         &[
             "compare",
             "zeroed",
@@ -692,7 +674,7 @@ fn validation_metrics_of_a_stage_compare_over_seeds() {
     );
     // The same field filters and sorts runs.
     let text = ok(
-        &db,
+        &arg,
         &[
             "list",
             "--where",
@@ -707,21 +689,19 @@ fn validation_metrics_of_a_stage_compare_over_seeds() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(ids, ["4", "6"], "{text}");
-    let (code, err) = fails(&db, &["list", "--where", "pretrain.valid. > 1"]);
+    let (code, err) = fails(&arg, &["list", "--where", "pretrain.valid. > 1"]);
     assert_eq!(code, 2);
     assert!(err.contains("needs a metric after `valid.`"), "{err}");
 }
 
 // ---------------------------------------------------------------- dashboard
 
-#[test]
-fn the_dashboard_feed_aggregates_groups_the_same_way() {
-    use clickprompt::dashfeed::SqliteSource;
+fn the_dashboard_feed_aggregates_groups_the_same_way(test_db: &TestDb) {
+    use clickprompt::dashfeed::StoreSource;
     use clickprompt_tui::DataSource;
 
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let mut src = SqliteSource::open(&db).expect("open");
+    fixture(test_db);
+    let mut src = StoreSource::open(&test_db.target).expect("open");
     let runs = src.runs().expect("runs");
     let r5 = runs.iter().find(|r| r.id == 5).expect("run 5");
     assert_eq!(
@@ -767,7 +747,7 @@ fn the_dashboard_feed_aggregates_groups_the_same_way() {
 
 #[test]
 fn the_dashboard_reads_a_database_from_before_groups() {
-    use clickprompt::dashfeed::SqliteSource;
+    use clickprompt::dashfeed::StoreSource;
     use clickprompt_tui::DataSource;
 
     let dir = tempdir();
@@ -783,7 +763,7 @@ fn the_dashboard_reads_a_database_from_before_groups() {
                 'cpu', 'h', 1, '0.0.1', 42, 'name: movielens')",
         ],
     );
-    let mut src = SqliteSource::open(&db).expect("open, read-only");
+    let mut src = StoreSource::open(&db).expect("open, read-only");
     let runs = src.runs().expect("runs still show");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].group_id, None);
@@ -793,3 +773,14 @@ fn the_dashboard_reads_a_database_from_before_groups() {
     // The dashboard only reads: the file is still at migration 2.
     assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM _sqlx_migrations"), 2);
 }
+
+both_backends!(
+    seeds_of_one_run_share_a_group_across_store_handles,
+    concurrent_starts_of_one_group_create_it_once,
+    list_groups_shows_mean_and_sd_over_seeds,
+    compare_two_groups_pairs_by_seed,
+    group_arguments_are_checked,
+    group_compare_takes_the_best_stage_or_a_stage_by_name,
+    validation_metrics_of_a_stage_compare_over_seeds,
+    the_dashboard_feed_aggregates_groups_the_same_way,
+);

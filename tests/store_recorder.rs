@@ -2,16 +2,12 @@
 
 mod store_support;
 
-use clickprompt::store::{default_db_path, RunFilter, RunStatus, Store};
+use clickprompt::store::{default_db, DbTarget, NewRun, RunFilter, RunStatus};
 use clickprompt::train::events::{EvalSplit, Event, EventSink, LogLevel};
-use std::path::Path;
 use store_support::*;
 
-#[test]
-fn a_full_run_is_recorded_in_every_table() {
-    let dir = tempdir();
-    let db = db_in(&dir);
-    let store = Store::open(&db).expect("open");
+fn a_full_run_is_recorded_in_every_table(db: &TestDb) {
+    let store = db.open();
     let plan = plan("movielens", dcnv2(), 5);
     let rec = start(&store, &plan);
     let id = rec.run_id();
@@ -126,10 +122,8 @@ fn a_full_run_is_recorded_in_every_table() {
     assert_eq!(sps[4].value, Some(1005.0));
 }
 
-#[test]
-fn polling_returns_only_new_rows() {
-    let dir = tempdir();
-    let store = Store::open(&db_in(&dir)).expect("open");
+fn polling_returns_only_new_rows(db: &TestDb) {
+    let store = db.open();
     let rec = start(&store, &plan("p", dnn(), 1));
     let id = rec.run_id();
     rec.emit(Event::StageStarted {
@@ -174,10 +168,8 @@ fn polling_returns_only_new_rows() {
     rec.finish(RunStatus::Finished).expect("finish");
 }
 
-#[test]
-fn final_statuses_and_interrupt_handle() {
-    let dir = tempdir();
-    let store = Store::open(&db_in(&dir)).expect("open");
+fn final_statuses_and_interrupt_handle(db: &TestDb) {
+    let store = db.open();
 
     let failed = start(&store, &plan("f", dnn(), 1));
     let fid = failed.run_id();
@@ -250,10 +242,8 @@ fn final_statuses_and_interrupt_handle() {
     );
 }
 
-#[test]
-fn resume_reopens_and_appends() {
-    let dir = tempdir();
-    let store = Store::open(&db_in(&dir)).expect("open");
+fn resume_reopens_and_appends(db: &TestDb) {
+    let store = db.open();
     let rec = start(&store, &plan("r", dcnv2(), 2));
     let id = rec.run_id();
     rec.emit(Event::StageStarted {
@@ -368,14 +358,115 @@ fn resume_reopens_and_appends() {
         .any(|l| l.message.starts_with("resumed by process")));
 }
 
+/// NULLs (non-finite values, missing metrics) written before numbers through
+/// the same statements: every value lands (PostgreSQL types a statement's
+/// parameters when it is first prepared).
+fn nulls_first_then_numbers(db: &TestDb) {
+    let store = db.open();
+    for round in 0..2 {
+        let p = plan("nulls", dnn(), 1);
+        let mut info = NewRun::new(&p, std::path::Path::new("n.cp"), SOURCE, "cpu");
+        // A text param (num NULL) before a numeric one.
+        info.params = vec![
+            ("a.text".into(), format!("round {round}")),
+            ("b.num".into(), "1.5".into()),
+        ];
+        let rec = store.start_run(info).expect("start");
+        let id = rec.run_id();
+        assert_eq!(
+            db.scalar_text(&format!(
+                "SELECT CAST(num AS TEXT) FROM params WHERE run_id = {id} AND key = 'b.num'"
+            )),
+            "1.5"
+        );
+        rec.emit(Event::StageStarted {
+            stage: "s".into(),
+            kind: "joint".into(),
+            epochs: 1,
+            steps_per_epoch: 4,
+            rows: 4,
+        });
+        rec.emit(Event::Step {
+            stage: "s".into(),
+            epoch: 1,
+            step: 1,
+            loss: f64::NAN,
+            lr: f64::INFINITY,
+            samples_per_s: f64::NAN,
+        });
+        rec.flush().expect("flush");
+        steps(&rec, "s", 1, 2, 3);
+        rec.flush().expect("flush");
+        rec.emit(Event::Step {
+            stage: "s".into(),
+            epoch: 1,
+            step: 4,
+            loss: f64::NAN,
+            lr: 0.5,
+            samples_per_s: 2.0,
+        });
+        for (epoch, auc) in [(1, None), (2, Some(0.75))] {
+            rec.emit(Event::Eval {
+                stage: "s".into(),
+                epoch,
+                split: EvalSplit::Valid,
+                auc,
+                logloss: auc.map(|a| 1.0 - a),
+                metrics: vec![],
+            });
+            rec.flush().expect("flush");
+        }
+        rec.emit(Event::StageFinished {
+            stage: "s".into(),
+            best_epoch: None,
+            seconds: f64::NAN,
+            train_samples_per_s: 1.0,
+            infer_samples_per_s: None,
+        });
+        rec.finish(RunStatus::Finished).expect("finish");
+        let loss: Vec<Option<f64>> = store
+            .metric_series(id, Some("s"), Some("loss"))
+            .expect("loss")
+            .iter()
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(loss, vec![None, Some(0.5), Some(1.0 / 3.0), None]);
+        let lr = store.metric_series(id, None, Some("lr")).expect("lr");
+        assert_eq!(lr[0].value, None);
+        assert_eq!(lr[3].value, Some(0.5));
+        let evals = store.evaluations(id).expect("evals");
+        assert_eq!(evals[0].auc, None);
+        assert_eq!(evals[1].auc, Some(0.75));
+        assert_eq!(
+            store.run_summary(id).expect("run").best_valid_auc,
+            Some(0.75)
+        );
+        let st = &store.stages(id).expect("stages")[0];
+        assert_eq!((st.seconds, st.train_samples_per_s), (None, Some(1.0)));
+    }
+}
+
+both_backends!(
+    nulls_first_then_numbers,
+    a_full_run_is_recorded_in_every_table,
+    polling_returns_only_new_rows,
+    final_statuses_and_interrupt_handle,
+    resume_reopens_and_appends,
+);
+
 #[test]
-fn default_db_path_prefers_env_then_working_directory() {
+fn default_db_prefers_env_then_working_directory() {
     // The only test that touches CLICKPROMPT_DB.
     std::env::remove_var("CLICKPROMPT_DB");
-    assert_eq!(default_db_path(), Path::new("runs.db"));
+    assert_eq!(default_db(), DbTarget::Sqlite("runs.db".into()));
     std::env::set_var("CLICKPROMPT_DB", "");
-    assert_eq!(default_db_path(), Path::new("runs.db"));
+    assert_eq!(default_db(), DbTarget::Sqlite("runs.db".into()));
     std::env::set_var("CLICKPROMPT_DB", "/tmp/elsewhere.db");
-    assert_eq!(default_db_path(), Path::new("/tmp/elsewhere.db"));
+    assert_eq!(default_db(), DbTarget::Sqlite("/tmp/elsewhere.db".into()));
+    std::env::set_var("CLICKPROMPT_DB", "postgres://lab@db.lab/runs");
+    assert_eq!(
+        default_db(),
+        DbTarget::Postgres("postgres://lab@db.lab/runs".into())
+    );
     std::env::remove_var("CLICKPROMPT_DB");
 }

@@ -2,11 +2,12 @@
 //! in `runs list`, its JSON and the `run_summary` view; any stage's figures
 //! by name (`--stage`, `--columns`, `--where`, `--sort`); the dashboard's
 //! loader agreeing with the database; and `runs export --format mlflow`.
+//! Each test runs on SQLite and on PostgreSQL.
 
 mod store_support;
 
-use clickprompt::dashfeed::SqliteSource;
-use clickprompt::store::{CheckpointMode, RunFilter, Store};
+use clickprompt::dashfeed::StoreSource;
+use clickprompt::store::{CheckpointMode, RunFilter};
 use clickprompt_tui::DataSource;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,9 +16,8 @@ use store_support::*;
 /// 1: ClickPrompt whose joint stage wins on validation (0.78 > 0.77);
 /// 2: ClickPrompt whose CTR-only stage wins (0.80 > 0.76);
 /// 3: a single-stage scratch run.
-fn fixture(dir: &tempfile::TempDir) -> PathBuf {
-    let db = db_in(dir);
-    let store = Store::open(&db).expect("open");
+fn fixture(db: &TestDb) -> String {
+    let store = db.open();
     let a = start(&store, &sweep_plan(dcnv2(), 5));
     clickprompt_run(&a, ([0.74, 0.78], 0.775), ([0.76, 0.77], 0.768));
     finish_ok(a);
@@ -28,15 +28,21 @@ fn fixture(dir: &tempfile::TempDir) -> PathBuf {
     full_run(&c, [0.70, 0.72], 0.71, 0.55, 4);
     finish_ok(c);
     drop(store);
-    sql(
-        &db,
-        &["UPDATE runs SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-29 09:00:00', '+' || id || ' hours'),
-               ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-29 09:00:00', '+' || id || ' hours', '+600 seconds')"],
-    );
-    db
+    // Run i started at 09:00 + i hours and took 10 minutes.
+    let updates: Vec<String> = (1..=3)
+        .map(|id| {
+            format!(
+                "UPDATE runs SET started_at = '2026-11-29T{h:02}:00:00.000Z', \
+                 ended_at = '2026-11-29T{h:02}:10:00.000Z' WHERE id = {id}",
+                h = 9 + id
+            )
+        })
+        .collect();
+    db.sql(&updates.iter().map(String::as_str).collect::<Vec<_>>());
+    db.arg()
 }
 
-fn cp_in(cwd: &Path, db: &Path, args: &[&str]) -> Output {
+fn cp_in(cwd: &Path, db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clickprompt"))
         .arg("runs")
         .args(args)
@@ -49,7 +55,7 @@ fn cp_in(cwd: &Path, db: &Path, args: &[&str]) -> Output {
         .expect("run clickprompt")
 }
 
-fn ok(db: &Path, args: &[&str]) -> String {
+fn ok(db: &str, args: &[&str]) -> String {
     let out = cp_in(Path::new("."), db, args);
     assert!(
         out.status.success(),
@@ -59,7 +65,7 @@ fn ok(db: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn fails(db: &Path, args: &[&str]) -> String {
+fn fails(db: &str, args: &[&str]) -> String {
     let out = cp_in(Path::new("."), db, args);
     assert_eq!(out.status.code(), Some(2), "{args:?} should be refused");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -72,12 +78,10 @@ fn ids(text: &str) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn list_shows_the_best_stage_and_any_stage_by_name() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn list_shows_the_best_stage_and_any_stage_by_name(test_db: &TestDb) {
+    let db = &fixture(test_db);
     assert_eq!(
-        ok(&db, &["list"]),
+        ok(db, &["list"]),
         "\
 ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  BEST STAGE  VALID AUC  TEST AUC  TEST LOGLOSS
  3  movielens   -             42  FINISHED  2026-11-29 12:00:00    10m00s  ctr_only       0.7200    0.7100        0.5500
@@ -86,7 +90,7 @@ ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  BEST 
 "
     );
     assert_eq!(
-        ok(&db, &["list", "--stage", "joint,ctr_only", "--sort", "ctr_only.test_auc"]),
+        ok(db, &["list", "--stage", "joint,ctr_only", "--sort", "ctr_only.test_auc"]),
         "\
 ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  joint.valid_auc  joint.test_auc  joint.test_logloss  ctr_only.valid_auc  ctr_only.test_auc  ctr_only.test_logloss
  2  movielens   prompts=10    42  FINISHED  2026-11-29 11:00:00    10m00s           0.7600          0.7550              0.2450              0.8000             0.7950                 0.2050
@@ -96,12 +100,12 @@ ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  joint
     );
     // --where and --sort reach stages by name; plain test_auc is the best stage's.
     assert_eq!(
-        ids(&ok(&db, &["list", "--where", "joint.test_auc > 0.77"])),
+        ids(&ok(db, &["list", "--where", "joint.test_auc > 0.77"])),
         vec![1]
     );
     assert_eq!(
         ids(&ok(
-            &db,
+            db,
             &[
                 "list",
                 "--where",
@@ -111,20 +115,20 @@ ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  joint
         vec![2, 1]
     );
     assert_eq!(
-        ids(&ok(&db, &["list", "--where", "test_auc > 0.77"])),
+        ids(&ok(db, &["list", "--where", "test_auc > 0.77"])),
         vec![2, 1]
     );
     assert_eq!(
-        ids(&ok(&db, &["list", "--sort", "joint.test_auc", "--asc"])),
+        ids(&ok(db, &["list", "--sort", "joint.test_auc", "--asc"])),
         vec![2, 1, 3],
         "missing values last"
     );
-    let out = ok(&db, &["best", "--metric", "test_auc"]);
+    let out = ok(db, &["best", "--metric", "test_auc"]);
     assert!(
         out.starts_with("best by test_auc (higher is better): run 2 with 0.7950\n"),
         "{out}"
     );
-    let out = ok(&db, &["best", "--metric", "joint.test_auc"]);
+    let out = ok(db, &["best", "--metric", "joint.test_auc"]);
     assert!(
         out.starts_with("best by joint.test_auc (higher is better): run 1 with 0.7750\n"),
         "{out}"
@@ -132,7 +136,7 @@ ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  joint
 
     // Extra columns: any field, text or number, in the table and the JSON.
     let out = ok(
-        &db,
+        db,
         &[
             "list",
             "--columns",
@@ -150,7 +154,7 @@ ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  joint
         "{out}"
     );
     let json: serde_json::Value = serde_json::from_str(&ok(
-        &db,
+        db,
         &[
             "list",
             "--json",
@@ -172,16 +176,14 @@ ID  EXPERIMENT  SWEEP       SEED  STATUS    STARTED (UTC)        DURATION  joint
     assert_eq!(run1["fields"]["params.ctr.backbone.name"], "dcnv2");
     assert_eq!(json[0]["fields"]["joint.test_auc"], serde_json::Value::Null);
     let plain: serde_json::Value =
-        serde_json::from_str(&ok(&db, &["list", "--json"])).expect("json");
+        serde_json::from_str(&ok(db, &["list", "--json"])).expect("json");
     assert!(plain[0].get("fields").is_none(), "no fields unless asked");
 }
 
-#[test]
-fn a_stage_no_run_has_is_named_with_the_stages_there_are() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn a_stage_no_run_has_is_named_with_the_stages_there_are(test_db: &TestDb) {
+    let db = &fixture(test_db);
     let err = fails(
-        &db,
+        db,
         &["list", "--where", "test_auc > 0.7 and jiont.test_auc > 0.7"],
     );
     assert_eq!(
@@ -191,22 +193,22 @@ fn a_stage_no_run_has_is_named_with_the_stages_there_are() {
                      ^^^^^^^^^^^^^^
 "
     );
-    let err = fails(&db, &["list", "--stage", "jiont"]);
+    let err = fails(db, &["list", "--stage", "jiont"]);
     assert!(
         err.contains("invalid --stage `jiont`: no run has a stage `jiont` (did you mean `joint`?)"),
         "{err}"
     );
-    let err = fails(&db, &["list", "--sort", "ctronly.test_auc"]);
+    let err = fails(db, &["list", "--sort", "ctronly.test_auc"]);
     assert!(err.contains("invalid --sort `ctronly.test_auc`: no run has a stage `ctronly` (did you mean `ctr_only`?)"), "{err}");
-    let err = fails(&db, &["list", "--columns", "joint.test_acu"]);
+    let err = fails(db, &["list", "--columns", "joint.test_acu"]);
     assert!(err.contains("unknown stage metric `test_acu`"), "{err}");
-    let err = fails(&db, &["best", "--metric", "pretrian.seconds"]);
+    let err = fails(db, &["best", "--metric", "pretrian.seconds"]);
     assert!(
         err.contains("no run has a stage `pretrian` (did you mean `pretrain`?)"),
         "{err}"
     );
     // `<stage>.valid.<key>` names a stage too.
-    let err = fails(&db, &["list", "--where", "pretrian.valid.mlm_acc > 0.3"]);
+    let err = fails(db, &["list", "--where", "pretrian.valid.mlm_acc > 0.3"]);
     assert_eq!(
         err,
         "invalid --where expression: no run has a stage `pretrian` (did you mean `pretrain`?); stages: ctr_only, joint, pretrain
@@ -215,7 +217,7 @@ fn a_stage_no_run_has_is_named_with_the_stages_there_are() {
 "
     );
     for flag in ["--sort", "--columns"] {
-        let err = fails(&db, &["list", flag, "pretrian.valid.mlm_acc"]);
+        let err = fails(db, &["list", flag, "pretrian.valid.mlm_acc"]);
         assert!(
             err.contains(&format!(
                 "invalid {flag} `pretrian.valid.mlm_acc`: no run has a stage `pretrian`"
@@ -225,21 +227,19 @@ fn a_stage_no_run_has_is_named_with_the_stages_there_are() {
     }
     assert_eq!(
         ids(&ok(
-            &db,
+            db,
             &["list", "--where", "pretrain.valid.mlm_acc > 0.4"]
         )),
         vec![2, 1]
     );
     // Groups aggregate each run's best stage; per-stage columns are for runs.
-    let err = fails(&db, &["list", "--groups", "--stage", "joint"]);
+    let err = fails(db, &["list", "--groups", "--stage", "joint"]);
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
-#[test]
-fn views_and_the_dashboard_agree_on_the_best_stage() {
-    let dir = tempdir();
-    let db = fixture(&dir);
-    let store = Store::open(&db).expect("open");
+fn views_and_the_dashboard_agree_on_the_best_stage(test_db: &TestDb) {
+    fixture(test_db);
+    let store = test_db.open();
     let runs = store.list_runs(&RunFilter::default()).expect("list");
     let best: Vec<(i64, Option<&str>, Option<f64>)> = runs
         .iter()
@@ -254,17 +254,15 @@ fn views_and_the_dashboard_agree_on_the_best_stage() {
         ]
     );
     // stage_summary: one row per run and stage, PA-MLM without AUC.
-    assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM stage_summary"), 7);
+    assert_eq!(test_db.scalar_i64("SELECT COUNT(*) FROM stage_summary"), 7);
     assert_eq!(
-        scalar_text(
-            &db,
+        test_db.scalar_text(
             "SELECT stage || ':' || valid_auc || ':' || test_auc FROM stage_summary WHERE run_id = 1 AND stage = 'joint'"
         ),
         "joint:0.78:0.775"
     );
     assert_eq!(
-        scalar_i64(
-            &db,
+        test_db.scalar_i64(
             "SELECT COUNT(*) FROM stage_summary WHERE stage = 'pretrain' AND valid_auc IS NULL"
         ),
         2
@@ -279,7 +277,7 @@ fn views_and_the_dashboard_agree_on_the_best_stage() {
         Some("ctr_only")
     );
 
-    let mut src = SqliteSource::open(&db).expect("dashboard source");
+    let mut src = StoreSource::open(&test_db.target).expect("dashboard source");
     let dash = src.runs().expect("runs");
     for r in store.list_runs(&RunFilter::default()).expect("list") {
         let d = dash.iter().find(|d| d.id == r.id).expect("same runs");
@@ -314,16 +312,15 @@ fn yaml(path: &Path) -> serde_yaml::Value {
     serde_yaml::from_str(&read(path)).expect("yaml")
 }
 
-#[test]
-fn mlflow_export_writes_the_file_store_layout() {
-    let dir = tempdir();
-    let db = fixture(&dir);
+fn mlflow_export_writes_the_file_store_layout(test_db: &TestDb) {
+    let db = &fixture(test_db);
+    let dir = &test_db.dir;
     // Checkpoint rows point at checkpoints/<stage>.safetensors; one exists.
     std::fs::create_dir_all(dir.path().join("checkpoints")).expect("mkdir");
     std::fs::write(dir.path().join("checkpoints/joint.safetensors"), b"weights").expect("ckpt");
     let out = cp_in(
         dir.path(),
-        &db,
+        db,
         &[
             "export",
             "--format",
@@ -438,7 +435,7 @@ fn mlflow_export_writes_the_file_store_layout() {
     // Exporting again replaces the runs in place: same ids, nothing doubled.
     let out = cp_in(
         dir.path(),
-        &db,
+        db,
         &["export", "--format", "mlflow", "-o", "mlruns", "1"],
     );
     assert!(
@@ -462,23 +459,20 @@ fn mlflow_export_writes_the_file_store_layout() {
     let other = dir.path().join("notes");
     std::fs::create_dir_all(&other).expect("mkdir");
     std::fs::write(other.join("todo.txt"), "x").expect("write");
-    let out = cp_in(dir.path(), &db, &["export", "--format", "mlflow", "notes"]);
+    let out = cp_in(dir.path(), db, &["export", "--format", "mlflow", "notes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not an MLflow file store"));
     assert_eq!(std::fs::read_dir(&other).expect("dir").count(), 1);
-    let out = cp_in(dir.path(), &db, &["export", "--format", "mlflow"]);
+    let out = cp_in(dir.path(), db, &["export", "--format", "mlflow"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("writes a folder"));
-    let out = cp_in(dir.path(), &db, &["export", "--format", "csv", "x"]);
+    let out = cp_in(dir.path(), db, &["export", "--format", "csv", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid run id `x`"));
 
     // The library call, for an interrupted run: MLflow's KILLED, end time kept.
-    sql(
-        &db,
-        &["UPDATE runs SET status = 'INTERRUPTED' WHERE id = 3"],
-    );
-    let store = Store::open(&db).expect("open");
+    test_db.sql(&["UPDATE runs SET status = 'INTERRUPTED' WHERE id = 3"]);
+    let store = test_db.open();
     let target = dir.path().join("lib-export");
     let report = store
         .export_mlflow(&[3], &target, CheckpointMode::Skip)
@@ -496,3 +490,10 @@ fn mlflow_export_writes_the_file_store_layout() {
         "INTERRUPTED"
     );
 }
+
+both_backends!(
+    list_shows_the_best_stage_and_any_stage_by_name,
+    a_stage_no_run_has_is_named_with_the_stages_there_are,
+    views_and_the_dashboard_agree_on_the_best_stage,
+    mlflow_export_writes_the_file_store_layout,
+);

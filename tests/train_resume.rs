@@ -242,7 +242,7 @@ fn check(scores: &[f64], epochs: usize, patience: Option<usize>, cut: Cut) -> Re
         ..train_plan(epochs, 100, 0.1)
     };
     let tmp = tempfile::tempdir()?;
-    let store = Store::open(&tmp.path().join("runs.db"))?;
+    let store = Store::open(tmp.path().join("runs.db"))?;
     let plan = store_support::plan("resume", store_support::dnn(), 0);
 
     let rec = store_support::start(&store, &plan);

@@ -2,40 +2,37 @@
 //! `run_with_dashboard`, which `clickprompt run --dash` wraps around training.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clickprompt_tui::event::{self, Cadence};
 use clickprompt_tui::{terminal, App, DataSource, Follow, View};
 
-use crate::dashfeed::SqliteSource;
+use crate::dashfeed::StoreSource;
+use crate::store::DbTarget;
 
 #[derive(Debug, clap::Args)]
 pub struct DashArgs {
-    /// Run database to watch [default: $CLICKPROMPT_DB, else ./runs.db].
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Run database to watch: a SQLite file or a postgres:// URL [default: $CLICKPROMPT_DB, else ./runs.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<DbTarget>,
     /// Follow this run in the live view instead of opening on the run list.
     #[arg(long, value_name = "ID")]
     pub run: Option<i64>,
 }
 
 pub fn run(args: DashArgs) -> anyhow::Result<()> {
-    let path = args.db.unwrap_or_else(crate::store::default_db_path);
+    let db = args.db.unwrap_or_else(crate::store::default_db);
     if let Some(why) = terminal::unavailable_reason() {
         return Err(crate::error::invalid(format!(
             "`clickprompt dash` needs an interactive terminal ({why}); use `clickprompt runs` for plain output"
         )));
     }
-    let mut src = SqliteSource::open(&path)?;
+    let mut src = StoreSource::open(&db)?;
     let (follow, view) = match args.run {
         Some(id) => {
             let known = src.runs().map_err(anyhow::Error::msg)?;
             if !known.iter().any(|r| r.id == id) {
-                return Err(crate::error::invalid(format!(
-                    "no run #{id} in {}",
-                    path.display()
-                )));
+                return Err(crate::error::invalid(format!("no run #{id} in {db}")));
             }
             (Follow::Run(id), View::Live)
         }
@@ -45,7 +42,7 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
     // the terminal. Another handler may already be installed (tests): fine.
     let _ = ctrlc::set_handler(terminal::request_quit);
     let mut app = App::new(follow, view);
-    app.source_label = path.display().to_string();
+    app.source_label = db.to_string();
     let mut term = terminal::init().context("setting up the terminal")?;
     let guard = terminal::Guard;
     let res = event::run(
@@ -84,7 +81,7 @@ pub enum Dashboard<T, F> {
 }
 
 /// Runs `train` on a background thread while the live view follows the run(s)
-/// it records into `db_path` (the newest run started after this call, so each
+/// it records into `db` (the newest run started after this call, so each
 /// point of a sweep is followed in turn). When training ends the view stays,
 /// with a banner, until the user leaves; the terminal is then restored and
 /// `train`'s result returned, so the caller prints its summary afterwards.
@@ -101,7 +98,7 @@ pub enum Dashboard<T, F> {
 ///
 /// Wiring in `run --dash`:
 /// ```ignore
-/// let db = crate::store::default_db_path();
+/// let db = crate::store::default_db();
 /// let result = match crate::cli::dash::unavailable_reason() {
 ///     Some(why) => {
 ///         eprintln!("--dash: {why}; showing progress bars instead");
@@ -114,18 +111,21 @@ pub enum Dashboard<T, F> {
 /// };
 /// print_summary(&result?);
 /// ```
-pub fn run_with_dashboard<T, F>(db_path: &Path, train: F) -> anyhow::Result<Dashboard<T, F>>
+pub fn run_with_dashboard<T, F>(
+    db: impl Into<DbTarget>,
+    train: F,
+) -> anyhow::Result<Dashboard<T, F>>
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    run_with_dashboard_following(db_path, None, train)
+    run_with_dashboard_following(db, None, train)
 }
 
 /// `run_with_dashboard` that follows run `follow` (a resumed run, whose id
 /// is older than the call) instead of the runs started after the call.
 pub fn run_with_dashboard_following<T, F>(
-    db_path: &Path,
+    db: impl Into<DbTarget>,
     follow: Option<i64>,
     train: F,
 ) -> anyhow::Result<Dashboard<T, F>>
@@ -139,7 +139,8 @@ where
             reason: why.to_string(),
         });
     }
-    let mut src = SqliteSource::watch(db_path)?;
+    let db = db.into();
+    let mut src = StoreSource::watch(&db)?;
     let follow = match follow {
         Some(id) => Follow::Run(id),
         None => Follow::After(src.max_run_id()),
@@ -150,7 +151,7 @@ where
             .spawn_scoped(scope, train)
             .context("starting the training thread")?;
         let mut app = App::new(follow, View::Live);
-        app.source_label = db_path.display().to_string();
+        app.source_label = db.to_string();
         let shown = show_until_quit(&mut app, &mut src, &|| handle.is_finished());
         if app.interrupted && !handle.is_finished() {
             let _ = writeln!(std::io::stderr(), "interrupted: stopping the run…");
@@ -174,7 +175,7 @@ where
 /// The terminal part of `run_with_dashboard`: set up, loop, always restore.
 fn show_until_quit(
     app: &mut App,
-    src: &mut SqliteSource,
+    src: &mut StoreSource,
     finished: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     let capture = stderr_hold::Held::start();

@@ -7,6 +7,7 @@ pub mod check;
 pub mod dash;
 pub mod data;
 pub mod plan;
+pub mod predict;
 pub mod resume;
 pub mod run;
 pub mod runs;
@@ -37,6 +38,8 @@ pub enum Command {
     Runs(runs::RunsCommand),
     /// Open the live dashboard over the run database.
     Dash(dash::DashArgs),
+    /// Score rows with a recorded run's trained model.
+    Predict(predict::PredictArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Runs(c) => runs::run(c),
         Command::Dash(a) => dash::run(a),
+        Command::Predict(a) => predict::run(a),
     }
 }

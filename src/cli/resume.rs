@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plan::ExperimentPlan;
 use crate::store::{Artifact, ResumeInfo, StageInfo};
-use crate::train::runner::{RunResume, StageSummary};
+use crate::train::runner::{RunResume, StageSummary, RUN_FILES_STAGE};
 use crate::train::trainer::StageResume;
 
 const BEST: &str = "best.safetensors";
@@ -29,16 +29,18 @@ pub fn resume_state(info: &ResumeInfo, plan: &ExperimentPlan) -> (RunResume, Opt
             partial.insert(st.stage.clone(), r);
         }
     }
-    // <root>/<run name>/<stage>/<file>
-    let root = info
-        .checkpoints
-        .first()
-        .and_then(|a| Path::new(&a.path).ancestors().nth(3).map(Path::to_path_buf))
-        .filter(|_| {
-            info.checkpoints
-                .first()
-                .is_some_and(|a| a.path.contains(&plan.name))
-        });
+    // <root>/<run name>/<stage>/<file>; run-level files (the vocabularies)
+    // sit one level up: <root>/<run name>/<file>.
+    let depth = |a: &Artifact| if a.stage == RUN_FILES_STAGE { 2 } else { 3 };
+    let first = info.checkpoints.first();
+    let root = first
+        .and_then(|a| {
+            Path::new(&a.path)
+                .ancestors()
+                .nth(depth(a))
+                .map(Path::to_path_buf)
+        })
+        .filter(|_| first.is_some_and(|a| a.path.contains(&plan.name)));
     (RunResume { finished, partial }, root)
 }
 

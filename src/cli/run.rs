@@ -18,7 +18,7 @@ use crate::data::{self, LoadOptions};
 use crate::error::invalid;
 use crate::model::plm::resolve_plm_dir;
 use crate::plan::{DeviceSpec, ExperimentPlan, MetricKind};
-use crate::store::{self, InterruptHandle, NewRun, RunRecorder, RunStatus, Store};
+use crate::store::{self, DbTarget, InterruptHandle, NewRun, RunRecorder, RunStatus, Store};
 use crate::train::events::{Event, EventSink, LogLevel};
 use crate::train::runner::{
     device_name, run_experiment, select_device, RunOptions, RunResume, RunSummary, StageSummary,
@@ -26,8 +26,15 @@ use crate::train::runner::{
 
 const AFTER_HELP: &str = "\
 Every run is recorded in the run database (--db, else $CLICKPROMPT_DB, else
-./runs.db): plan, parameters, step metrics, evaluations and checkpoints.
-Checkpoints go to CHECKPOINTS/run-<id>/<run name>/<stage>/.
+./runs.db; a postgres://user@host/db URL shares one history between machines):
+plan, parameters, step metrics, evaluations and checkpoints. Checkpoints go to
+CHECKPOINTS/run-<id>/<run name>/<stage>/.
+
+Every run of a file has a stable index (`clickprompt plan FILE --list`):
+--point I or --points 3-7,9 runs only those, so a Slurm array
+(--point $SLURM_ARRAY_TASK_ID), a Kubernetes indexed Job
+(--point $JOB_COMPLETION_INDEX) or GNU parallel spreads a sweep over machines.
+With --experiment, indexes count within that experiment or sweep.
 
 Ctrl-C stops after the current training step or evaluation batch and marks
 the run INTERRUPTED; continue it with `clickprompt run --resume ID`. A second
@@ -45,6 +52,7 @@ Examples:
   clickprompt run experiments/quickstart.cp
   clickprompt run seeds.cp --experiment 'scratch[seed=2]'
   clickprompt run experiments/ml100k_prompt_sweep.cp --experiment prompt_count --dash
+  clickprompt run sweep.cp --point 3 --db postgres://lab@db.lab/clickprompt
   clickprompt run --resume 12";
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +65,12 @@ pub struct RunArgs {
     /// turn) or one run (`NAME[seed=2]`); default: every run in the file.
     #[arg(long, short, conflicts_with = "resume")]
     pub experiment: Option<String>,
+    /// Run only the run with this index (see `clickprompt plan FILE --list`).
+    #[arg(long, value_name = "I", conflicts_with_all = ["resume", "points"])]
+    pub point: Option<usize>,
+    /// Run only these indexes: `3-7`, `1,4,7`, `0-3,8`.
+    #[arg(long, value_name = "LIST", conflicts_with = "resume")]
+    pub points: Option<String>,
     /// Override the plan's device: `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long)]
     pub device: Option<String>,
@@ -69,9 +83,9 @@ pub struct RunArgs {
     /// Rebuild the processed dataset even when a cached copy exists.
     #[arg(long)]
     pub rebuild: bool,
-    /// Run database (default: $CLICKPROMPT_DB, else ./runs.db).
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Run database: a SQLite file or a postgres:// URL (default: $CLICKPROMPT_DB, else ./runs.db).
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<DbTarget>,
     /// Continue an interrupted or failed run (its stored plan; FILE not needed).
     #[arg(long, value_name = "RUN_ID")]
     pub resume: Option<i64>,
@@ -91,29 +105,25 @@ pub struct Outcome {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let db_path = args.db.clone().unwrap_or_else(store::default_db_path);
+    let db = args.db.clone().unwrap_or_else(store::default_db);
     let outcome = if args.dash {
         let dash_args = &args;
-        let db = &db_path;
-        let train = move || run_file(dash_args, db, &Quiet);
-        match super::dash::run_with_dashboard_following(&db_path, args.resume, train)? {
+        let db_ref = &db;
+        let train = move || run_file(dash_args, db_ref, &Quiet);
+        match super::dash::run_with_dashboard_following(&db, args.resume, train)? {
             super::dash::Dashboard::Shown(r) => r?,
             super::dash::Dashboard::Unavailable { reason, .. } => {
                 eprintln!("--dash: {reason}; showing progress bars instead");
-                run_file(&args, &db_path, &ProgressSink::new())?
+                run_file(&args, &db, &ProgressSink::new())?
             }
         }
     } else {
-        run_file(&args, &db_path, &ProgressSink::new())?
+        run_file(&args, &db, &ProgressSink::new())?
     };
     if !outcome.summaries.is_empty() {
         println!("{}", summary_table(&outcome.summaries));
     }
-    eprintln!(
-        "runs recorded in {} (`clickprompt runs list --db {}`)",
-        db_path.display(),
-        db_path.display()
-    );
+    eprintln!("runs recorded in {db} (`clickprompt runs list --db {db}`)");
     if let Some(id) = outcome.interrupted {
         eprintln!("interrupted: run {id} is marked INTERRUPTED; continue it with `clickprompt run --resume {id}`");
         std::process::exit(130);
@@ -205,12 +215,16 @@ impl EventSink for Quiet {
 }
 
 /// Runs every selected plan of the file (or the resumed run), recording each
-/// in the database at `db_path`. A sweep goes on after a failed point; Ctrl-C
+/// in the database `db`. A sweep goes on after a failed point; Ctrl-C
 /// stops the loop. Errors before any run starts are returned as such.
-pub fn run_file(args: &RunArgs, db_path: &Path, sink: &dyn EventSink) -> Result<Outcome> {
+pub fn run_file(args: &RunArgs, db: &DbTarget, sink: &dyn EventSink) -> Result<Outcome> {
     let override_device = args.device.as_deref().map(parse_device).transpose()?;
-    let store = Store::open(db_path)
-        .with_context(|| format!("opening the run database {}", db_path.display()))?;
+    // The file and the points are checked before the database is touched.
+    let selected = match args.resume {
+        Some(_) => None,
+        None => Some(selected_plans(args)?),
+    };
+    let store = Store::open(db).with_context(|| format!("opening the run database {db}"))?;
     let st = interrupts();
     st.cancel.store(false, Ordering::SeqCst);
     let mut outcome = Outcome::default();
@@ -237,21 +251,28 @@ pub fn run_file(args: &RunArgs, db_path: &Path, sink: &dyn EventSink) -> Result<
         return Ok(outcome);
     }
 
-    let file = args
-        .file
-        .as_ref()
-        .ok_or_else(|| invalid("an experiment file is required"))?;
-    let source =
-        std::fs::read_to_string(file).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
-    let plans = crate::plan::select(crate::plan::load_file(file)?, args.experiment.as_deref())?;
-    for plan in &plans {
+    let (file, source, plans) =
+        selected.ok_or_else(|| invalid("an experiment file is required"))?;
+    for (index, plan) in &plans {
         if st.cancel.load(Ordering::SeqCst) {
             break;
         }
         let device = select_device(override_device.unwrap_or(plan.device))
             .map(|d| device_name(&d))
             .with_context(|| format!("run {}", plan.name))?;
-        let recorder = store.start_run(NewRun::new(plan, file, &source, &device))?;
+        let recorder = store.start_run(NewRun::new(plan, &file, &source, &device))?;
+        if args.point.is_some() || args.points.is_some() {
+            // Which task of a spread sweep this is, in the run's log.
+            Both(sink, &recorder).emit(Event::Log {
+                level: LogLevel::Info,
+                message: format!(
+                    "point {index} of {}: {} (group {})",
+                    file.display(),
+                    plan.name,
+                    plan.group_name()
+                ),
+            });
+        }
         let root = run_checkpoint_root(&args.checkpoints, recorder.run_id());
         execute(
             args,
@@ -267,10 +288,41 @@ pub fn run_file(args: &RunArgs, db_path: &Path, sink: &dyn EventSink) -> Result<
     Ok(outcome)
 }
 
+/// The file, its source text and the plans `run` executes, with their
+/// indexes: every run of the file, or of `--experiment`, narrowed to
+/// `--point` / `--points`.
+type Selected = (PathBuf, String, Vec<(usize, ExperimentPlan)>);
+
+fn selected_plans(args: &RunArgs) -> Result<Selected> {
+    let file = args
+        .file
+        .clone()
+        .ok_or_else(|| invalid("an experiment file is required"))?;
+    let source =
+        std::fs::read_to_string(&file).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    let plans = crate::plan::select(crate::plan::load_file(&file)?, args.experiment.as_deref())?;
+    let points = match (args.point, &args.points) {
+        (Some(i), _) => Some(crate::plan::PointSet::one(i)),
+        (None, Some(list)) => Some(crate::plan::PointSet::parse("--points", list)?),
+        (None, None) => None,
+    };
+    let plans = match points {
+        None => plans.into_iter().enumerate().collect(),
+        Some(points) => {
+            let what = match &args.experiment {
+                Some(x) => format!("`--experiment {x}` in {}", file.display()),
+                None => file.display().to_string(),
+            };
+            crate::plan::pick(plans, &points, &what)?
+        }
+    };
+    Ok((file, source, plans))
+}
+
 /// `<checkpoints>/run-<id>`: re-running an experiment never overwrites the
 /// checkpoints of an earlier run, and `--resume` finds its own.
 fn run_checkpoint_root(root: &Path, id: i64) -> PathBuf {
-    root.join(format!("run-{id}"))
+    crate::train::checkpoint::run_root(root, id)
 }
 
 /// Loads the data, runs the plan and closes the run's record.

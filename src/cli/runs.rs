@@ -11,21 +11,20 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::error::invalid;
-use crate::store::{self, Better, FieldValue, RunExport, RunFilter, RunSummary, Store};
+use crate::store::{self, Better, DbTarget, FieldValue, RunExport, RunFilter, RunSummary, Store};
 use std::collections::BTreeMap;
 use table::{Cell, Paint, Style, Table};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArg {
-    /// Run database [default: $CLICKPROMPT_DB, else ./runs.db].
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Run database: a SQLite file or a postgres:// URL [default: $CLICKPROMPT_DB, else ./runs.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<DbTarget>,
 }
 
 impl DbArg {
     fn open(&self) -> Result<Store> {
-        let path = self.db.clone().unwrap_or_else(store::default_db_path);
-        Store::open_existing(&path)
+        Store::open_existing(self.db.clone().unwrap_or_else(store::default_db))
     }
 }
 
@@ -46,6 +45,31 @@ pub enum RunsCommand {
     Export(ExportArgs),
     /// Delete runs and everything recorded for them.
     Delete(DeleteArgs),
+    /// Mark RUNNING runs whose machine or process is gone as INTERRUPTED
+    /// (so they can be resumed with `run --resume ID`).
+    #[command(after_help = MARK_AFTER_HELP)]
+    MarkInterrupted(MarkArgs),
+}
+
+const MARK_AFTER_HELP: &str = "\
+A run whose process dies on this host is marked INTERRUPTED by the next
+command that opens the database. A run recorded on another machine (a node
+that crashed, a preempted pod) cannot be checked from here and stays RUNNING
+until this command marks it. A run whose process is alive on this host is
+refused unless --force.
+
+Example:
+  clickprompt runs mark-interrupted 17 --db postgres://lab@db.lab/clickprompt";
+
+#[derive(Debug, clap::Args)]
+pub struct MarkArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    #[arg(required = true)]
+    pub ids: Vec<i64>,
+    /// Also mark a run whose process is alive on this host.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -207,6 +231,7 @@ pub fn execute(cmd: RunsCommand, out: &mut dyn Write, style: Style) -> Result<()
         RunsCommand::Best(a) => best(a, out, style),
         RunsCommand::Export(a) => export(a, out),
         RunsCommand::Delete(a) => delete(a, out, style),
+        RunsCommand::MarkInterrupted(a) => mark_interrupted(a, out),
     }
 }
 
@@ -388,7 +413,7 @@ fn list(a: ListArgs, out: &mut dyn Write, style: Style) -> Result<()> {
             lines.truncate(n);
         }
         if lines.is_empty() && !a.json {
-            writeln!(out, "no runs match in {}", store.path().display())?;
+            writeln!(out, "no runs match in {}", store.target())?;
             return Ok(());
         }
         return groups::list(&lines, a.json, out, style);
@@ -447,7 +472,7 @@ fn list(a: ListArgs, out: &mut dyn Write, style: Style) -> Result<()> {
         return json_line(out, &listed);
     }
     if runs.is_empty() {
-        writeln!(out, "no runs match in {}", store.path().display())?;
+        writeln!(out, "no runs match in {}", store.target())?;
         return Ok(());
     }
     write!(
@@ -937,7 +962,7 @@ fn best(a: BestArgs, out: &mut dyn Write, style: Style) -> Result<()> {
             .unwrap_or_default();
         return Err(invalid(format!(
             "no run{scope} in {} has a value for `{}`",
-            store.path().display(),
+            store.target(),
             a.metric
         )));
     };
@@ -1102,6 +1127,22 @@ fn delete(a: DeleteArgs, out: &mut dyn Write, style: Style) -> Result<()> {
     let n = store.delete_runs(&ids)?;
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     writeln!(out, "deleted {n} run(s): {}", list.join(", "))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- mark-interrupted
+
+fn mark_interrupted(a: MarkArgs, out: &mut dyn Write) -> Result<()> {
+    let store = a.db.open()?;
+    let mut ids = a.ids.clone();
+    ids.dedup();
+    for id in ids {
+        store.mark_interrupted(id, a.force)?;
+        writeln!(
+            out,
+            "run {id} marked INTERRUPTED (continue it with `clickprompt run --resume {id}`)"
+        )?;
+    }
     Ok(())
 }
 

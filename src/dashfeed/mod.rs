@@ -1,7 +1,7 @@
-//! Feeds the dashboard from the run database: maps SQLite rows into the
+//! Feeds the dashboard from the run database: maps rows into the
 //! `clickprompt_tui` view types. Read-only, so it can watch a run another
-//! process is recording (the database is in WAL mode; readers never block
-//! the writer).
+//! process is recording (SQLite in WAL mode: readers never block the writer;
+//! PostgreSQL: a run recorded on another machine).
 //!
 //! Step metrics and logs are polled incrementally (`WHERE id > last_seen`,
 //! ids only grow), so a refresh four times a second costs the new rows only,
@@ -11,4 +11,4 @@ mod groups;
 mod poll;
 mod rows;
 
-pub use poll::SqliteSource;
+pub use poll::StoreSource;

@@ -1,8 +1,7 @@
-//! `SqliteSource`: the dashboard's `DataSource` over the run database.
+//! `StoreSource`: the dashboard's `DataSource` over the run database (a
+//! SQLite file opened read-only, or a PostgreSQL database).
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -10,11 +9,13 @@ use clickprompt_tui::{
     DataSource, EpochEval, GroupComparison, GroupSummary, LogLevel, LogLine, RunDetail, RunStatus,
     RunSummary, Split, StageFigures, StageProgress, StageSeries, StageState,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{ConnectOptions, Row};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use sqlx::{ConnectOptions, Executor, Row};
 
 use super::groups;
 use super::rows;
+use crate::store::{connect_options, runtime, DbTarget, SqliteMode};
 
 /// Log lines kept per run (the view shows the last screenful).
 const LOG_KEEP: usize = 500;
@@ -38,62 +39,63 @@ struct RunCache {
     planned: Option<Vec<(String, String, usize)>>,
 }
 
-pub struct SqliteSource {
-    path: PathBuf,
+pub struct StoreSource {
+    target: DbTarget,
     /// A missing file or schema reads as "no runs yet" (the run being started
     /// next to the dashboard creates it) instead of an error.
     wait_for_file: bool,
     rt: tokio::runtime::Runtime,
-    conn: Option<SqliteConnection>,
+    conn: Option<AnyConnection>,
     cache: HashMap<i64, RunCache>,
     /// The database has run groups (migration 0003); once seen, for good.
     has_groups: bool,
 }
 
-impl SqliteSource {
+impl StoreSource {
     /// Opens an existing run database for reading (`clickprompt dash`).
-    pub fn open(path: &Path) -> anyhow::Result<SqliteSource> {
-        if !path.exists() {
-            return Err(crate::error::invalid(format!(
-                "no run database at {} (runs are recorded by `clickprompt run`; pass --db PATH or set CLICKPROMPT_DB)",
-                path.display()
-            )));
+    pub fn open(db: impl Into<DbTarget>) -> anyhow::Result<StoreSource> {
+        let target = db.into();
+        if let DbTarget::Sqlite(path) = &target {
+            if !path.exists() {
+                return Err(crate::error::invalid(format!(
+                    "no run database at {} (runs are recorded by `clickprompt run`; pass --db PATH|URL or set CLICKPROMPT_DB)",
+                    path.display()
+                )));
+            }
         }
-        let mut src = SqliteSource::new(path, false)?;
+        let mut src = StoreSource::new(target, false)?;
         src.connect()
             .map_err(anyhow::Error::msg)
-            .with_context(|| format!("opening the run database {}", path.display()))?;
+            .with_context(|| format!("opening the run database {}", src.target))?;
         src.runs().map_err(|e| {
             crate::error::invalid(format!(
                 "{} is not a clickprompt run database ({e})",
-                path.display()
+                src.target
             ))
         })?;
         Ok(src)
     }
 
-    /// Watches `path`, which may not exist yet (`run --dash`).
-    pub fn watch(path: &Path) -> anyhow::Result<SqliteSource> {
-        SqliteSource::new(path, true)
+    /// Watches `db`, which may not exist yet (`run --dash`).
+    pub fn watch(db: impl Into<DbTarget>) -> anyhow::Result<StoreSource> {
+        StoreSource::new(db.into(), true)
     }
 
-    fn new(path: &Path, wait_for_file: bool) -> anyhow::Result<SqliteSource> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the dashboard's database runtime")?;
-        Ok(SqliteSource {
-            path: path.to_path_buf(),
+    fn new(target: DbTarget, wait_for_file: bool) -> anyhow::Result<StoreSource> {
+        // Fail early on a URL this build cannot use.
+        connect_options(&target, SqliteMode::ReadOnly)?;
+        Ok(StoreSource {
+            target,
             wait_for_file,
-            rt,
+            rt: runtime("clickprompt-dash-db")?,
             conn: None,
             cache: HashMap::new(),
             has_groups: false,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn target(&self) -> &DbTarget {
+        &self.target
     }
 
     /// The highest run id recorded so far (0 for none or no database).
@@ -108,21 +110,26 @@ impl SqliteSource {
         if self.conn.is_some() {
             return Ok(());
         }
-        let opts = SqliteConnectOptions::new()
-            .filename(&self.path)
-            .create_if_missing(false)
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(2))
+        let shown = self.target.to_string();
+        let opts = connect_options(&self.target, SqliteMode::ReadOnly)
+            .map_err(|e| e.to_string())?
             .disable_statement_logging();
+        let sqlite = self.target.sqlite_path().is_some();
         let conn = self
             .rt
-            .block_on(opts.connect())
-            .map_err(|e| format!("opening {}: {e}", self.path.display()))?;
+            .block_on(async move {
+                let mut conn = opts.connect().await?;
+                if sqlite {
+                    conn.execute("PRAGMA busy_timeout = 2000").await?;
+                }
+                Ok::<_, sqlx::Error>(conn)
+            })
+            .map_err(|e| format!("opening {shown}: {e}"))?;
         self.conn = Some(conn);
         Ok(())
     }
 
-    fn query(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<SqliteRow>, String> {
+    fn query(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<AnyRow>, String> {
         self.connect()?;
         let Some(conn) = self.conn.as_mut() else {
             return Err("no database connection".into());
@@ -146,8 +153,9 @@ impl SqliteSource {
     /// (or `runs …`) upgrades it; the dashboard only reads.
     fn groups_ready(&mut self) -> Result<bool, String> {
         if !self.has_groups {
+            // Migration 0003 made them, on either backend.
             let rows = self.query(
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'run_groups'",
+                "SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE version = 3 AND success",
                 &[],
             )?;
             self.has_groups = match rows.first() {
@@ -163,13 +171,18 @@ impl SqliteSource {
         if !self.groups_ready()? {
             return Err(format!(
                 "{} predates run groups; `clickprompt runs list --db {}` upgrades it",
-                self.path.display(),
-                self.path.display()
+                self.target, self.target
             ));
         }
         let filter = match only.len() {
             0 => String::new(),
-            n => format!(" AND s.group_id IN ({})", vec!["?"; n].join(", ")),
+            n => format!(
+                " AND s.group_id IN ({})",
+                (1..=n)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         let sql = format!("{}{filter} ORDER BY s.id", groups::MEMBER_SQL);
         let rows = self.query(&sql, only)?;
@@ -198,7 +211,11 @@ impl SqliteSource {
         &mut self,
         only: Option<i64>,
     ) -> Result<Vec<(RunSummary, Option<String>)>, String> {
-        let filter = if only.is_some() { "WHERE r.id = ?" } else { "" };
+        let filter = if only.is_some() {
+            "WHERE r.id = $1"
+        } else {
+            ""
+        };
         // Older databases have no groups: the runs still show.
         let (group_cols, group_join) = if self.groups_ready()? {
             (
@@ -218,7 +235,7 @@ impl SqliteSource {
         let binds: Vec<i64> = only.into_iter().collect();
         let rows = self.query(&sql, &binds)?;
         let eval_filter = if only.is_some() {
-            "AND e.run_id = ?"
+            "AND e.run_id = $1"
         } else {
             ""
         };
@@ -299,8 +316,8 @@ impl SqliteSource {
     fn poll_into(&mut self, id: i64, c: &mut RunCache) -> Result<(), String> {
         for _ in 0..METRIC_ROUNDS {
             let rows = self.query(
-                "SELECT rowid AS rid, stage, epoch, step, key, value, ts FROM metrics
-                  WHERE run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                "SELECT id, stage, epoch, step, key, value, ts FROM metrics
+                  WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                 &[id, c.last_metric, METRIC_BATCH],
             )?;
             let n = rows.len();
@@ -356,21 +373,21 @@ impl SqliteSource {
         let rows = if first_time {
             // Only the tail of a long log on first sight.
             let mut rows = self.query(
-                "SELECT rowid AS rid, ts, level, message FROM logs
-                  WHERE run_id = ? ORDER BY rowid DESC LIMIT ?",
+                "SELECT id, ts, level, message FROM logs
+                  WHERE run_id = $1 ORDER BY id DESC LIMIT $2",
                 &[id, LOG_KEEP as i64],
             )?;
             rows.reverse();
             rows
         } else {
             self.query(
-                "SELECT rowid AS rid, ts, level, message FROM logs
-                  WHERE run_id = ? AND rowid > ? ORDER BY rowid",
+                "SELECT id, ts, level, message FROM logs
+                  WHERE run_id = $1 AND id > $2 ORDER BY id",
                 &[id, c.last_log],
             )?
         };
         for r in &rows {
-            c.last_log = get(r, "rid")?;
+            c.last_log = get(r, "id")?;
             c.logs.push_back(LogLine {
                 ts: get(r, "ts")?,
                 level: LogLevel::parse(&get::<String>(r, "level")?),
@@ -382,7 +399,7 @@ impl SqliteSource {
         }
 
         if c.planned.is_none() {
-            let rows = self.query("SELECT plan_yaml FROM runs WHERE id = ?", &[id])?;
+            let rows = self.query("SELECT plan_yaml FROM runs WHERE id = $1", &[id])?;
             let yaml: Option<String> = match rows.first() {
                 Some(r) => get(r, "plan_yaml")?,
                 None => None,
@@ -391,7 +408,7 @@ impl SqliteSource {
         }
         if c.params.is_empty() {
             let rows = self.query(
-                "SELECT key, value FROM params WHERE run_id = ? ORDER BY key",
+                "SELECT key, value FROM params WHERE run_id = $1 ORDER BY key",
                 &[id],
             )?;
             c.params = rows
@@ -405,7 +422,7 @@ impl SqliteSource {
     fn stages(&mut self, id: i64, run: RunStatus) -> Result<Vec<StageProgress>, String> {
         let rows = self.query(
             "SELECT stage, kind, epochs, steps_per_epoch, status, best_epoch, seconds,
-                    started_at, ended_at FROM stages WHERE run_id = ? ORDER BY ord",
+                    started_at, ended_at FROM stages WHERE run_id = $1 ORDER BY ord",
             &[id],
         )?;
         let now = Utc::now();
@@ -477,7 +494,7 @@ impl SqliteSource {
     fn evals(&mut self, id: i64) -> Result<Vec<EpochEval>, String> {
         let rows = self.query(
             "SELECT stage, epoch, split, auc, logloss, extra_json FROM evaluations
-              WHERE run_id = ? ORDER BY stage, epoch, split",
+              WHERE run_id = $1 ORDER BY stage, epoch, split",
             &[id],
         )?;
         let mut out = Vec::with_capacity(rows.len());
@@ -497,16 +514,18 @@ impl SqliteSource {
         Ok(out)
     }
 
-    /// True when the error means "the database is not there yet".
+    /// True when the error means "the database is not there yet" (the file,
+    /// or the tables `run` creates when it opens the store).
     fn not_yet(&self, e: &str) -> bool {
         self.wait_for_file
-            && (!self.path.exists()
+            && (self.target.sqlite_path().is_some_and(|p| !p.exists())
                 || e.contains("no such table")
-                || e.contains("unable to open database"))
+                || e.contains("unable to open database")
+                || (e.contains("relation") && e.contains("does not exist")))
     }
 }
 
-impl DataSource for SqliteSource {
+impl DataSource for StoreSource {
     fn groups(&mut self) -> Result<Vec<GroupSummary>, String> {
         match self.group_rows(&[]) {
             Ok(rows) => Ok(groups::summaries(&rows)),
@@ -536,7 +555,7 @@ impl DataSource for SqliteSource {
 
     fn run_detail(&mut self, id: i64) -> Result<RunDetail, String> {
         let Some((summary, error)) = self.summaries(Some(id))?.into_iter().next() else {
-            return Err(format!("no run #{id} in {}", self.path.display()));
+            return Err(format!("no run #{id} in {}", self.target));
         };
         self.poll_new_rows(id)?;
         let stages = self.stages(id, summary.status)?;
@@ -554,17 +573,17 @@ impl DataSource for SqliteSource {
     }
 }
 
-fn at<'r, T>(row: &'r SqliteRow, col: usize) -> Result<T, String>
+fn at<'r, T>(row: &'r AnyRow, col: usize) -> Result<T, String>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     row.try_get(col)
         .map_err(|e| format!("reading column {col}: {e}"))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, String>
+fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, String>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     row.try_get(col).map_err(|e| format!("reading {col}: {e}"))
 }

@@ -39,13 +39,10 @@ pub fn stage_state(stored: &str, run: RunStatus) -> StageState {
 }
 
 /// Whether the process recording a run is still that process. Only this
-/// machine's processes can be checked; runs recorded elsewhere are taken at
-/// their word.
+/// machine's processes (in this pid namespace) can be checked; runs recorded
+/// elsewhere are taken at their word.
 pub fn process_alive(host: &str, pid: i64, proc_start: Option<&str>) -> bool {
-    if host != crate::store::process::hostname() {
-        return true;
-    }
-    crate::store::process::is_alive(pid, proc_start)
+    crate::store::process::liveness(host, pid, proc_start) != crate::store::process::Liveness::Dead
 }
 
 /// Folds one valid or test evaluation (rows in stage, then epoch order) into

@@ -51,6 +51,7 @@ pub fn split_unit_tag(tag: u32) -> (u16, u16) {
 }
 
 /// Token ids of a split on a device, padded to its longest row.
+#[derive(Clone)]
 struct DeviceTokens {
     ids: Tensor,
     lengths: Vec<usize>,
@@ -122,6 +123,28 @@ impl DeviceSplit {
             .as_ref()
             .map(|t| t.lengths.as_slice())
             .unwrap_or(&[])
+    }
+
+    /// The same rows without their text (shares the tensors): batches of a
+    /// model that reads only the fields skip gathering and masking tokens.
+    pub fn without_text(&self) -> Self {
+        Self {
+            tokens: None,
+            ..self.clone_handles()
+        }
+    }
+
+    /// A second handle on the same split (the tensors are shared, not copied).
+    pub fn clone_handles(&self) -> Self {
+        Self {
+            rows: self.rows,
+            single: self.single.clone(),
+            multi: self.multi.clone(),
+            numbers: self.numbers.clone(),
+            labels: self.labels.clone(),
+            tokens: self.tokens.clone(),
+            device: self.device.clone(),
+        }
     }
 
     /// The split restricted to `rows` (in that order).

@@ -18,7 +18,7 @@ use super::SampleText;
 use crate::error::invalid;
 
 /// Bump whenever processing changes what a cached dataset holds.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC: &str = "clickprompt-dataset";
 

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 use super::raw::{parse_numbers, RawTable, StrColumn};
-use super::types::{Column, ColumnLayout, FieldMeta, OOV_ID, PAD_ID};
+use super::types::{Column, ColumnLayout, FieldMeta, NumberScale, OOV_ID, PAD_ID};
 use crate::error::invalid;
 use crate::plan::{FieldKind, FieldPlan};
 
@@ -84,11 +84,23 @@ impl<'a> Mapped<'a> {
     }
 }
 
-fn value_map(f: &FieldPlan) -> HashMap<&str, &str> {
-    f.map
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+/// A field's value map as a lookup (a key given twice: the later one wins).
+pub fn value_map(map: &[(String, String)]) -> HashMap<&str, &str> {
+    map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// The elements of a `multi` cell: split on `sep`, trimmed, empty ones dropped
+/// (before the value map and de-duplication).
+pub fn multi_elements<'a>(cell: &'a str, sep: &'a str) -> impl Iterator<Item = &'a str> {
+    cell.split(sep).map(str::trim).filter(|e| !e.is_empty())
+}
+
+/// The id of a `bucket` value: 2 + (number of edges ≤ x); missing → OOV.
+pub fn bucket_id(x: Option<f64>, edges: &[f64]) -> u32 {
+    match x {
+        Some(x) => 2 + edges.partition_point(|e| *e <= x) as u32,
+        None => OOV_ID,
+    }
 }
 
 /// Vocabulary from training counts: returns (id per mapped index, values table).
@@ -115,7 +127,7 @@ fn single(
     splits: &[Vec<u32>; 3],
     min_count: u32,
 ) -> (FieldMeta, [Column; 3]) {
-    let map = value_map(f);
+    let map = value_map(&f.map);
     let mut mapped = Mapped::new();
     let code_to_mapped: Vec<u32> = col
         .dict
@@ -141,6 +153,7 @@ fn single(
             layout: ColumnLayout::Single,
             vocab_size: values.len(),
             values,
+            scale: None,
         },
         cols,
     )
@@ -159,7 +172,7 @@ fn multi(
             "{who}: the multi-value separator is empty"
         )));
     }
-    let map = value_map(f);
+    let map = value_map(&f.map);
     let mut mapped = Mapped::new();
     // Elements (mapped indices) of every distinct cell.
     let elems: Vec<Vec<u32>> = col
@@ -167,7 +180,7 @@ fn multi(
         .iter()
         .map(|cell| {
             let mut v: Vec<u32> = Vec::new();
-            for e in cell.split(sep).map(str::trim).filter(|e| !e.is_empty()) {
+            for e in multi_elements(cell, sep) {
                 let m = mapped.intern(map.get(e).copied().unwrap_or(e));
                 if !v.contains(&m) {
                     v.push(m);
@@ -209,6 +222,7 @@ fn multi(
             layout: ColumnLayout::Multi { width },
             vocab_size: values.len(),
             values,
+            scale: None,
         },
         cols,
     ))
@@ -232,13 +246,7 @@ fn bucket(
         )));
     }
     let nums = parse_numbers(table, col, &f.column, who)?;
-    let code_to_id: Vec<u32> = nums
-        .iter()
-        .map(|x| match x {
-            Some(x) => 2 + edges.partition_point(|e| e <= x) as u32,
-            None => OOV_ID,
-        })
-        .collect();
+    let code_to_id: Vec<u32> = nums.iter().map(|&x| bucket_id(x, edges)).collect();
     let mut values = vec!["<pad>".to_string(), "<oov>".to_string()];
     for b in 0..=edges.len() {
         values.push(match b {
@@ -261,6 +269,7 @@ fn bucket(
             layout: ColumnLayout::Single,
             vocab_size: values.len(),
             values,
+            scale: None,
         },
         cols,
     ))
@@ -291,11 +300,11 @@ fn number(
     } else {
         0.0
     };
-    let std = if var > 0.0 { var.sqrt() } else { 1.0 };
-    let code_to_val: Vec<f32> = nums
-        .iter()
-        .map(|x| x.map_or(0.0, |x| ((x - mean) / std) as f32))
-        .collect();
+    let scale = NumberScale {
+        mean,
+        std: if var > 0.0 { var.sqrt() } else { 1.0 },
+    };
+    let code_to_val: Vec<f32> = nums.iter().map(|&x| scale.apply(x)).collect();
     let cols = splits.clone().map(|rows| {
         Column::Number(
             rows.iter()
@@ -309,6 +318,7 @@ fn number(
             layout: ColumnLayout::Number,
             vocab_size: 1,
             values: Vec::new(),
+            scale: Some(scale),
         },
         cols,
     ))

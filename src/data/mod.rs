@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub mod batch;
 pub mod cache;
 pub mod encode;
+pub mod input;
 pub mod inspect;
 pub mod label;
 pub mod raw;
@@ -23,6 +24,7 @@ pub mod split;
 pub mod synthetic;
 pub mod tokenize;
 pub mod types;
+pub mod vocab;
 
 pub use batch::{epoch_batches, sample_rows, Batch, DeviceSplit, OrderSpec, TextBatch};
 pub use render::{render, Template};
@@ -240,6 +242,15 @@ pub fn build(
         test: mk(&rows[2], c2, t2),
     };
     Ok((dataset, samples))
+}
+
+/// The source table of a dataset and its (train, valid, test) row indices,
+/// as `build` splits them: the raw rows behind each split, e.g. to write the
+/// test rows out and score them with `predict`.
+pub fn read_splits(d: &crate::plan::DatasetPlan) -> Result<(raw::RawTable, [Vec<u32>; 3])> {
+    let (table, _) = sources::read(d)?;
+    let rows = split::split(&table, &d.split, &d.name)?;
+    Ok((table, rows))
 }
 
 /// Adds where the failing dataset was declared to a load error, keeping an

@@ -75,6 +75,35 @@ impl RawTable {
         }
     }
 
+    /// Writes `rows` with every column as comma-separated values, header
+    /// first; fields holding a comma, quote or line break are double-quoted.
+    /// Read back as `csv(...)` or by `predict --format csv`, the values are
+    /// the same strings.
+    pub fn write_csv(&self, rows: &[u32], out: &mut impl std::io::Write) -> std::io::Result<()> {
+        fn field(v: &str) -> Cow<'_, str> {
+            if v.contains([',', '"', '\n', '\r']) {
+                Cow::Owned(format!("\"{}\"", v.replace('"', "\"\"")))
+            } else {
+                Cow::Borrowed(v)
+            }
+        }
+        let header: Vec<Cow<str>> = self.names.iter().map(|n| field(n)).collect();
+        writeln!(out, "{}", header.join(","))?;
+        let mut line = String::new();
+        for &r in rows {
+            line.clear();
+            for (i, c) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(&field(c.value(r as usize)));
+            }
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn push_column(&mut self, name: &str, col: StrColumn) {
         debug_assert!(self.rows == 0 && self.columns.is_empty() || col.codes.len() == self.rows);
         self.rows = col.codes.len();
@@ -254,24 +283,32 @@ pub fn parse_numbers(
     col.dict
         .iter()
         .enumerate()
-        .map(|(code, v)| {
-            if is_missing(v) {
-                return Ok(None);
-            }
-            match v.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() => Ok(Some(x)),
-                _ => {
+        .map(|(code, v)| match parse_number(v) {
+            Some(x) => Ok(x),
+            None => {
                     let at = col
                         .first_row_with(code as u32)
                         .map(|r| table.locate(r))
                         .unwrap_or_else(|| table.source.clone());
-                    Err(invalid(format!(
-                        "{at}: column '{column}' (read by {wanted_by}) holds \"{v}\", which is not a number"
-                    )))
-                }
+                Err(invalid(format!(
+                    "{at}: column '{column}' (read by {wanted_by}) holds \"{v}\", which is not a number"
+                )))
             }
         })
         .collect()
+}
+
+/// One value as a number: `Some(None)` when missing ([`is_missing`]),
+/// `Some(Some(x))` for a finite number (surrounding spaces allowed), `None`
+/// when it is not a number. The one rule for training and prediction.
+pub fn parse_number(v: &str) -> Option<Option<f64>> {
+    if is_missing(v) {
+        return Some(None);
+    }
+    match v.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Some(Some(x)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +348,26 @@ mod tests {
             decode("Misérables".as_bytes(), false, p, 1).unwrap(),
             "Misérables"
         );
+    }
+
+    #[test]
+    fn csv_round_trip() {
+        let mut t = RawTable::default();
+        let mut a = ColumnBuilder::default();
+        let mut b = ColumnBuilder::default();
+        for (x, y) in [("1", "plain"), ("2", "a, b"), ("3", "say \"hi\"")] {
+            a.push(x);
+            b.push(y);
+        }
+        t.push_column("id", a.finish());
+        t.push_column("text", b.finish());
+        let mut out = Vec::new();
+        t.write_csv(&[2, 0, 1], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "id,text\n3,\"say \"\"hi\"\"\"\n1,plain\n2,\"a, b\"\n");
+        let mut fields = Vec::new();
+        split_quoted(text.lines().nth(1).unwrap(), ",", &mut fields).unwrap();
+        assert_eq!(fields, vec!["3", "say \"hi\""]);
     }
 
     #[test]

@@ -32,6 +32,25 @@ pub struct FieldMeta {
     pub vocab_size: usize,
     /// Index → value string (index 0 = "<pad>", 1 = "<oov>"); empty for numbers.
     pub values: Vec<String>,
+    /// `Number` fields: the training split's mean and standard deviation
+    /// the values were standardised with (None for every other layout).
+    #[serde(default)]
+    pub scale: Option<NumberScale>,
+}
+
+/// Standardisation of a `number` field: `(x − mean) / std`, missing → 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NumberScale {
+    pub mean: f64,
+    /// Population standard deviation over the training split (1 when it is 0).
+    pub std: f64,
+}
+
+impl NumberScale {
+    /// The encoded value of `x` (`None` = missing, which maps to the training mean, 0).
+    pub fn apply(&self, x: Option<f64>) -> f32 {
+        x.map_or(0.0, |x| ((x - self.mean) / self.std) as f32)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ pub struct FieldEmbedding {
     numbers: Option<Tensor>,
     /// (1, n_single) u32 row offsets of the single fields.
     single_offsets: Option<Tensor>,
+    /// The same offsets on the host (the fused CPU lookup).
+    single_offsets_host: Vec<u32>,
     /// Row offset of each multi-valued field.
     multi_offsets: Vec<u32>,
     n_single: usize,
@@ -80,6 +82,7 @@ impl FieldEmbedding {
             None
         };
         let n_single = single_off.len();
+        let single_offsets_host = single_off.clone();
         let single_offsets = if n_single > 0 {
             Some(Tensor::from_vec(single_off, (1, n_single), &device)?)
         } else {
@@ -89,6 +92,7 @@ impl FieldEmbedding {
             table,
             numbers,
             single_offsets,
+            single_offsets_host,
             n_multi: multi_off.len(),
             multi_offsets: multi_off,
             n_single,
@@ -118,6 +122,72 @@ impl FieldEmbedding {
 
     /// (B, F, E) embeddings of a batch.
     pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
+        self.forward_impl(batch, false)
+    }
+
+    /// `forward`; with `detach`, from the detached table (no graph).
+    pub(crate) fn forward_impl(&self, batch: &Batch, detach: bool) -> Result<Tensor> {
+        if let Some(out) = self.fused_forward(batch, detach)? {
+            return Ok(out);
+        }
+        if detach {
+            let mut plain = self.clone();
+            plain.table = self.table.detach();
+            plain.numbers = self.numbers.as_ref().map(|n| n.detach());
+            return plain.forward_composed(batch);
+        }
+        self.forward_composed(batch)
+    }
+
+    /// One CPU op for categorical fields (single and multi-valued; no
+    /// number fields): ids of the batch in, (B, F, E) out, a scatter-add back.
+    fn fused_forward(&self, batch: &Batch, detach: bool) -> Result<Option<Tensor>> {
+        if self.n_number > 0
+            || batch.multi.len() != self.n_multi
+            || !crate::model::fused::supported(&self.table)
+        {
+            return Ok(None);
+        }
+        let mut parts: Vec<&Tensor> = Vec::with_capacity(1 + self.n_multi);
+        if self.n_single > 0 {
+            match &batch.single {
+                Some(ids) if ids.dims2()?.1 == self.n_single => parts.push(ids),
+                _ => return Ok(None),
+            }
+        }
+        let mut multi = Vec::with_capacity(self.n_multi);
+        for (ids, &off) in batch.multi.iter().zip(&self.multi_offsets) {
+            multi.push((off, ids.dims2()?.1));
+            parts.push(ids);
+        }
+        if parts.iter().any(|t| t.dtype() != DType::U32) || parts.is_empty() {
+            return Ok(None);
+        }
+        let ids = if parts.len() == 1 {
+            parts[0].contiguous()?
+        } else {
+            Tensor::cat(&parts, 1)?
+        };
+        let shape = crate::model::ctr::kernel::EmbedShape {
+            dim: self.dim,
+            single: self.single_offsets_host.clone(),
+            multi,
+        };
+        let table = if detach {
+            self.table.detach()
+        } else {
+            self.table.clone()
+        };
+        let out = table.apply_op2(&ids, crate::model::ctr::fused_embed_op(shape))?;
+        Ok(Some(out.reshape((
+            batch.rows,
+            self.num_fields(),
+            self.dim,
+        ))?))
+    }
+
+    /// The composed lookup (any device, number fields).
+    pub(crate) fn forward_composed(&self, batch: &Batch) -> Result<Tensor> {
         let b = batch.rows;
         let mut parts: Vec<Tensor> = Vec::with_capacity(2 + self.n_multi);
         if let Some(off) = &self.single_offsets {

@@ -99,3 +99,58 @@ pub(crate) fn mm_rs<T: Float>(
         )
     }
 }
+
+/// A new m×n matrix = A(m×k) B(k×n), single-threaded (strides as in `mm`).
+/// gemm writes every element without reading the destination, so the vector
+/// is not zero-filled first.
+pub(crate) fn mm_new<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    a_strides: (usize, usize),
+    b: &[T],
+    b_strides: (usize, usize),
+) -> Vec<T> {
+    if k == 0 || m == 0 || n == 0 {
+        return vec![T::zero(); m * n];
+    }
+    assert!(
+        a.len() > (m - 1) * a_strides.0 + (k - 1) * a_strides.1,
+        "gemm: lhs too small"
+    );
+    assert!(
+        b.len() > (k - 1) * b_strides.0 + (n - 1) * b_strides.1,
+        "gemm: rhs too small"
+    );
+    let mut dst: Vec<T> = Vec::with_capacity(m * n);
+    // SAFETY: the assertions keep every addressed element of a and b inside
+    // the slices; dst has room for m·n elements, and with `read_dst = false`
+    // gemm writes each of them exactly once without reading any, so they are
+    // all initialised before `set_len`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_strides.1 as isize,
+            a_strides.0 as isize,
+            b.as_ptr(),
+            b_strides.1 as isize,
+            b_strides.0 as isize,
+            T::from_f64(0.0),
+            T::from_f64(1.0),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+        dst.set_len(m * n);
+    }
+    dst
+}

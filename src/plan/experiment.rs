@@ -470,7 +470,7 @@ fn resolve_backbone(id: &Ident, params: &[Param], d: &mut Diags) -> Option<CtrPl
         "autoint" => {
             let heads = block.usize_or("heads", 2, 1, d);
             let att_dim = block.usize_or("att_dim", 32, 1, d);
-            if att_dim % heads != 0 {
+            if !att_dim.is_multiple_of(heads) {
                 let span = block
                     .get("att_dim")
                     .or(block.get("heads"))

@@ -6,10 +6,12 @@
 //! sweeps, fill defaults. Errors come back as one `InvalidInput` whose text
 //! renders each diagnostic with its line, caret and hint.
 
+mod build;
 mod dataset;
 mod decls;
 mod experiment;
 mod flatten;
+mod points;
 mod seeds;
 mod spec;
 mod sweep;
@@ -22,6 +24,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 pub use flatten::flatten_params;
+pub use points::{pick, PointSet};
 pub use types::*;
 
 use crate::dsl::diagnostic::{did_you_mean, list_names};

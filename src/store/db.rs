@@ -1,23 +1,31 @@
-//! Opening the database: file, pragmas, migrations, and the recovery of runs
-//! whose process died.
+//! Opening the database (a SQLite file or a PostgreSQL database), migrations,
+//! and the recovery of runs whose process died.
 
 use anyhow::{Context, Result};
-use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::MigrateError;
+use sqlx::AnyPool;
+use sqlx::Executor;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::process;
+use super::dialect::{self, Dialect};
+use super::process::{self, Liveness};
+use super::target::DbTarget;
 
-/// Embedded schema migrations (`migrations/*.sql`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
-
-/// How long a statement waits for another writer's lock before failing.
+/// How long a statement waits for another writer's lock before failing
+/// (SQLite's busy timeout).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections per process. SQLite: readers and the writer side by side.
+/// PostgreSQL: a Slurm array or an indexed Job runs many processes against
+/// one server (whose default `max_connections` is 100), and a run needs one
+/// connection for its writer plus an occasional read.
+const SQLITE_CONNECTIONS: u32 = 4;
+const POSTGRES_CONNECTIONS: u32 = 2;
 
 /// The run database. Cheap to clone (shared handle); every method blocks the
 /// calling thread, so call it from plain threads, never from inside a tokio runtime.
@@ -28,14 +36,15 @@ pub struct Store {
 
 pub(crate) struct Inner {
     // Declared before the runtime so the pool is closed while the runtime is still alive.
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
     pub(crate) rt: tokio::runtime::Runtime,
-    pub(crate) path: PathBuf,
+    pub(crate) target: DbTarget,
+    pub(crate) dialect: Dialect,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing checkpoints the WAL so `sqlite3 runs.db` sees a tidy file.
+        // Closing checkpoints SQLite's WAL so `sqlite3 runs.db` sees a tidy file.
         let pool = self.pool.clone();
         self.rt.block_on(async move { pool.close().await });
     }
@@ -47,92 +56,173 @@ impl Inner {
     }
 }
 
-/// `$CLICKPROMPT_DB` when set, else `./runs.db`: one default for every
-/// command, so `run` writes where `runs` and `dash` read.
-pub fn default_db_path() -> PathBuf {
-    match std::env::var_os("CLICKPROMPT_DB").filter(|v| !v.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from("runs.db"),
-    }
-}
-
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path`, applies pending
-    /// migrations, and marks RUNNING runs whose process is gone as INTERRUPTED.
-    pub fn open(path: &Path) -> Result<Store> {
-        Self::open_with(path, true)
-    }
+/// How to open a SQLite file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SqliteMode {
+    Create,
+    Existing,
+    ReadOnly,
+}
 
-    /// Like [`Store::open`] but refuses to create a missing file (read commands).
-    pub fn open_existing(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            return Err(crate::error::invalid(format!(
-                "no run database at {} (runs are recorded by `clickprompt run`; pass --db PATH or set CLICKPROMPT_DB)",
-                path.display()
-            )));
+/// sqlx's `Any` driver takes a URL; the path is made absolute (a relative
+/// one would parse as a host name) and percent-encoded byte by byte.
+pub(crate) fn sqlite_url(path: &Path, mode: SqliteMode) -> Result<String> {
+    let abs = std::path::absolute(path)
+        .with_context(|| format!("resolving the path {}", path.display()))?;
+    let text = abs.to_str().ok_or_else(|| {
+        crate::error::invalid(format!(
+            "the run database path {} is not valid UTF-8; use another --db",
+            path.display()
+        ))
+    })?;
+    let mut url = String::from("sqlite://");
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~') {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
         }
-        Self::open_with(path, false)
+    }
+    url.push_str(match mode {
+        SqliteMode::Create => "?mode=rwc",
+        SqliteMode::Existing => "?mode=rw",
+        SqliteMode::ReadOnly => "?mode=ro",
+    });
+    Ok(url)
+}
+
+/// The pragmas every SQLite connection of a writer gets: WAL (readers never
+/// block the writer), a busy timeout, foreign keys for the cascades.
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+/// A runtime for one store or reader: one worker is plenty (the SQLite driver
+/// runs statements on its own threads; PostgreSQL is network I/O).
+pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .context("starting the run database's runtime")
+}
+
+/// Connection options for `target`, with a clear error for a build without
+/// PostgreSQL or a URL sqlx cannot read.
+pub(crate) fn connect_options(target: &DbTarget, mode: SqliteMode) -> Result<AnyConnectOptions> {
+    dialect::install_drivers();
+    let url = match target {
+        DbTarget::Sqlite(path) => sqlite_url(path, mode)?,
+        DbTarget::Postgres(url) => {
+            if !dialect::POSTGRES_BUILT_IN {
+                return Err(crate::error::invalid(format!(
+                    "{target}: this clickprompt was built without PostgreSQL support \
+                     (rebuild with the default features or `--features postgres`)"
+                )));
+            }
+            url.clone()
+        }
+    };
+    AnyConnectOptions::from_str(&url)
+        .map_err(|e| crate::error::invalid(format!("invalid run database {target}: {e}")))
+}
+
+impl Store {
+    /// Opens the run database (`&Path`, `PathBuf` and `&str` convert: a path
+    /// or a `postgres://` URL), creating a missing SQLite file, applies
+    /// pending migrations, and marks RUNNING runs of this host whose process
+    /// is gone as INTERRUPTED.
+    pub fn open(db: impl Into<DbTarget>) -> Result<Store> {
+        Self::open_with(db.into(), true)
     }
 
-    fn open_with(path: &Path, create: bool) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if create && !dir.exists() {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!(
-                        "creating the folder for the run database {}",
-                        path.display()
-                    )
-                })?;
+    /// Like [`Store::open`] but refuses to create a missing SQLite file (read commands).
+    pub fn open_existing(db: impl Into<DbTarget>) -> Result<Store> {
+        let target = db.into();
+        if let DbTarget::Sqlite(path) = &target {
+            if !path.exists() {
+                return Err(crate::error::invalid(format!(
+                    "no run database at {} (runs are recorded by `clickprompt run`; pass --db PATH|URL or set CLICKPROMPT_DB)",
+                    path.display()
+                )));
             }
         }
-        // One worker is plenty: sqlx's SQLite driver runs statements on its own
-        // per-connection threads; the worker only shuttles batches.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("clickprompt-store")
-            .enable_all()
-            .build()
-            .context("starting the run database's runtime")?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let shown = path.display().to_string();
+        Self::open_with(target, false)
+    }
+
+    fn open_with(target: DbTarget, create: bool) -> Result<Store> {
+        let dialect = target.dialect();
+        if let DbTarget::Sqlite(path) = &target {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if create && !dir.exists() {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!(
+                            "creating the folder for the run database {}",
+                            path.display()
+                        )
+                    })?;
+                }
+            }
+        }
+        let mode = if create {
+            SqliteMode::Create
+        } else {
+            SqliteMode::Existing
+        };
+        let options = connect_options(&target, mode)?;
+        let rt = runtime("clickprompt-store")?;
+        let shown = target.to_string();
+        // One connection first: a pool retries failed connections until its
+        // acquire timeout and then reports only that it timed out, hiding
+        // "file is not a database" or "connection refused".
+        rt.block_on(probe(&options, dialect))
+            .map_err(|e| open_error(&target, e))?;
         let pool = rt
             .block_on(async {
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .min_connections(0)
+                let pool = match dialect {
+                    Dialect::Sqlite => AnyPoolOptions::new()
+                        .max_connections(SQLITE_CONNECTIONS)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
+                        }),
+                    Dialect::Postgres => AnyPoolOptions::new()
+                        .max_connections(POSTGRES_CONNECTIONS)
+                        .idle_timeout(Duration::from_secs(60)),
+                };
+                pool.min_connections(0)
                     .acquire_timeout(BUSY_TIMEOUT * 3)
                     .connect_with(options)
                     .await
             })
-            .with_context(|| format!("opening the run database {shown}"))?;
-        rt.block_on(migrate(&pool, &shown))?;
+            .map_err(|e| open_error(&target, e))?;
+        rt.block_on(migrate(&pool, dialect, &shown))?;
         let store = Store {
             inner: Arc::new(Inner {
                 pool,
                 rt,
-                path: path.to_path_buf(),
+                target,
+                dialect,
             }),
         };
         store.recover_dead_runs()?;
         Ok(store)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Where the runs are: the file path or the URL (`Display` hides a password).
+    pub fn target(&self) -> &DbTarget {
+        &self.inner.target
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// SQLite or PostgreSQL.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.inner.pool
     }
 
@@ -143,13 +233,15 @@ impl Store {
     /// Marks RUNNING runs recorded on this host whose process no longer exists
     /// (or whose pid now belongs to another process) as INTERRUPTED, with a
     /// note in `error` and the run's log. Returns their ids. Runs recorded on
-    /// other hosts are left alone: their liveness cannot be checked from here.
+    /// other hosts, or in another pid namespace of this one (a container
+    /// sharing the host name), are left alone: their liveness cannot be
+    /// checked from here (`runs mark-interrupted ID` ends a stale one).
     pub fn recover_dead_runs(&self) -> Result<Vec<i64>> {
         let host = process::hostname();
         let candidates: Vec<(i64, i64, Option<String>)> = self
             .block_on(
                 sqlx::query_as(
-                    "SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = ?",
+                    "SELECT id, pid, proc_start FROM runs WHERE status = 'RUNNING' AND host = $1",
                 )
                 .bind(&host)
                 .fetch_all(self.pool()),
@@ -157,7 +249,7 @@ impl Store {
             .context("looking for interrupted runs")?;
         let mut marked = Vec::new();
         for (id, pid, token) in candidates {
-            if process::is_alive(pid, token.as_deref()) {
+            if process::liveness(&host, pid, token.as_deref()) != Liveness::Dead {
                 continue;
             }
             let note = format!(
@@ -167,7 +259,13 @@ impl Store {
                 now()
             );
             let changed = self
-                .block_on(mark_dead(self.pool(), id, pid, &note))
+                .block_on(mark_stopped(
+                    self.pool(),
+                    self.dialect(),
+                    id,
+                    Some(pid),
+                    &note,
+                ))
                 .with_context(|| format!("marking run {id} as interrupted"))?;
             if changed {
                 marked.push(id);
@@ -175,41 +273,130 @@ impl Store {
         }
         Ok(marked)
     }
+
+    /// `runs mark-interrupted`: marks a RUNNING run INTERRUPTED whatever host
+    /// recorded it — for a run whose machine went away (a node lost, a
+    /// preempted pod), which no liveness check can see. Refuses a run whose
+    /// process is alive on this host unless `force`. Returns the note stored.
+    pub fn mark_interrupted(&self, id: i64, force: bool) -> Result<String> {
+        let run = self.run_summary(id)?;
+        if run.status != "RUNNING" {
+            return Err(crate::error::invalid(format!(
+                "run {id} is {}, not RUNNING; nothing to mark",
+                run.status
+            )));
+        }
+        let (pid, token): (i64, Option<String>) = self
+            .block_on(
+                sqlx::query_as("SELECT pid, proc_start FROM runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(self.pool()),
+            )
+            .context("reading a run")?;
+        let here = process::hostname();
+        let liveness = process::liveness(&run.host, pid, token.as_deref());
+        if liveness == Liveness::Alive && !force {
+            return Err(crate::error::invalid(format!(
+                "run {id} is alive: process {pid} on this host ({here}) is still recording it; \
+                 stop it (Ctrl-C, kill -TERM {pid}) or pass --force"
+            )));
+        }
+        let why = match liveness {
+            Liveness::Dead => "its process is gone",
+            Liveness::Alive => "forced while its process was alive",
+            Liveness::Unknown => "its process cannot be checked from here",
+        };
+        let note = format!(
+            "marked INTERRUPTED with `runs mark-interrupted` by {} on {here} at {} ({why}; it was \
+             RUNNING as process {pid} on {})",
+            whoami(),
+            now(),
+            run.host
+        );
+        let changed = self
+            .block_on(mark_stopped(self.pool(), self.dialect(), id, None, &note))
+            .with_context(|| format!("marking run {id} as interrupted"))?;
+        if !changed {
+            return Err(crate::error::invalid(format!(
+                "run {id} changed status meanwhile; see `clickprompt runs show {id}`"
+            )));
+        }
+        Ok(note)
+    }
 }
 
-async fn mark_dead(pool: &SqlitePool, id: i64, pid: i64, note: &str) -> sqlx::Result<bool> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .map(|u| format!("user {u}"))
+        .unwrap_or_else(|_| format!("process {}", std::process::id()))
+}
+
+/// How long opening a connection may take (an unreachable PostgreSQL host
+/// would otherwise wait for the system's TCP timeout, minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn probe(options: &AnyConnectOptions, dialect: Dialect) -> sqlx::Result<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let connect = async {
+        let mut conn = options.connect().await?;
+        if dialect == Dialect::Sqlite {
+            conn.execute(SQLITE_PRAGMAS).await?;
+        }
+        conn.close().await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(r) => r,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+        ))),
+    }
+}
+
+/// RUNNING → INTERRUPTED for run `id` (and its running stages), ended at its
+/// last recorded activity, with `note` in `error` and the log. Guarded by
+/// status (and `pid` when given): a concurrent resume or recovery wins cleanly.
+async fn mark_stopped(
+    pool: &AnyPool,
+    dialect: Dialect,
+    id: i64,
+    pid: Option<i64>,
+    note: &str,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin_with(dialect.begin_write()).await?;
     // The run ended at its last recorded activity, not when we noticed.
     let last: Option<String> = sqlx::query_scalar(
         "SELECT MAX(ts) FROM (
-             SELECT MAX(ts) AS ts FROM metrics WHERE run_id = ?1
-             UNION ALL SELECT MAX(ts) FROM evaluations WHERE run_id = ?1
-             UNION ALL SELECT MAX(ts) FROM logs WHERE run_id = ?1
-             UNION ALL SELECT MAX(ts) FROM artifacts WHERE run_id = ?1
-             UNION ALL SELECT started_at FROM runs WHERE id = ?1)",
+             SELECT MAX(ts) AS ts FROM metrics WHERE run_id = $1
+             UNION ALL SELECT MAX(ts) FROM evaluations WHERE run_id = $1
+             UNION ALL SELECT MAX(ts) FROM logs WHERE run_id = $1
+             UNION ALL SELECT MAX(ts) FROM artifacts WHERE run_id = $1
+             UNION ALL SELECT started_at FROM runs WHERE id = $1) AS activity",
     )
     .bind(id)
     .fetch_one(&mut *tx)
     .await?;
-    // Guarded by status and pid: a concurrent resume or recovery wins cleanly.
     let res = sqlx::query(
-        "UPDATE runs SET status = 'INTERRUPTED', ended_at = ?, error = ?
-         WHERE id = ? AND status = 'RUNNING' AND pid = ?",
+        "UPDATE runs SET status = 'INTERRUPTED', ended_at = $1, error = $2
+         WHERE id = $3 AND status = 'RUNNING' AND ($4 < 0 OR pid = $4)",
     )
     .bind(&last)
     .bind(note)
     .bind(id)
-    .bind(pid)
+    .bind(pid.unwrap_or(-1))
     .execute(&mut *tx)
     .await?;
     let changed = res.rows_affected() == 1;
     if changed {
-        sqlx::query("UPDATE stages SET status = 'INTERRUPTED', ended_at = ? WHERE run_id = ? AND status = 'RUNNING'")
-            .bind(&last)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES (?, ?, 'warn', ?)")
+        sqlx::query(
+            "UPDATE stages SET status = 'INTERRUPTED', ended_at = $1 WHERE run_id = $2 AND status = 'RUNNING'",
+        )
+        .bind(&last)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES ($1, $2, 'warn', $3)")
             .bind(id)
             .bind(now())
             .bind(note)
@@ -220,13 +407,35 @@ async fn mark_dead(pool: &SqlitePool, id: i64, pid: i64, note: &str) -> sqlx::Re
     Ok(changed)
 }
 
-async fn migrate(pool: &SqlitePool, shown: &str) -> Result<()> {
+/// A connection failure as the user should read it: which database, and for
+/// PostgreSQL the usual causes.
+fn open_error(target: &DbTarget, e: sqlx::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if let DbTarget::Postgres(_) = target {
+        if text.contains("does not exist") && text.contains("database") {
+            return crate::error::invalid(format!(
+                "opening the run database {target}: {text} (create it once with `createdb NAME` \
+                 or `CREATE DATABASE name`; clickprompt creates the tables)"
+            ));
+        }
+        if text.contains("password authentication failed") || text.contains("no password") {
+            return crate::error::invalid(format!(
+                "opening the run database {target}: {text} (put the password in the URL, \
+                 postgres://user:PASSWORD@host/db, or in ~/.pgpass / $PGPASSWORD)"
+            ));
+        }
+    }
+    anyhow::Error::new(e).context(format!("opening the run database {target}"))
+}
+
+async fn migrate(pool: &AnyPool, dialect: Dialect, shown: &str) -> Result<()> {
+    let migrator = dialect.migrator();
     let mut attempt = 0;
     loop {
-        match MIGRATOR.run(pool).await {
+        match migrator.run(pool).await {
             Ok(()) => return Ok(()),
             Err(MigrateError::VersionMissing(v)) => {
-                let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+                let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
                 return Err(crate::error::invalid(format!(
                     "the run database {shown} was written by a newer clickprompt: it has schema migration {v}, \
                      this build knows migrations up to {known}; upgrade clickprompt or use another --db"
@@ -238,8 +447,9 @@ async fn migrate(pool: &SqlitePool, shown: &str) -> Result<()> {
                      (was it created by a development build?); use another --db"
                 )));
             }
-            // Two processes opening a fresh file at once: the loser's CREATE fails
-            // after the winner committed; a second pass sees the migration applied.
+            // Two processes opening a fresh SQLite file at once: the loser's CREATE
+            // fails after the winner committed; a second pass sees the migration
+            // applied. (PostgreSQL migrations hold an advisory lock instead.)
             Err(e) if attempt < 3 => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
@@ -254,5 +464,19 @@ async fn migrate(pool: &SqlitePool, shown: &str) -> Result<()> {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_are_absolute_and_encoded() {
+        let url = sqlite_url(Path::new("/tmp/my runs/a%b?#.db"), SqliteMode::Create).unwrap();
+        assert_eq!(url, "sqlite:///tmp/my%20runs/a%25b%3F%23.db?mode=rwc");
+        let rel = sqlite_url(Path::new("runs.db"), SqliteMode::ReadOnly).unwrap();
+        assert!(rel.starts_with("sqlite:///"), "{rel}");
+        assert!(rel.ends_with("/runs.db?mode=ro"), "{rel}");
     }
 }

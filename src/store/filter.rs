@@ -14,10 +14,12 @@
 //! SQL fragment is made here. Expressions compile to SQL over the
 //! `run_summary` view (alias `s`) with every user value bound as a parameter;
 //! field names only select from fixed SQL fragments, so no user text ever
-//! reaches the SQL string.
+//! reaches the SQL string. The SQL is the same for SQLite and PostgreSQL;
+//! placeholders are written `?` and numbered for the backend by [`Sql::render`].
 
 mod parse;
 
+use super::dialect::Placeholders;
 use crate::error::invalid;
 use parse::At;
 pub(crate) use parse::StageRef;
@@ -27,6 +29,8 @@ pub(crate) use parse::StageRef;
 pub(crate) enum Bind {
     Text(String),
     Real(f64),
+    /// Integers where the SQL needs one (`LIMIT`).
+    Int(i64),
 }
 
 /// A piece of SQL with its bindings, in placeholder order.
@@ -34,6 +38,30 @@ pub(crate) enum Bind {
 pub(crate) struct Sql {
     pub sql: String,
     pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    /// The SQL text with its `?` placeholders in `style`, numbered from 1.
+    pub fn render(&self, style: Placeholders) -> String {
+        style.render(&self.sql, 1)
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    /// Appends another fragment and its bindings.
+    pub fn append(&mut self, other: Sql) {
+        self.sql.push_str(&other.sql);
+        self.binds.extend(other.binds);
+    }
+
+    /// Appends `?` bound to `value`.
+    pub fn push_bind(&mut self, value: Bind) {
+        self.sql.push('?');
+        self.binds.push(value);
+    }
 }
 
 /// Which way is better for a field (for `--sort` defaults, `best`, `compare`).
@@ -163,15 +191,64 @@ impl Field {
         }
     }
 
-    /// SQL for sorting: numbers where the field is numeric (params: their numeric reading first).
-    pub fn sort_sql(&self) -> Sql {
+    /// SQL for the field's numeric value: params their numeric reading,
+    /// numeric fields as a real, text fields NULL.
+    pub fn number_sql(&self) -> Sql {
         match self {
             Field::Param(key) => Sql {
-                sql: "(SELECT COALESCE(p.num, p.value) FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
+                sql: "(SELECT p.num FROM params p WHERE p.run_id = s.id AND p.key = ?)".into(),
                 binds: vec![Bind::Text(key.clone())],
             },
-            other => other.value_sql(),
+            f if f.is_num() => {
+                let v = f.value_sql();
+                Sql {
+                    sql: format!("CAST({} AS DOUBLE PRECISION)", v.sql),
+                    binds: v.binds,
+                }
+            }
+            _ => Sql {
+                sql: "CAST(NULL AS DOUBLE PRECISION)".into(),
+                binds: vec![],
+            },
         }
+    }
+
+    /// `ORDER BY` terms sorting by this field: runs without a value last in
+    /// either direction (spelled out: SQLite sorts NULL first, PostgreSQL
+    /// last), ties newest first. Params sort numerically where their value
+    /// is a number, those before the textual ones.
+    pub fn order_sql(&self, descending: bool) -> Sql {
+        let dir = if descending { "DESC" } else { "ASC" };
+        let mut out = Sql::default();
+        match self {
+            Field::Param(key) => {
+                let sub = |col: &str| Sql {
+                    sql: format!(
+                        "(SELECT p.{col} FROM params p WHERE p.run_id = s.id AND p.key = ?)"
+                    ),
+                    binds: vec![Bind::Text(key.clone())],
+                };
+                let (value, num) = (sub("value"), sub("num"));
+                out.append(value.clone());
+                out.push(" IS NULL, ");
+                out.append(num.clone());
+                out.push(" IS NULL, ");
+                out.append(num);
+                out.push(&format!(" {dir}, "));
+                out.append(value);
+                out.push(&format!(" {dir}"));
+            }
+            other => {
+                let v = other.value_sql();
+                out.push("(");
+                out.append(v.clone());
+                out.push(") IS NULL, ");
+                out.append(v);
+                out.push(&format!(" {dir}"));
+            }
+        }
+        out.push(", s.id DESC");
+        out
     }
 }
 
@@ -358,15 +435,16 @@ pub(super) fn compare(field: &Field, name: &str, op: &str, value: Value) -> Resu
                         Value::Num(_, t) | Value::Text(t) => t,
                     };
                     return Ok(Sql {
-                        sql: "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? \
-                              AND instr(lower(p.value), lower(?)) > 0)"
-                            .into(),
-                        binds: vec![key, Bind::Text(text)],
+                        sql: format!(
+                            "EXISTS (SELECT 1 FROM params p WHERE p.run_id = s.id AND p.key = ? AND {})",
+                            contains_sql("p.value")
+                        ),
+                        binds: vec![key, contains_pattern(&text)],
                     });
                 }
                 (Value::Num(v, text), "=" | "!=") => {
                     // Equal as a number or as written text.
-                    let eq = "(COALESCE(p.num = ?, 0) OR p.value = ?)";
+                    let eq = "(COALESCE(p.num = ?, FALSE) OR p.value = ?)";
                     let cond = if op == "=" {
                         eq.to_string()
                     } else {
@@ -419,15 +497,40 @@ pub(super) fn compare(field: &Field, name: &str, op: &str, value: Value) -> Resu
                         "`~` (contains) needs a text field; `{name}` is a number"
                     ));
                 }
-                format!("(instr(lower({}), lower(?)) > 0)", lhs.sql)
+                format!("({})", contains_sql(&lhs.sql))
             } else {
                 format!("({} {} ?)", lhs.sql, sql_op(op))
+            };
+            let rhs = match rhs {
+                Bind::Text(t) if op == "~" => contains_pattern(&t),
+                other => other,
             };
             let mut binds = lhs.binds;
             binds.push(rhs);
             Ok(Sql { sql, binds })
         }
     }
+}
+
+/// Case-insensitive substring test of `expr` against a pattern bound by
+/// [`contains_pattern`]: `LIKE` with an explicit escape character reads the
+/// same in SQLite and PostgreSQL (`instr` and `strpos` do not).
+fn contains_sql(expr: &str) -> String {
+    format!("lower({expr}) LIKE lower(?) ESCAPE '\\'")
+}
+
+/// `%text%` with LIKE's wildcards in `text` escaped, so `~ 50%` means the
+/// characters "50%".
+fn contains_pattern(text: &str) -> Bind {
+    let mut p = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    Bind::Text(p)
 }
 
 fn render(src: &str, at: &At) -> String {
@@ -532,7 +635,12 @@ mod tests {
         assert_eq!(
             sql.sql,
             "((s.status = ?) OR NOT COALESCE((((s.test_auc >= ?) AND ((SELECT MAX(e.auc) FROM evaluations e \
-             WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'valid') < ?))), 0))"
+             WHERE e.run_id = s.id AND e.stage = ? AND e.split = 'valid') < ?))), FALSE))"
+        );
+        assert_eq!(
+            sql.render(Placeholders::Numbered),
+            "((s.status = $1) OR NOT COALESCE((((s.test_auc >= $2) AND ((SELECT MAX(e.auc) FROM evaluations e \
+             WHERE e.run_id = s.id AND e.stage = $3 AND e.split = 'valid') < $4))), FALSE))"
         );
         assert_eq!(
             sql.binds,
@@ -546,6 +654,24 @@ mod tests {
         let sql = parse_where("test_logloss is not null and params.x is null").expect("parses");
         assert!(sql.sql.contains("IS NOT NULL"));
         assert!(sql.sql.contains("NOT EXISTS"));
+    }
+
+    #[test]
+    fn contains_binds_an_escaped_pattern() {
+        let sql = parse_where("error ~ '50%_off' or params.note ~ x").expect("parses");
+        assert_eq!(
+            sql.sql,
+            "((lower(s.error) LIKE lower(?) ESCAPE '\\') OR EXISTS (SELECT 1 FROM params p \
+             WHERE p.run_id = s.id AND p.key = ? AND lower(p.value) LIKE lower(?) ESCAPE '\\'))"
+        );
+        assert_eq!(
+            sql.binds,
+            vec![
+                Bind::Text("%50\\%\\_off%".into()),
+                Bind::Text("note".into()),
+                Bind::Text("%x%".into())
+            ]
+        );
     }
 
     #[test]

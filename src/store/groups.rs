@@ -28,7 +28,7 @@ impl Store {
     /// Group `id`; an invalid-input error when there is none.
     pub fn group(&self, id: i64) -> Result<GroupInfo> {
         self.block_on(
-            sqlx::query_as::<_, GroupInfo>(&format!("{GROUP_SELECT} WHERE g.id = ?"))
+            sqlx::query_as::<_, GroupInfo>(&format!("{GROUP_SELECT} WHERE g.id = $1"))
                 .bind(id)
                 .fetch_optional(self.pool()),
         )
@@ -36,7 +36,7 @@ impl Store {
         .ok_or_else(|| {
             invalid(format!(
                 "no group g{id} in {} (`clickprompt runs list --groups` lists them)",
-                self.path().display()
+                self.target()
             ))
         })
     }
@@ -45,7 +45,7 @@ impl Store {
     pub fn groups_named(&self, name: &str) -> Result<Vec<GroupInfo>> {
         self.block_on(
             sqlx::query_as::<_, GroupInfo>(&format!(
-                "{GROUP_SELECT} WHERE g.name = ? ORDER BY g.id DESC"
+                "{GROUP_SELECT} WHERE g.name = $1 ORDER BY g.id DESC"
             ))
             .bind(name)
             .fetch_all(self.pool()),
@@ -57,7 +57,7 @@ impl Store {
     pub fn group_runs(&self, id: i64) -> Result<Vec<RunSummary>> {
         self.block_on(
             sqlx::query_as::<_, RunSummary>(
-                "SELECT s.* FROM run_summary s WHERE s.group_id = ? ORDER BY s.id",
+                "SELECT s.* FROM run_summary s WHERE s.group_id = $1 ORDER BY s.id",
             )
             .bind(id)
             .fetch_all(self.pool()),

@@ -1,13 +1,18 @@
-//! Run history in SQLite (sqlx): runs, params, metrics, evaluations, artifacts.
-//! Schema: `migrations/*.sql`, documented for `sqlite3` users in `docs/database.md`.
+//! Run history in SQLite (the default, one file) or PostgreSQL (a database
+//! shared by several machines), through sqlx: runs, params, metrics,
+//! evaluations, artifacts. [`DbTarget`] says which (`--db PATH|URL`,
+//! `$CLICKPROMPT_DB`); the SQL is written once for both, and what differs
+//! (schema types, the view's date arithmetic, transaction start, placeholder
+//! numbering) is in [`Dialect`] and `migrations/{sqlite,postgres}/*.sql`,
+//! documented in `docs/database.md`.
 //!
 //! The API is blocking; a [`Store`] owns a small tokio runtime and a pool. Call
 //! it from plain threads, not from inside another tokio runtime.
 //!
 //! # Recording a run
 //! ```ignore
-//! use clickprompt::store::{default_db_path, NewRun, RunStatus, Store};
-//! let store = Store::open(&default_db_path())?;   // migrates, recovers dead runs
+//! use clickprompt::store::{default_db, NewRun, RunStatus, Store};
+//! let store = Store::open(default_db())?;          // migrates, recovers dead runs
 //! let rec = store.start_run(NewRun::new(&plan, file, &source, "cuda:0"))?;
 //! let handle = rec.interrupt_handle();                       // for the Ctrl-C handler:
 //! ctrlc::set_handler(move || { let _ = handle.interrupt(); std::process::exit(130); })?;
@@ -43,11 +48,20 @@
 //!   [`to_csv`]), [`Store::export_mlflow`]`(ids, dir, checkpoints)` (an MLflow
 //!   file store), [`Store::delete_runs`]`(ids)`.
 //!
-//! Concurrency: WAL journal, `busy_timeout` of [`BUSY_TIMEOUT`], write
-//! transactions taken with `BEGIN IMMEDIATE`; several processes may record
-//! into one file while others read it.
+//! Concurrency: SQLite in WAL mode with a `busy_timeout` of [`BUSY_TIMEOUT`],
+//! write transactions taken with `BEGIN IMMEDIATE`; several processes may
+//! record into one file while others read it. PostgreSQL: READ COMMITTED
+//! transactions, any number of machines. Polling by `id > last_seen` is per
+//! run: one run has one writer committing in order, so its ids become
+//! visible in increasing order on either backend.
+//!
+//! Liveness: a run records its host and process identity
+//! ([`process::own_token`]); opening a store marks RUNNING runs of *this*
+//! host whose process is gone as INTERRUPTED, never another host's
+//! ([`Store::recover_dead_runs`]); [`Store::mark_interrupted`] ends a stale one by hand.
 
 mod db;
+mod dialect;
 mod export;
 mod filter;
 mod groups;
@@ -56,9 +70,11 @@ mod params;
 pub mod process;
 mod read;
 mod recorder;
+mod target;
 
 pub use crate::plan::flatten_params;
-pub use db::{default_db_path, Store, BUSY_TIMEOUT, MIGRATOR};
+pub use db::{Store, BUSY_TIMEOUT};
+pub use dialect::{Dialect, Placeholders, POSTGRES_MIGRATOR, SQLITE_MIGRATOR};
 pub use export::{
     to_csv, ArtifactExport, EvalExport, ExportDoc, RunExport, StageExport, SummaryExport,
     EXPORT_FORMAT, EXPORT_VERSION,
@@ -73,6 +89,9 @@ pub use read::{
 pub use recorder::{
     group_key, InterruptHandle, NewRun, RunRecorder, RunStatus, FLUSH_EVERY, MAX_BATCH,
 };
+pub use target::{default_db, DbTarget};
+
+pub(crate) use db::{connect_options, runtime, SqliteMode};
 
 /// Whether higher or lower values of a field are better (`test_auc`: higher;
 /// `test_logloss`: lower; `params.x`: neither), or an invalid-input error for

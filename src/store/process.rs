@@ -34,8 +34,74 @@ pub fn start_token(pid: u32) -> Option<String> {
     Some(format!("{}:{}", boot.trim(), ticks))
 }
 
+/// The pid namespace this process lives in (the inode of `/proc/self/ns/pid`).
+/// Containers started with the host's network (and so its host name) still
+/// have pid namespaces of their own: a pid is only meaningful inside one.
+pub fn pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    // "pid:[4026531836]"
+    let text = link.to_string_lossy();
+    let inode = text.strip_prefix("pid:[")?.strip_suffix(']')?;
+    inode
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| inode.to_string())
+}
+
+/// The identity recorded with a run for the process writing it:
+/// `<boot id>:<start ticks>:<pid namespace>` (the last part where known).
+pub fn own_token() -> Option<String> {
+    let token = start_token(std::process::id())?;
+    Some(match pid_namespace() {
+        Some(ns) => format!("{token}:{ns}"),
+        None => token,
+    })
+}
+
+/// What this process can tell about the process that recorded a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Same host, and the very process (pid and start token) still runs.
+    Alive,
+    /// Same host and pid namespace, and that process is gone (or its pid
+    /// now names another process).
+    Dead,
+    /// Recorded on another host, or in another pid namespace of this one:
+    /// its pids mean nothing here.
+    Unknown,
+}
+
+/// Liveness of the process `pid` that recorded a run on `host` with identity
+/// `token` (see [`own_token`]; older runs have `<boot id>:<ticks>` only).
+pub fn liveness(host: &str, pid: i64, token: Option<&str>) -> Liveness {
+    if host != hostname() {
+        return Liveness::Unknown;
+    }
+    let (start, ns) = match token {
+        Some(t) => {
+            let mut parts = t.splitn(3, ':');
+            let boot = parts.next().unwrap_or_default();
+            let ticks = parts.next();
+            let ns = parts.next();
+            (ticks.map(|ticks| format!("{boot}:{ticks}")), ns)
+        }
+        None => (None, None),
+    };
+    if let (Some(recorded), Some(ours)) = (ns, pid_namespace()) {
+        if recorded != ours {
+            return Liveness::Unknown;
+        }
+    }
+    let token = start.as_deref().or(token);
+    if is_alive(pid, token) {
+        Liveness::Alive
+    } else {
+        Liveness::Dead
+    }
+}
+
 /// Whether process `pid` on this host is still the process that wrote
-/// `token` (when a token was recorded) — i.e. whether the run is live.
+/// `token` (`<boot id>:<start ticks>`, when a token was recorded).
 pub fn is_alive(pid: i64, token: Option<&str>) -> bool {
     let Ok(pid) = u32::try_from(pid) else {
         return false;
@@ -78,6 +144,35 @@ mod tests {
     fn reused_pid_with_other_token_is_dead() {
         let pid = std::process::id() as i64;
         assert!(!is_alive(pid, Some("other-boot:12345")));
+    }
+
+    #[test]
+    fn liveness_by_host_namespace_and_token() {
+        let here = hostname();
+        let me = std::process::id() as i64;
+        let own = own_token();
+        assert!(own.is_some(), "this platform has /proc");
+        assert_eq!(liveness(&here, me, own.as_deref()), Liveness::Alive);
+        // Old two-part tokens still compare.
+        let old = start_token(std::process::id());
+        assert_eq!(liveness(&here, me, old.as_deref()), Liveness::Alive);
+        // Another host: never judged from here, even with our own pid and token.
+        assert_eq!(
+            liveness("some-other-host", me, own.as_deref()),
+            Liveness::Unknown
+        );
+        // Same host name, another pid namespace (a container on the host network).
+        let old = old.unwrap_or_default();
+        assert_eq!(
+            liveness(&here, me, Some(&format!("{old}:1"))),
+            Liveness::Unknown
+        );
+        // Our namespace, a dead incarnation of the pid.
+        let ns = pid_namespace().unwrap_or_default();
+        assert_eq!(
+            liveness(&here, me, Some(&format!("other-boot:1:{ns}"))),
+            Liveness::Dead
+        );
     }
 
     #[test]

@@ -3,12 +3,12 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, Row};
 use std::collections::BTreeMap;
 
 use super::db::Store;
-use super::filter::{self, Better, Bind, Field};
+use super::filter::{self, Better, Bind, Field, Sql};
 use crate::error::invalid;
 
 /// One line of `runs list` (the `run_summary` view).
@@ -44,8 +44,8 @@ pub struct RunSummary {
     pub group_name: Option<String>,
 }
 
-impl<'r> sqlx::FromRow<'r, SqliteRow> for RunSummary {
-    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+impl<'r> sqlx::FromRow<'r, AnyRow> for RunSummary {
+    fn from_row(row: &'r AnyRow) -> sqlx::Result<Self> {
         Ok(RunSummary {
             id: row.try_get("id")?,
             experiment: row.try_get("experiment")?,
@@ -211,16 +211,15 @@ impl ResumeInfo {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+type SummaryQuery<'q> = sqlx::query::QueryAs<'q, Any, RunSummary, AnyArguments<'q>>;
 
-fn bind_all<'q>(
-    mut q: sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>>,
-    binds: &[Bind],
-) -> sqlx::query::QueryAs<'q, Sqlite, RunSummary, sqlx::sqlite::SqliteArguments<'q>> {
+fn bind_all<'q>(mut q: SummaryQuery<'q>, binds: &[Bind]) -> SummaryQuery<'q> {
     for b in binds {
         q = match b {
             Bind::Text(t) => q.bind(t.clone()),
             Bind::Real(v) => q.bind(*v),
+            Bind::Int(v) => q.bind(*v),
         };
     }
     q
@@ -231,9 +230,9 @@ const STAGE_SELECT: &str = "SELECT st.stage, st.ord, st.kind, st.epochs, st.step
         COALESCE((SELECT MAX(m.step) FROM metrics m WHERE m.run_id = st.run_id AND m.stage = st.stage AND m.key = 'loss'), 0) AS last_step,
         (SELECT m.epoch FROM metrics m WHERE m.run_id = st.run_id AND m.stage = st.stage AND m.key = 'loss'
            ORDER BY m.step DESC LIMIT 1) AS last_epoch
-     FROM stages st WHERE st.run_id = ? ORDER BY st.ord";
+     FROM stages st WHERE st.run_id = $1 ORDER BY st.ord";
 
-fn evaluation_from(row: &SqliteRow) -> sqlx::Result<Evaluation> {
+fn evaluation_from(row: &AnyRow) -> sqlx::Result<Evaluation> {
     let extra: String = row.try_get("extra_json")?;
     let metrics = serde_json::from_str::<BTreeMap<String, Option<f64>>>(&extra).unwrap_or_default();
     Ok(Evaluation {
@@ -247,20 +246,16 @@ fn evaluation_from(row: &SqliteRow) -> sqlx::Result<Evaluation> {
     })
 }
 
-/// A number or text, whichever SQLite holds (NULL: None).
-fn field_value_at(row: &SqliteRow, col: &str) -> sqlx::Result<Option<FieldValue>> {
-    use sqlx::{TypeInfo, ValueRef};
-    let raw = row.try_get_raw(col)?;
-    if raw.is_null() {
-        return Ok(None);
+/// A field's value from its two columns: the number where the field has one,
+/// else its text (NULL: None). Two columns rather than the value's own type,
+/// which the `Any` driver does not report alike for SQLite and PostgreSQL.
+fn field_value_at(row: &AnyRow, i: usize) -> sqlx::Result<Option<FieldValue>> {
+    let number: Option<f64> = row.try_get(format!("field_{i}_n").as_str())?;
+    if let Some(n) = number {
+        return Ok(Some(FieldValue::Num(n)));
     }
-    // Expression columns have no declared type: go by the value's own.
-    let ty = raw.type_info().name().to_string();
-    Ok(Some(match ty.as_str() {
-        "REAL" => FieldValue::Num(row.try_get_unchecked::<f64, _>(col)?),
-        "INTEGER" => FieldValue::Num(row.try_get_unchecked::<i64, _>(col)? as f64),
-        _ => FieldValue::Text(row.try_get_unchecked::<String, _>(col)?),
-    }))
+    let text: Option<String> = row.try_get(format!("field_{i}_t").as_str())?;
+    Ok(text.map(FieldValue::Text))
 }
 
 /// Why a field's stage cannot be right: no run has a stage of that name
@@ -283,19 +278,15 @@ fn stage_unknown(stage: &str, known: &[String]) -> Option<String> {
     ))
 }
 
-/// Keeps a sort key's direction and its SQL.
-fn order_clause(field: &Field, descending: Option<bool>) -> (String, Vec<Bind>) {
-    let desc = descending.unwrap_or(field.better() == Better::Higher);
-    let expr = field.sort_sql();
-    // NULLs last in either direction; ties newest first.
-    let sql = format!(
-        "({e}) IS NULL, {e} {dir}, s.id DESC",
-        e = expr.sql,
-        dir = if desc { "DESC" } else { "ASC" }
-    );
-    let mut binds = expr.binds.clone();
-    binds.extend(expr.binds);
-    (sql, binds)
+fn bind_args<'q>(mut q: Query<'q>, binds: &[Bind]) -> Query<'q> {
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t.clone()),
+            Bind::Real(v) => q.bind(*v),
+            Bind::Int(v) => q.bind(*v),
+        };
+    }
+    q
 }
 
 impl Store {
@@ -318,21 +309,23 @@ impl Store {
         fields: &[String],
     ) -> Result<Vec<(RunSummary, Vec<Option<FieldValue>>)>> {
         let known = self.stage_names()?;
-        let mut sql = String::from("SELECT s.*");
-        let mut binds: Vec<Bind> = Vec::new();
+        let mut q = Sql::default();
+        q.push("SELECT s.*");
         for (i, name) in fields.iter().enumerate() {
             let field = filter::field_arg("--columns", name)?;
             if let Some(msg) = unknown_stage(&field, &known) {
                 return Err(invalid(format!("invalid --columns `{name}`: {msg}")));
             }
-            let v = field.sort_sql();
-            sql.push_str(&format!(", ({}) AS field_{i}", v.sql));
-            binds.extend(v.binds);
+            q.push(", ");
+            q.append(field.number_sql());
+            q.push(&format!(" AS field_{i}_n, CAST("));
+            q.append(field.value_sql());
+            q.push(&format!(" AS TEXT) AS field_{i}_t"));
         }
-        sql.push_str(" FROM run_summary s WHERE 1 = 1");
+        q.push(" FROM run_summary s WHERE 1 = 1");
         if let Some(x) = &filter.experiment {
-            sql.push_str(" AND s.experiment = ?");
-            binds.push(Bind::Text(x.clone()));
+            q.push(" AND s.experiment = ");
+            q.push_bind(Bind::Text(x.clone()));
         }
         if let Some(st) = &filter.status {
             let up = st.trim().to_ascii_uppercase();
@@ -342,8 +335,8 @@ impl Store {
                     filter::STATUSES.join(", ")
                 )));
             }
-            sql.push_str(" AND s.status = ?");
-            binds.push(Bind::Text(up));
+            q.push(" AND s.status = ");
+            q.push_bind(Bind::Text(up));
         }
         if let Some(w) = filter
             .where_expr
@@ -356,54 +349,51 @@ impl Store {
                     return Err(filter::where_error(w, r, msg));
                 }
             }
-            sql.push_str(" AND ");
-            sql.push_str(&compiled.sql.sql);
-            binds.extend(compiled.sql.binds);
+            q.push(" AND ");
+            q.append(compiled.sql);
         }
+        q.push(" ORDER BY ");
         match &filter.sort {
             Some(name) => {
                 let field = filter::field_arg("--sort", name)?;
                 if let Some(msg) = unknown_stage(&field, &known) {
                     return Err(invalid(format!("invalid --sort `{name}`: {msg}")));
                 }
-                let (order, more) = order_clause(&field, filter.descending);
-                sql.push_str(" ORDER BY ");
-                sql.push_str(&order);
-                binds.extend(more);
+                let desc = filter
+                    .descending
+                    .unwrap_or(field.better() == Better::Higher);
+                q.append(field.order_sql(desc));
             }
-            None => {
-                let dir = if filter.descending == Some(false) {
-                    "ASC"
-                } else {
-                    "DESC"
-                };
-                sql.push_str(&format!(" ORDER BY s.id {dir}"));
-            }
+            None => q.push(if filter.descending == Some(false) {
+                "s.id ASC"
+            } else {
+                "s.id DESC"
+            }),
         }
         if let Some(n) = filter.limit {
-            sql.push_str(" LIMIT ?");
-            binds.push(Bind::Real(n as f64));
+            q.push(" LIMIT ");
+            q.push_bind(Bind::Int(i64::try_from(n).unwrap_or(i64::MAX)));
         }
-        let mut q: Query<'_> = sqlx::query(&sql);
-        for b in &binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t.clone()),
-                Bind::Real(v) => q.bind(*v),
-            };
-        }
+        let sql = q.render(self.dialect().placeholders());
         let rows = self
-            .block_on(q.fetch_all(self.pool()))
+            .block_on(bind_args(sqlx::query(&sql), &q.binds).fetch_all(self.pool()))
             .context("listing runs")?;
         rows.iter()
             .map(|row| {
-                let summary = <RunSummary as sqlx::FromRow<SqliteRow>>::from_row(row)?;
+                let summary = <RunSummary as sqlx::FromRow<AnyRow>>::from_row(row)?;
                 let values = (0..fields.len())
-                    .map(|i| field_value_at(row, &format!("field_{i}")))
+                    .map(|i| field_value_at(row, i))
                     .collect::<sqlx::Result<Vec<_>>>()?;
                 Ok((summary, values))
             })
             .collect::<sqlx::Result<Vec<_>>>()
             .context("listing runs")
+    }
+
+    fn fetch_summaries(&self, q: &Sql) -> sqlx::Result<Vec<RunSummary>> {
+        let sql = q.render(self.dialect().placeholders());
+        let query = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &q.binds);
+        self.block_on(query.fetch_all(self.pool()))
     }
 
     /// Every stage name recorded, sorted.
@@ -433,12 +423,12 @@ impl Store {
     /// One run's summary; an invalid-input error when there is no such run.
     pub fn run_summary(&self, id: i64) -> Result<RunSummary> {
         self.block_on(
-            sqlx::query_as::<_, RunSummary>("SELECT s.* FROM run_summary s WHERE s.id = ?")
+            sqlx::query_as::<_, RunSummary>("SELECT s.* FROM run_summary s WHERE s.id = $1")
                 .bind(id)
                 .fetch_optional(self.pool()),
         )
         .context("reading a run")?
-        .ok_or_else(|| invalid(format!("no run {id} in {}", self.path().display())))
+        .ok_or_else(|| invalid(format!("no run {id} in {}", self.target())))
     }
 
     /// The best run by a field (`test_auc`, `joint.valid_auc`, `params.x`…),
@@ -455,43 +445,35 @@ impl Store {
                 )))
             }
         };
-        let value = field.sort_sql();
-        let mut sql = format!(
-            "SELECT s.* FROM run_summary s WHERE ({}) IS NOT NULL",
-            value.sql
-        );
-        let mut binds = value.binds.clone();
+        let mut q = Sql::default();
+        q.push("SELECT s.* FROM run_summary s WHERE (");
+        q.append(field.value_sql());
+        q.push(") IS NOT NULL");
         if let Some(x) = experiment {
-            sql.push_str(" AND s.experiment = ?");
-            binds.push(Bind::Text(x.to_string()));
+            q.push(" AND s.experiment = ");
+            q.push_bind(Bind::Text(x.to_string()));
         }
-        let (order, more) = order_clause(&field, Some(desc));
-        sql.push_str(" ORDER BY ");
-        sql.push_str(&order);
-        sql.push_str(" LIMIT 1");
-        binds.extend(more);
-        let q = bind_all(sqlx::query_as::<_, RunSummary>(&sql), &binds);
-        self.block_on(q.fetch_optional(self.pool()))
-            .context("finding the best run")
+        q.push(" ORDER BY ");
+        q.append(field.order_sql(desc));
+        q.push(" LIMIT 1");
+        Ok(self
+            .fetch_summaries(&q)
+            .context("finding the best run")?
+            .into_iter()
+            .next())
     }
 
     /// The value of a field for a run (for `runs best` to print what it ranked on).
     pub fn field_value(&self, run_id: i64, field: &str) -> Result<Option<String>> {
         let field = filter::field_arg("--metric", field)?;
-        let v = field.value_sql();
-        let sql = format!(
-            "SELECT CAST({} AS TEXT) FROM run_summary s WHERE s.id = ?",
-            v.sql
-        );
-        let mut q: Query<'_> = sqlx::query(&sql);
-        for b in &v.binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t.clone()),
-                Bind::Real(x) => q.bind(*x),
-            };
-        }
+        let mut v = Sql::default();
+        v.push("SELECT CAST(");
+        v.append(field.value_sql());
+        v.push(" AS TEXT) FROM run_summary s WHERE s.id = ");
+        v.push_bind(Bind::Int(run_id));
+        let sql = v.render(self.dialect().placeholders());
         let row = self
-            .block_on(q.bind(run_id).fetch_optional(self.pool()))
+            .block_on(bind_args(sqlx::query(&sql), &v.binds).fetch_optional(self.pool()))
             .context("reading a field")?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
@@ -501,47 +483,34 @@ impl Store {
     /// not a number is an invalid-input error.
     pub fn field_number(&self, run_id: i64, field: &str) -> Result<Option<f64>> {
         let f = filter::field_arg("--metric", field)?;
-        let v = f.sort_sql();
-        let sql = format!(
-            "SELECT {e} AS v, typeof({e}) AS t FROM run_summary s WHERE s.id = ?",
-            e = v.sql
-        );
-        let mut q: Query<'_> = sqlx::query(&sql);
-        // The expression appears twice: its bindings too.
-        for b in v.binds.iter().chain(v.binds.iter()) {
-            q = match b {
-                Bind::Text(t) => q.bind(t.clone()),
-                Bind::Real(x) => q.bind(*x),
-            };
-        }
+        let mut v = Sql::default();
+        v.push("SELECT ");
+        v.append(f.number_sql());
+        v.push(" AS n, CAST(");
+        v.append(f.value_sql());
+        v.push(" AS TEXT) AS t FROM run_summary s WHERE s.id = ");
+        v.push_bind(Bind::Int(run_id));
+        let sql = v.render(self.dialect().placeholders());
         let row = self
-            .block_on(q.bind(run_id).fetch_optional(self.pool()))
+            .block_on(bind_args(sqlx::query(&sql), &v.binds).fetch_optional(self.pool()))
             .context("reading a field")?;
         let Some(row) = row else {
-            return Err(invalid(format!(
-                "no run {run_id} in {}",
-                self.path().display()
-            )));
+            return Err(invalid(format!("no run {run_id} in {}", self.target())));
         };
-        let ty: String = row.try_get("t").context("reading a field")?;
-        match ty.as_str() {
-            "null" => Ok(None),
-            "integer" => Ok(Some(
-                row.try_get::<i64, _>("v").context("reading a field")? as f64
-            )),
-            "real" => Ok(Some(row.try_get::<f64, _>("v").context("reading a field")?)),
-            _ => {
-                let text: String = row.try_get("v").unwrap_or_default();
-                Err(invalid(format!(
-                    "`{field}` of run {run_id} is not a number (`{text}`)"
-                )))
-            }
+        let number: Option<f64> = row.try_get("n").context("reading a field")?;
+        let text: Option<String> = row.try_get("t").context("reading a field")?;
+        match (number, text) {
+            (Some(n), _) => Ok(Some(n)),
+            (None, None) => Ok(None),
+            (None, Some(text)) => Err(invalid(format!(
+                "`{field}` of run {run_id} is not a number (`{text}`)"
+            ))),
         }
     }
 
     pub fn params(&self, run_id: i64) -> Result<Vec<(String, String)>> {
         self.block_on(
-            sqlx::query_as("SELECT key, value FROM params WHERE run_id = ? ORDER BY key")
+            sqlx::query_as("SELECT key, value FROM params WHERE run_id = $1 ORDER BY key")
                 .bind(run_id)
                 .fetch_all(self.pool()),
         )
@@ -564,8 +533,8 @@ impl Store {
                 sqlx::query(
                     "SELECT e.stage, e.epoch, e.split, e.auc, e.logloss, e.extra_json, e.ts
                      FROM evaluations e LEFT JOIN stages st ON st.run_id = e.run_id AND st.stage = e.stage
-                     WHERE e.run_id = ?
-                     ORDER BY st.ord, e.stage, e.split = 'test', e.epoch,
+                     WHERE e.run_id = $1
+                     ORDER BY COALESCE(st.ord, -1), e.stage, e.split = 'test', e.epoch,
                               CASE e.split WHEN 'train' THEN 0 WHEN 'valid' THEN 1 ELSE 2 END",
                 )
                 .bind(run_id)
@@ -581,7 +550,7 @@ impl Store {
     pub fn artifacts(&self, run_id: i64) -> Result<Vec<Artifact>> {
         self.block_on(
             sqlx::query_as::<_, Artifact>(
-                "SELECT stage, epoch, path, bytes, sha256, ts FROM artifacts WHERE run_id = ? ORDER BY id",
+                "SELECT stage, epoch, path, bytes, sha256, ts FROM artifacts WHERE run_id = $1 ORDER BY id",
             )
             .bind(run_id)
             .fetch_all(self.pool()),
@@ -596,18 +565,25 @@ impl Store {
         stage: Option<&str>,
         key: Option<&str>,
     ) -> Result<Vec<MetricPoint>> {
-        self.block_on(
-            sqlx::query_as::<_, MetricPoint>(
-                "SELECT id, stage, epoch, step, key, value, ts FROM metrics
-                 WHERE run_id = ?1 AND (?2 IS NULL OR stage = ?2) AND (?3 IS NULL OR key = ?3)
-                 ORDER BY id",
-            )
-            .bind(run_id)
-            .bind(stage)
-            .bind(key)
-            .fetch_all(self.pool()),
-        )
-        .context("reading metrics")
+        // Conditions only for what is given: PostgreSQL cannot type a
+        // parameter that is only ever compared with NULL.
+        let mut sql = String::from(
+            "SELECT id, stage, epoch, step, key, value, ts FROM metrics WHERE run_id = $1",
+        );
+        let mut n = 1;
+        for (col, v) in [("stage", stage), ("key", key)] {
+            if v.is_some() {
+                n += 1;
+                sql.push_str(&format!(" AND {col} = ${n}"));
+            }
+        }
+        sql.push_str(" ORDER BY id");
+        let mut q = sqlx::query_as::<_, MetricPoint>(&sql).bind(run_id);
+        for v in [stage, key].into_iter().flatten() {
+            q = q.bind(v);
+        }
+        self.block_on(q.fetch_all(self.pool()))
+            .context("reading metrics")
     }
 
     /// Metric rows with `id > after_id`, oldest first, at most `limit`:
@@ -621,7 +597,7 @@ impl Store {
         self.block_on(
             sqlx::query_as::<_, MetricPoint>(
                 "SELECT id, stage, epoch, step, key, value, ts FROM metrics
-                 WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                 WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             )
             .bind(run_id)
             .bind(after_id)
@@ -636,7 +612,7 @@ impl Store {
         let mut lines = self
             .block_on(
                 sqlx::query_as::<_, LogLine>(
-                    "SELECT id, ts, level, message FROM logs WHERE run_id = ? ORDER BY id DESC LIMIT ?",
+                    "SELECT id, ts, level, message FROM logs WHERE run_id = $1 ORDER BY id DESC LIMIT $2",
                 )
                 .bind(run_id)
                 .bind(i64::try_from(n).unwrap_or(i64::MAX))
@@ -651,7 +627,7 @@ impl Store {
     pub fn logs_since(&self, run_id: i64, after_id: i64) -> Result<Vec<LogLine>> {
         self.block_on(
             sqlx::query_as::<_, LogLine>(
-                "SELECT id, ts, level, message FROM logs WHERE run_id = ? AND id > ? ORDER BY id",
+                "SELECT id, ts, level, message FROM logs WHERE run_id = $1 AND id > $2 ORDER BY id",
             )
             .bind(run_id)
             .bind(after_id)
@@ -666,7 +642,7 @@ impl Store {
             self.block_on(
                 sqlx::query_as(
                     "SELECT x.source_path, x.file_hash, r.pid, r.resumed, r.plan_yaml
-                     FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = ?",
+                     FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = $1",
                 )
                 .bind(run_id)
                 .fetch_one(self.pool()),
@@ -691,13 +667,13 @@ impl Store {
     pub fn source_text(&self, run_id: i64) -> Result<String> {
         self.block_on(
             sqlx::query_scalar(
-                "SELECT x.source_text FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = ?",
+                "SELECT x.source_text FROM runs r JOIN experiments x ON x.id = r.experiment_id WHERE r.id = $1",
             )
             .bind(run_id)
             .fetch_optional(self.pool()),
         )
         .context("reading a run's source")?
-        .ok_or_else(|| invalid(format!("no run {run_id} in {}", self.path().display())))
+        .ok_or_else(|| invalid(format!("no run {run_id} in {}", self.target())))
     }
 
     /// Deletes runs (and everything recorded for them) and experiments left
@@ -713,12 +689,13 @@ impl Store {
             }
         }
         let pool = self.pool().clone();
+        let dialect = self.dialect();
         let ids = ids.to_vec();
         self.block_on(async move {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = pool.begin_with(dialect.begin_write()).await?;
             let mut n = 0;
             for id in ids {
-                n += sqlx::query("DELETE FROM runs WHERE id = ?")
+                n += sqlx::query("DELETE FROM runs WHERE id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?
@@ -743,7 +720,7 @@ impl Store {
         let run = self.run_summary(run_id)?;
         let plan_yaml: String = self
             .block_on(
-                sqlx::query_scalar("SELECT plan_yaml FROM runs WHERE id = ?")
+                sqlx::query_scalar("SELECT plan_yaml FROM runs WHERE id = $1")
                     .bind(run_id)
                     .fetch_one(self.pool()),
             )
@@ -782,15 +759,16 @@ impl Store {
         let pid = std::process::id();
         let note = format!("resumed by process {pid} on {}", super::process::hostname());
         let pool = self.pool().clone();
+        let dialect = self.dialect();
         let reopened = self.block_on(async {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = pool.begin_with(dialect.begin_write()).await?;
             let res = sqlx::query(
-                "UPDATE runs SET status = 'RUNNING', ended_at = NULL, error = NULL, pid = ?, proc_start = ?,
-                    host = ?, resumed = resumed + 1
-                 WHERE id = ? AND status IN ('INTERRUPTED', 'FAILED')",
+                "UPDATE runs SET status = 'RUNNING', ended_at = NULL, error = NULL, pid = $1, proc_start = $2,
+                    host = $3, resumed = resumed + 1
+                 WHERE id = $4 AND status IN ('INTERRUPTED', 'FAILED')",
             )
             .bind(i64::from(pid))
-            .bind(super::process::start_token(pid))
+            .bind(super::process::own_token())
             .bind(super::process::hostname())
             .bind(run_id)
             .execute(&mut *tx)
@@ -798,7 +776,7 @@ impl Store {
             if res.rows_affected() != 1 {
                 return Ok::<bool, sqlx::Error>(false);
             }
-            sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES (?, ?, 'info', ?)")
+            sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES ($1, $2, 'info', $3)")
                 .bind(run_id)
                 .bind(super::db::now())
                 .bind(&note)

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqlitePool;
-use sqlx::{Sqlite, Transaction};
+use sqlx::AnyPool;
+use sqlx::{Any, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::db::{now, Inner, Store};
+use super::dialect::Dialect;
 use super::params::numeric;
 use super::process;
 use crate::plan::{flatten_params, ExperimentPlan};
@@ -22,6 +23,18 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub const MAX_BATCH: usize = 2000;
 /// How long `finish`, `flush` and `interrupt` wait for the writer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Waits between attempts at writing a batch (about 31 s in all).
+const WRITE_RETRIES_MS: [u64; 6] = [500, 1000, 2000, 4000, 8000, 16000];
+/// Statements that bind an `Option<f64>` are not kept prepared. sqlx 0.8's
+/// `Any` driver types a `None` f64 as PostgreSQL `float4`; a statement first
+/// prepared with such a NULL would then refuse every later 8-byte value
+/// ("incorrect binary data format"). Unnamed statements are typed per
+/// execution, which costs one extra round trip per statement — once per
+/// batch, every 200 ms.
+const NULLABLE_REALS_PERSISTENT: bool = false;
+/// Steps per multi-row INSERT: 7 parameters each, well under SQLite's limit
+/// of 32 766 bound parameters and PostgreSQL's 65 535.
+const STEPS_PER_INSERT: usize = 256;
 
 /// What `Store::start_run` records about a new run. [`NewRun::new`] fills
 /// everything from the plan; fields are public to override.
@@ -272,8 +285,8 @@ impl Store {
         let plan_yaml = serde_yaml::to_string(info.plan).context("rendering the plan as YAML")?;
         let pool = self.pool().clone();
         let run_id = self
-            .block_on(insert_run(&pool, &info, &plan_yaml))
-            .with_context(|| format!("recording a new run in {}", self.path().display()))?;
+            .block_on(insert_run(&pool, self.dialect(), &info, &plan_yaml))
+            .with_context(|| format!("recording a new run in {}", self.target()))?;
         Ok(self.spawn_writer(run_id))
     }
 
@@ -282,6 +295,7 @@ impl Store {
         let error = Arc::new(Mutex::new(None));
         let writer = Writer {
             pool: self.pool().clone(),
+            dialect: self.dialect(),
             run_id,
             error: error.clone(),
             final_set: false,
@@ -297,13 +311,23 @@ impl Store {
     }
 }
 
-async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sqlx::Result<i64> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+async fn insert_run(
+    pool: &AnyPool,
+    dialect: Dialect,
+    info: &NewRun<'_>,
+    plan_yaml: &str,
+) -> sqlx::Result<i64> {
+    let mut tx = pool.begin_with(dialect.begin_write()).await?;
     let ts = now();
     let hash = sha256_hex(&info.source_text);
+    // Inserted only when missing, so PostgreSQL's identity is not spent on
+    // every run of a known file (ids stay dense: g1, g2, … as on SQLite);
+    // ON CONFLICT covers the race with another process.
     sqlx::query(
         "INSERT INTO experiments (name, source_path, file_hash, source_text, created_at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, file_hash) DO NOTHING",
+         SELECT $1, $2, $3, $4, $5
+         WHERE NOT EXISTS (SELECT 1 FROM experiments WHERE name = $1 AND file_hash = $3)
+         ON CONFLICT (name, file_hash) DO NOTHING",
     )
     .bind(&info.experiment)
     .bind(info.source_path.display().to_string())
@@ -313,7 +337,7 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     .execute(&mut *tx)
     .await?;
     let experiment_id: i64 =
-        sqlx::query_scalar("SELECT id FROM experiments WHERE name = ? AND file_hash = ?")
+        sqlx::query_scalar("SELECT id FROM experiments WHERE name = $1 AND file_hash = $2")
             .bind(&info.experiment)
             .bind(&hash)
             .fetch_one(&mut *tx)
@@ -322,7 +346,8 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     let key = group_key(&hash, &info.group);
     sqlx::query(
         "INSERT INTO run_groups (key, name, experiment_id, created_at)
-         VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+         SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM run_groups WHERE key = $1)
+         ON CONFLICT (key) DO NOTHING",
     )
     .bind(&key)
     .bind(&info.group)
@@ -330,7 +355,7 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     .bind(&ts)
     .execute(&mut *tx)
     .await?;
-    let group_id: i64 = sqlx::query_scalar("SELECT id FROM run_groups WHERE key = ?")
+    let group_id: i64 = sqlx::query_scalar("SELECT id FROM run_groups WHERE key = $1")
         .bind(&key)
         .fetch_one(&mut *tx)
         .await?;
@@ -338,7 +363,7 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO runs (experiment_id, name, sweep_point, status, started_at, device, host, pid, proc_start,
                            crate_version, seed, plan_yaml, group_id)
-         VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(experiment_id)
     .bind(&info.plan.name)
@@ -347,7 +372,7 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     .bind(&info.device)
     .bind(process::hostname())
     .bind(i64::from(pid))
-    .bind(process::start_token(pid))
+    .bind(process::own_token())
     .bind(env!("CARGO_PKG_VERSION"))
     // Seeds above i64::MAX keep their bits (read back as u64).
     .bind(info.seed as i64)
@@ -356,20 +381,25 @@ async fn insert_run(pool: &SqlitePool, info: &NewRun<'_>, plan_yaml: &str) -> sq
     .fetch_one(&mut *tx)
     .await?;
     for (key, value) in &info.params {
-        sqlx::query("INSERT OR REPLACE INTO params (run_id, key, value, num) VALUES (?, ?, ?, ?)")
-            .bind(run_id)
-            .bind(key)
-            .bind(value)
-            .bind(numeric(value))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO params (run_id, key, value, num) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+        )
+        .persistent(NULLABLE_REALS_PERSISTENT)
+        .bind(run_id)
+        .bind(key)
+        .bind(value)
+        .bind(numeric(value))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(run_id)
 }
 
 struct Writer {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
     run_id: i64,
     error: Arc<Mutex<Option<String>>>,
     /// A final status was recorded (by an interrupt); later ones don't override it.
@@ -436,10 +466,16 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        // One retry: a transient failure (lock held past the busy timeout) should not lose rows.
+        // A transient failure (SQLite: a lock held past the busy timeout;
+        // PostgreSQL: a dropped connection, a server restart) should not lose
+        // rows: the batch is retried whole (it is one transaction) with
+        // backoff for about half a minute while new events queue up.
         let mut result = self.write_once(batch).await;
-        if result.is_err() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        for wait_ms in WRITE_RETRIES_MS {
+            if result.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             result = self.write_once(batch).await;
         }
         if let Err(e) = result {
@@ -454,17 +490,89 @@ impl Writer {
         &self,
         batch: &[(Event, chrono::DateTime<chrono::Utc>)],
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for (event, ts) in batch {
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let mut i = 0;
+        while i < batch.len() {
+            // Consecutive steps go in multi-row INSERTs: one round trip for
+            // many rows matters over a network (PostgreSQL) and costs nothing
+            // locally. Ids still follow emission order.
+            let run = batch[i..]
+                .iter()
+                .take(STEPS_PER_INSERT)
+                .take_while(|(e, _)| matches!(e, Event::Step { .. }))
+                .count();
+            if run > 1 {
+                self.write_steps(&mut tx, &batch[i..i + run]).await?;
+                i += run;
+                continue;
+            }
+            let (event, ts) = &batch[i];
             let ts = ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             self.write_event(&mut tx, event, &ts).await?;
+            i += 1;
         }
         tx.commit().await
     }
 
+    /// Step events (only) as one INSERT of three rows each.
+    async fn write_steps(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        steps: &[(Event, chrono::DateTime<chrono::Utc>)],
+    ) -> sqlx::Result<()> {
+        let mut sql = String::from(
+            "INSERT INTO metrics (run_id, stage, epoch, step, key, value, ts) VALUES ",
+        );
+        for n in 0..steps.len() {
+            // Per step: $1 run, then stage, epoch, step, ts, loss, lr, samples/s.
+            let p = 2 + n * 7;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            for (k, key) in ["loss", "lr", "samples_per_s"].iter().enumerate() {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, ${}, '{key}', ${}, ${})",
+                    p,
+                    p + 1,
+                    p + 2,
+                    p + 4 + k,
+                    p + 3
+                ));
+            }
+        }
+        let mut q = sqlx::query(&sql)
+            .persistent(NULLABLE_REALS_PERSISTENT)
+            .bind(self.run_id);
+        for (event, ts) in steps {
+            if let Event::Step {
+                stage,
+                epoch,
+                step,
+                loss,
+                lr,
+                samples_per_s,
+            } = event
+            {
+                q = q
+                    .bind(stage.clone())
+                    .bind(*epoch as i64)
+                    .bind(*step as i64)
+                    .bind(ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .bind(finite(*loss))
+                    .bind(finite(*lr))
+                    .bind(finite(*samples_per_s));
+            }
+        }
+        q.execute(&mut **tx).await?;
+        Ok(())
+    }
+
     async fn write_event(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Transaction<'static, Any>,
         event: &Event,
         ts: &str,
     ) -> sqlx::Result<()> {
@@ -480,8 +588,8 @@ impl Writer {
                 // A resumed stage keeps its place in the order.
                 sqlx::query(
                     "INSERT INTO stages (run_id, stage, ord, kind, epochs, steps_per_epoch, rows, status, started_at)
-                     VALUES (?1, ?2, (SELECT COALESCE(MAX(ord) + 1, 0) FROM stages WHERE run_id = ?1),
-                             ?3, ?4, ?5, ?6, 'RUNNING', ?7)
+                     VALUES ($1, $2, (SELECT COALESCE(MAX(ord) + 1, 0) FROM stages WHERE run_id = $1),
+                             $3, $4, $5, $6, 'RUNNING', $7)
                      ON CONFLICT (run_id, stage) DO UPDATE SET
                         kind = excluded.kind, epochs = excluded.epochs,
                         steps_per_epoch = excluded.steps_per_epoch, rows = excluded.rows,
@@ -507,10 +615,11 @@ impl Writer {
             } => {
                 sqlx::query(
                     "INSERT INTO metrics (run_id, stage, epoch, step, key, value, ts) VALUES
-                     (?1, ?2, ?3, ?4, 'loss', ?5, ?8),
-                     (?1, ?2, ?3, ?4, 'lr', ?6, ?8),
-                     (?1, ?2, ?3, ?4, 'samples_per_s', ?7, ?8)",
+                     ($1, $2, $3, $4, 'loss', $5, $8),
+                     ($1, $2, $3, $4, 'lr', $6, $8),
+                     ($1, $2, $3, $4, 'samples_per_s', $7, $8)",
                 )
+                .persistent(NULLABLE_REALS_PERSISTENT)
                 .bind(run_id)
                 .bind(stage)
                 .bind(*epoch as i64)
@@ -542,9 +651,13 @@ impl Writer {
                     })
                     .collect();
                 sqlx::query(
-                    "INSERT OR REPLACE INTO evaluations (run_id, stage, epoch, split, auc, logloss, extra_json, ts)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO evaluations (run_id, stage, epoch, split, auc, logloss, extra_json, ts)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (run_id, stage, epoch, split) DO UPDATE SET
+                        auc = excluded.auc, logloss = excluded.logloss,
+                        extra_json = excluded.extra_json, ts = excluded.ts",
                 )
+                .persistent(NULLABLE_REALS_PERSISTENT)
                 .bind(run_id)
                 .bind(stage)
                 .bind(*epoch as i64)
@@ -564,10 +677,11 @@ impl Writer {
                 infer_samples_per_s,
             } => {
                 sqlx::query(
-                    "UPDATE stages SET status = 'FINISHED', best_epoch = ?, seconds = ?, train_samples_per_s = ?,
-                        infer_samples_per_s = ?, ended_at = ?
-                     WHERE run_id = ? AND stage = ?",
+                    "UPDATE stages SET status = 'FINISHED', best_epoch = $1, seconds = $2, train_samples_per_s = $3,
+                        infer_samples_per_s = $4, ended_at = $5
+                     WHERE run_id = $6 AND stage = $7",
                 )
+                .persistent(NULLABLE_REALS_PERSISTENT)
                 .bind(best_epoch.map(|e| e as i64))
                 .bind(finite(*seconds))
                 .bind(finite(*train_samples_per_s))
@@ -586,7 +700,7 @@ impl Writer {
                 sha256,
             } => {
                 sqlx::query(
-                    "INSERT INTO artifacts (run_id, stage, epoch, path, bytes, sha256, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO artifacts (run_id, stage, epoch, path, bytes, sha256, ts) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(run_id)
                 .bind(stage)
@@ -604,13 +718,15 @@ impl Writer {
                     crate::train::events::LogLevel::Warn => "warn",
                     crate::train::events::LogLevel::Error => "error",
                 };
-                sqlx::query("INSERT INTO logs (run_id, ts, level, message) VALUES (?, ?, ?, ?)")
-                    .bind(run_id)
-                    .bind(ts)
-                    .bind(level)
-                    .bind(message)
-                    .execute(&mut **tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO logs (run_id, ts, level, message) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(run_id)
+                .bind(ts)
+                .bind(level)
+                .bind(message)
+                .execute(&mut **tx)
+                .await?;
             }
         }
         Ok(())
@@ -623,8 +739,8 @@ impl Writer {
         let (name, default_note) = status.parts();
         let note = note.or(default_note);
         let ts = now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?")
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
             .bind(name)
             .bind(&ts)
             .bind(&note)
@@ -632,7 +748,7 @@ impl Writer {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE stages SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'RUNNING'",
+            "UPDATE stages SET status = $1, ended_at = $2 WHERE run_id = $3 AND status = 'RUNNING'",
         )
         .bind(name)
         .bind(&ts)

@@ -36,6 +36,20 @@ pub fn best_path(root: &Path, run: &str, stage: &str) -> PathBuf {
     stage_dir(root, run, stage).join("best.safetensors")
 }
 
+/// `<root>/<run>/vocabularies.yaml`: the run's field vocabularies
+/// (`data::vocab`), written before its first stage.
+pub fn vocab_path(root: &Path, run: &str) -> PathBuf {
+    root.join(path_component(run))
+        .join(crate::data::vocab::VOCAB_FILE)
+}
+
+/// The checkpoint root of run `id` under the `--checkpoints` folder:
+/// `<root>/run-<id>`, so that re-running an experiment never overwrites an
+/// earlier run's files.
+pub fn run_root(root: &Path, id: i64) -> PathBuf {
+    root.join(format!("run-{id}"))
+}
+
 /// `<root>/<run>/<stage>/epoch-N.safetensors`.
 pub fn epoch_path(root: &Path, run: &str, stage: &str, epoch: usize) -> PathBuf {
     stage_dir(root, run, stage).join(format!("epoch-{epoch}.safetensors"))
@@ -69,6 +83,24 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<Sa
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     describe(path)
+}
+
+/// Writes `bytes` to `path` (parents created) through a temporary name, and hashes them.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<Saved> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(Saved {
+        path: path.to_path_buf(),
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+    })
 }
 
 /// Size and hash of a checkpoint already on disk.

@@ -15,6 +15,6 @@ impl StageModel for CtrModel {
     }
 
     fn predict_logits(&self, batch: &Batch) -> Result<Tensor> {
-        Ok(self.forward(batch, false)?.logit)
+        CtrModel::predict_logits(self, batch)
     }
 }

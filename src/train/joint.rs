@@ -102,6 +102,59 @@ impl PlmClassifier {
             _ => None,
         }
     }
+
+    /// Logits of every row of `split`, in row order, computed as evaluation
+    /// computes them (so scoring the test rows reproduces the test metrics).
+    pub fn predict_rows(&self, split: &DeviceSplit, eval_batch: usize) -> Result<Vec<f32>> {
+        Ok(self.bucketed(split, eval_batch, &|| Ok(()))?.0)
+    }
+
+    /// (logits, labels) in row order, over batches of `eval_batch` rows of
+    /// similar token length; `check` runs before each batch (cancellation).
+    fn bucketed(
+        &self,
+        split: &DeviceSplit,
+        eval_batch: usize,
+        check: &dyn Fn() -> Result<()>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        if split.rows == 0 {
+            anyhow::bail!("cannot evaluate an empty split");
+        }
+        let order = epoch_batches(
+            split.rows,
+            split.token_lengths(),
+            OrderSpec {
+                batch: eval_batch.max(1),
+                shuffle: false,
+                bucket_by_length: true,
+                seed: 0,
+                epoch: 0,
+                max_rows: None,
+            },
+        );
+        let (mut logits, mut labels, mut rows_done) = (Vec::new(), Vec::new(), Vec::new());
+        for rows in order {
+            check()?;
+            let b = split.batch(&rows)?;
+            // Detached so that the batch's activations are freed (see predict_split).
+            logits.push(self.forward(&b, false)?.detach());
+            labels.push(b.labels);
+            rows_done.extend(rows);
+        }
+        let flat = |t: Vec<Tensor>| -> Result<Vec<f32>> {
+            Ok(Tensor::cat(&t, 0)?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?)
+        };
+        let (l, y) = (flat(logits)?, flat(labels)?);
+        // Back to row order: metrics then sum over rows in the split's order.
+        let mut out = (vec![0f32; split.rows], vec![0f32; split.rows]);
+        for (k, &r) in rows_done.iter().enumerate() {
+            out.0[r] = l[k];
+            out.1[r] = y[k];
+        }
+        Ok(out)
+    }
 }
 
 impl StageModel for PlmClassifier {
@@ -125,36 +178,8 @@ impl StageModel for PlmClassifier {
         eval_batch: usize,
         ctx: &EvalCtx<'_>,
     ) -> Result<Evaluation> {
-        if split.rows == 0 {
-            anyhow::bail!("cannot evaluate an empty split");
-        }
         let start = Instant::now();
-        let order = epoch_batches(
-            split.rows,
-            split.token_lengths(),
-            OrderSpec {
-                batch: eval_batch.max(1),
-                shuffle: false,
-                bucket_by_length: true,
-                seed: 0,
-                epoch: 0,
-                max_rows: None,
-            },
-        );
-        let (mut logits, mut labels) = (Vec::new(), Vec::new());
-        for rows in order {
-            ctx.check_cancel()?;
-            let b = split.batch(&rows)?;
-            // Detached so that the batch's activations are freed (see predict_split).
-            logits.push(self.forward(&b, false)?.detach());
-            labels.push(b.labels);
-        }
-        let logits = Tensor::cat(&logits, 0)?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1::<f32>()?;
-        let labels = Tensor::cat(&labels, 0)?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1::<f32>()?;
+        let (logits, labels) = self.bucketed(split, eval_batch, &|| ctx.check_cancel())?;
         let seconds = start.elapsed().as_secs_f64();
         let a = auc(&logits, &labels)?;
         let l = logloss_from_logits(&logits, &labels)?;

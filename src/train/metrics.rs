@@ -1,6 +1,39 @@
 //! Evaluation metrics: exact tie-aware ROC AUC and LogLoss.
+//!
+//! A click probability is the f64 sigmoid of the model's f32 logit
+//! ([`probability`]): f64 keeps distinct logits distinct (an f32 sigmoid
+//! maps neighbouring logits near 0 or 1 onto one value, which would add
+//! ties), so the AUC of the probabilities `predict` writes equals the AUC of
+//! the logits, and their LogLoss equals the evaluation's bit for bit.
+
+use std::cmp::Ordering;
+use std::fmt::Display;
 
 use anyhow::{bail, Result};
+
+/// What AUC ranks: f32 logits or f64 probabilities.
+pub trait Score: Copy + PartialEq + Display {
+    fn finite(self) -> bool;
+    fn order(&self, other: &Self) -> Ordering;
+}
+
+impl Score for f32 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn order(&self, other: &Self) -> Ordering {
+        self.total_cmp(other)
+    }
+}
+
+impl Score for f64 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn order(&self, other: &Self) -> Ordering {
+        self.total_cmp(other)
+    }
+}
 
 /// Exact ROC AUC: the probability that a random positive scores above a
 /// random negative, ties counting one half. Sort-based, O(n log n): tied
@@ -8,13 +41,13 @@ use anyhow::{bail, Result};
 ///
 /// Errors on length mismatch, on non-finite scores, on labels other than
 /// 0/1, and when only one class is present (AUC is undefined there).
-pub fn auc(scores: &[f32], labels: &[f32]) -> Result<f64> {
+pub fn auc<S: Score>(scores: &[S], labels: &[f32]) -> Result<f64> {
     if scores.len() != labels.len() {
         bail!("auc: {} scores but {} labels", scores.len(), labels.len());
     }
     let mut pos = 0usize;
     for (i, (&s, &y)) in scores.iter().zip(labels).enumerate() {
-        if !s.is_finite() {
+        if !s.finite() {
             bail!("auc: score {i} is {s}");
         }
         if y == 1.0 {
@@ -32,7 +65,7 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> Result<f64> {
         );
     }
     let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize]));
+    order.sort_unstable_by(|&a, &b| scores[a as usize].order(&scores[b as usize]));
     // Sum of (1-based, tie-averaged) ranks of the positives.
     let mut rank_sum = 0f64;
     let mut i = 0usize;
@@ -57,8 +90,8 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> Result<f64> {
 /// Probabilities are clipped to [EPS, 1 − EPS] before taking logs.
 pub const LOGLOSS_EPS: f64 = 1e-7;
 
-/// Mean binary cross-entropy of probabilities `probs` against 0/1 `labels`.
-pub fn logloss(probs: &[f32], labels: &[f32]) -> Result<f64> {
+/// Mean binary cross-entropy of probabilities `probs` (f32 or f64) against 0/1 `labels`.
+pub fn logloss<P: Copy + Into<f64>>(probs: &[P], labels: &[f32]) -> Result<f64> {
     if probs.len() != labels.len() {
         bail!(
             "logloss: {} predictions but {} labels",
@@ -71,20 +104,32 @@ pub fn logloss(probs: &[f32], labels: &[f32]) -> Result<f64> {
     }
     let mut sum = 0f64;
     for (i, (&p, &y)) in probs.iter().zip(labels).enumerate() {
+        let p: f64 = p.into();
         if !p.is_finite() {
             bail!("logloss: prediction {i} is {p}");
         }
-        let p = (p as f64).clamp(LOGLOSS_EPS, 1.0 - LOGLOSS_EPS);
+        let p = p.clamp(LOGLOSS_EPS, 1.0 - LOGLOSS_EPS);
         let y = y as f64;
         sum -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
     }
     Ok(sum / probs.len() as f64)
 }
 
-/// LogLoss from logits (sigmoid applied here), with the same clipping.
+/// LogLoss from logits, through [`probability`].
 pub fn logloss_from_logits(logits: &[f32], labels: &[f32]) -> Result<f64> {
-    let probs: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
+    let probs: Vec<f64> = logits.iter().map(|&z| probability(z)).collect();
     logloss(&probs, labels)
+}
+
+/// The click probability of a logit: its sigmoid, in f64.
+pub fn probability(logit: f32) -> f64 {
+    let z = logit as f64;
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
 }
 
 pub fn sigmoid(z: f32) -> f32 {
@@ -151,10 +196,32 @@ mod tests {
             .to_string()
             .contains("single class"));
         assert!(auc(&[0.1, 0.2], &[0., 0.]).is_err());
-        assert!(auc(&[], &[]).is_err());
+        assert!(auc::<f32>(&[], &[]).is_err());
         assert!(auc(&[0.1, f32::NAN], &[0., 1.]).is_err());
         assert!(auc(&[0.1], &[0., 1.]).is_err());
         assert!(auc(&[0.1, 0.2], &[0., 2.]).is_err());
+    }
+
+    #[test]
+    fn f64_probabilities_keep_distinct_logits_apart() {
+        // Neighbouring f32 logits whose f32 sigmoids coincide.
+        let z = 9.0f32;
+        let next = f32::from_bits(z.to_bits() + 1);
+        assert_eq!(sigmoid(z), sigmoid(next));
+        assert!(probability(z) < probability(next));
+        let labels = [0.0, 1.0];
+        assert_eq!(auc(&[z, next], &labels).unwrap(), 1.0);
+        assert_eq!(
+            auc(&[probability(z), probability(next)], &labels).unwrap(),
+            1.0
+        );
+        assert_eq!(auc(&[sigmoid(z), sigmoid(next)], &labels).unwrap(), 0.5);
+        let logits = [-3.5f32, 0.25, 7.0];
+        let probs: Vec<f64> = logits.iter().map(|&z| probability(z)).collect();
+        assert_eq!(
+            logloss_from_logits(&logits, &[0., 1., 1.]).unwrap(),
+            logloss(&probs, &[0., 1., 1.]).unwrap()
+        );
     }
 
     #[test]
@@ -167,6 +234,6 @@ mod tests {
         let z = logloss_from_logits(&[0.0, 2.0], &[1., 1.]).unwrap();
         let want = (2f64.ln() + (1.0 + (-2f64).exp()).ln()) / 2.0;
         assert!((z - want).abs() < 1e-6);
-        assert!(logloss(&[], &[]).is_err());
+        assert!(logloss::<f32>(&[], &[]).is_err());
     }
 }

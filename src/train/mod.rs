@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod optim;
 pub mod pa_mlm;
 pub mod plm_stages;
+pub mod predict;
 pub mod runner;
 pub mod trainer;

@@ -27,14 +27,16 @@ use super::head_warmup::run_head_warmup;
 use super::joint::{Fusion, PlmClassifier};
 use super::pa_mlm::PaMlmModel;
 use super::trainer::{train_stage, StageData, StageModel, StageResult, StageResume, StageSpec};
-use crate::data::{Dataset, DeviceSplit, TextMeta};
+use crate::data::{Dataset, DatasetMeta, DeviceSplit, TextMeta};
 use crate::error::invalid;
 use crate::model::ctr::CtrModel;
 use crate::model::heads::{ClassificationHead, MlmHead};
 use crate::model::plm::{load_checkpoint, Checkpoint, Config, PlmEncoder};
 use crate::model::prompt::PromptGenerator;
 use crate::model::vars::seeded_var_builder;
-use crate::plan::types::{ExperimentPlan, FusionPlan, MetricKind, Pooling, StageKind, StagePlan};
+use crate::plan::types::{
+    ExperimentPlan, FusionPlan, MetricKind, PlmPlan, Pooling, StageKind, StagePlan,
+};
 
 /// What a PLM stage needs from the runner.
 pub struct PlmStageInput<'a> {
@@ -59,8 +61,8 @@ fn log(sink: &dyn EventSink, level: LogLevel, message: String) {
     sink.emit(Event::Log { level, message });
 }
 
-fn text_meta(ds: &Dataset) -> Result<&TextMeta> {
-    ds.meta.text.as_ref().ok_or_else(|| {
+fn text_meta(meta: &DatasetMeta) -> Result<&TextMeta> {
+    meta.text.as_ref().ok_or_else(|| {
         invalid("the dataset has no text side (the experiment needs a PLM and a template)")
     })
 }
@@ -98,6 +100,18 @@ pub fn build_stage_model(
     cfg: &Config,
     vb: &VarBuilder,
 ) -> Result<PlmStageModel> {
+    build_stage_model_for(plan, stage, &dataset.meta, cfg, vb)
+}
+
+/// [`build_stage_model`] from the dataset's description alone (what
+/// scoring with stored vocabularies has).
+pub fn build_stage_model_for(
+    plan: &ExperimentPlan,
+    stage: &StagePlan,
+    meta: &DatasetMeta,
+    cfg: &Config,
+    vb: &VarBuilder,
+) -> Result<PlmStageModel> {
     let plm_plan = plan
         .plm
         .as_ref()
@@ -110,7 +124,7 @@ pub fn build_stage_model(
             .ctr
             .as_ref()
             .ok_or_else(|| invalid(format!("stage \"{}\" needs a CTR backbone", stage.name)))?;
-        CtrModel::new(ctr_plan, &dataset.meta, vb.clone())
+        CtrModel::new(ctr_plan, meta, vb.clone())
     };
     let generator = |ctr: &CtrModel| -> Result<PromptGenerator> {
         let h = ctr.hidden_dim().ok_or_else(|| {
@@ -138,7 +152,7 @@ pub fn build_stage_model(
                 generator: gen,
                 encoder,
                 mlm,
-                text: text_meta(dataset)?.clone(),
+                text: text_meta(meta)?.clone(),
                 ratio: *mask,
                 unit: *mask_unit,
             })
@@ -172,19 +186,25 @@ pub fn build_stage_model(
     })
 }
 
+/// The encoder configuration a stage builds: the folder's `config.json`,
+/// cut to the plan's `layers`.
+pub fn stage_config(plm_plan: &PlmPlan, dir: &Path) -> Result<Config> {
+    Config::from_dir(dir)?
+        .truncated(plm_plan.layers)
+        .map_err(|e| invalid(format!("PLM \"{}\": {e}", plm_plan.name)))
+}
+
 /// Runs one PLM stage to completion.
 pub fn run_plm_stage(input: &PlmStageInput) -> Result<StageResult> {
     let plan = input.plan;
     let stage = input.stage;
     let ds = input.dataset;
-    text_meta(ds)?;
+    text_meta(&ds.meta)?;
     let plm_plan = plan
         .plm
         .as_ref()
         .ok_or_else(|| invalid(format!("stage \"{}\" needs a PLM", stage.name)))?;
-    let cfg = Config::from_dir(input.plm_dir)?
-        .truncated(plm_plan.layers)
-        .map_err(|e| invalid(format!("PLM \"{}\": {e}", plm_plan.name)))?;
+    let cfg = stage_config(plm_plan, input.plm_dir)?;
     if let Some(declared) = cfg.declared_family() {
         if declared != plm_plan.family {
             log(

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::data::tokenize::fingerprint;
+use crate::data::vocab::Vocabularies;
 use crate::data::{Dataset, DeviceSplit};
 use crate::error::invalid;
 use crate::model::ctr::CtrModel;
@@ -194,6 +196,7 @@ pub fn run_experiment(
             device_name(&device)
         ),
     });
+    save_vocabularies(plan, dataset, opts, sink).context("saving the run's vocabularies")?;
     let upload = |s, name: &str| {
         DeviceSplit::new(s, &dataset.meta, &device)
             .with_context(|| format!("uploading the {name} split"))
@@ -253,6 +256,39 @@ pub fn run_experiment(
     })
 }
 
+/// The artifacts' stage label of files that belong to the whole run (the
+/// vocabularies) rather than to one stage; no stage can be named so.
+pub const RUN_FILES_STAGE: &str = "-";
+
+/// Writes the run's vocabularies next to its stage folders and records them
+/// as an artifact, so that `predict` can encode new rows without the
+/// training data. A resumed run finds the same file and records nothing.
+fn save_vocabularies(
+    plan: &ExperimentPlan,
+    dataset: &Dataset,
+    opts: &RunOptions,
+    sink: &dyn EventSink,
+) -> Result<()> {
+    let tokenizer = match (&plan.plm, &dataset.meta.text) {
+        (Some(plm), Some(_)) => Some(fingerprint(&resolve_plm_dir(plm)?)?),
+        _ => None,
+    };
+    let text = Vocabularies::new(plan, &dataset.meta, tokenizer)?.to_yaml()?;
+    let path = checkpoint::vocab_path(&opts.checkpoint_root, &plan.name);
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let saved = checkpoint::write_atomic(&path, text.as_bytes())?;
+    sink.emit(Event::Checkpoint {
+        stage: RUN_FILES_STAGE.into(),
+        epoch: None,
+        path: saved.path.display().to_string(),
+        bytes: saved.bytes,
+        sha256: saved.sha256,
+    });
+    Ok(())
+}
+
 /// The CTR backbone alone; with `from`, initialised by name from that
 /// stage's best checkpoint, except `ctr.fc_out.*` which starts fresh.
 pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> {
@@ -294,13 +330,23 @@ pub fn run_ctr_only(env: &StageEnv, from: Option<&str>) -> Result<StageSummary> 
         resume: env.resume.clone(),
         select: env.plan.metrics.first().copied().unwrap_or(MetricKind::Auc),
     };
+    // The CTR model reads the fields only: its batches skip the tokens
+    // (kept when the stage asks to bucket its batches by text length).
+    let strip = |s: &DeviceSplit| {
+        if env.stage.train.bucket_by_length {
+            s.clone_handles()
+        } else {
+            s.without_text()
+        }
+    };
+    let (train, valid, test) = (strip(env.train), strip(env.valid), strip(env.test));
     let r = train_stage(
         &model,
         &varmap,
         StageData {
-            train: env.train,
-            valid: env.valid,
-            test: Some(env.test),
+            train: &train,
+            valid: &valid,
+            test: Some(&test),
         },
         &spec,
         env.sink,

@@ -18,6 +18,7 @@ fn field(name: &str, layout: ColumnLayout, vocab: usize) -> FieldMeta {
         layout,
         vocab_size: vocab,
         values: (0..vocab).map(|i| format!("{name}{i}")).collect(),
+        scale: None,
     }
 }
 
@@ -38,6 +39,7 @@ pub fn meta() -> DatasetMeta {
                 layout: ColumnLayout::Number,
                 vocab_size: 1,
                 values: vec![],
+                scale: None,
             },
         ],
         text: None,

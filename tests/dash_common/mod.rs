@@ -2,33 +2,39 @@
 //! store's migrations, rows inserted with plain SQL like the recorder's.
 #![allow(dead_code)]
 
-use std::path::Path;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{ConnectOptions, SqliteConnection};
+use clickprompt::store::DbTarget;
+use sqlx::AnyConnection;
 
 pub struct Writer {
     pub rt: tokio::runtime::Runtime,
-    pub conn: SqliteConnection,
+    pub conn: AnyConnection,
 }
 
 impl Writer {
-    pub fn create(path: &Path) -> Writer {
+    /// Creates the schema in `db` (a SQLite file in WAL mode, or an empty
+    /// PostgreSQL database) and keeps a connection for writing rows.
+    pub fn create(db: impl Into<DbTarget>) -> Writer {
+        let db = db.into();
+        sqlx::any::install_default_drivers();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
+        let url = match &db {
+            DbTarget::Sqlite(p) => format!("sqlite://{}?mode=rwc", p.display()),
+            DbTarget::Postgres(u) => u.clone(),
+        };
         let mut conn = rt
-            .block_on(
-                SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .connect(),
-            )
+            .block_on(async {
+                use sqlx::{Connection, Executor};
+                let mut conn = AnyConnection::connect(&url).await?;
+                if db.sqlite_path().is_some() {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                }
+                Ok::<_, sqlx::Error>(conn)
+            })
             .unwrap();
-        rt.block_on(clickprompt::store::MIGRATOR.run(&mut conn))
-            .unwrap();
+        rt.block_on(db.dialect().migrator().run(&mut conn)).unwrap();
         Writer { rt, conn }
     }
 

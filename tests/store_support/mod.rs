@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use clickprompt::plan::*;
-use clickprompt::store::{NewRun, RunRecorder, RunStatus, Store};
+pub mod pg;
+
+use clickprompt::store::{DbTarget, Dialect, NewRun, RunRecorder, RunStatus, Store};
 use clickprompt::train::events::{EvalSplit, Event, EventSink, LogLevel};
 use std::path::{Path, PathBuf};
 
@@ -255,61 +257,164 @@ pub fn finish_ok(rec: RunRecorder) {
     rec.finish(RunStatus::Finished).expect("finish");
 }
 
-/// Runs SQL directly against the file (tests only): its own runtime and connection.
-pub fn sql(path: &Path, statements: &[&str]) {
+/// A run database for one test: a SQLite file in a temporary folder, or a
+/// fresh database on the test PostgreSQL server.
+pub struct TestDb {
+    pub target: DbTarget,
+    /// The folder of the SQLite file (and a scratch folder for either backend).
+    pub dir: tempfile::TempDir,
+    _pg: Option<pg::Database>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempdir();
+        TestDb {
+            target: DbTarget::Sqlite(db_in(&dir)),
+            dir,
+            _pg: None,
+        }
+    }
+
+    /// A SQLite file at `path` (which may not exist yet).
+    pub fn sqlite_at(path: PathBuf) -> TestDb {
+        TestDb {
+            target: DbTarget::Sqlite(path),
+            dir: tempdir(),
+            _pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or None (with the reason printed) when
+    /// no server is available and none was promised.
+    pub fn postgres(test: &str) -> Option<TestDb> {
+        match pg::Database::create(test) {
+            Ok(db) => Some(TestDb {
+                target: DbTarget::Postgres(db.url.clone()),
+                dir: tempdir(),
+                _pg: Some(db),
+            }),
+            Err(why) if !pg::required() => {
+                pg::skip(test, &why);
+                None
+            }
+            Err(why) => panic!("{}: {why}", pg::ENV),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.target.dialect()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.dialect() == Dialect::Postgres
+    }
+
+    /// `--db` for the binary.
+    pub fn arg(&self) -> String {
+        self.target.as_arg()
+    }
+
+    pub fn open(&self) -> Store {
+        Store::open(&self.target).expect("open the store")
+    }
+
+    /// Runs SQL directly (tests only): its own runtime and connection.
+    pub fn sql(&self, statements: &[&str]) {
+        let (rt, mut conn) = connect(&self.target);
+        rt.block_on(async {
+            use sqlx::{Connection, Executor};
+            for s in statements {
+                conn.execute(*s)
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+            conn.close().await.expect("close");
+        });
+    }
+
+    pub fn scalar_i64(&self, query: &str) -> i64 {
+        let (rt, mut conn) = connect(&self.target);
+        rt.block_on(async {
+            use sqlx::Connection;
+            let v: i64 = sqlx::query_scalar(query)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"));
+            conn.close().await.expect("close");
+            v
+        })
+    }
+
+    pub fn scalar_text(&self, query: &str) -> String {
+        let (rt, mut conn) = connect(&self.target);
+        rt.block_on(async {
+            use sqlx::Connection;
+            let v: String = sqlx::query_scalar(query)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"));
+            conn.close().await.expect("close");
+            v
+        })
+    }
+}
+
+/// A runtime and a fresh connection to `target` (tests only).
+pub fn connect(target: &DbTarget) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
+    sqlx::any::install_default_drivers();
+    let url = match target {
+        DbTarget::Sqlite(p) => format!("sqlite://{}", p.display()),
+        DbTarget::Postgres(u) => u.clone(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
+    let conn = rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        sqlx::AnyConnection::connect(&url)
             .await
-            .expect("connect");
-        for s in statements {
-            sqlx::query(s)
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{s}: {e}"));
-        }
-        conn.close().await.expect("close");
+            .unwrap_or_else(|e| panic!("connect {target}: {e}"))
     });
+    (rt, conn)
+}
+
+/// A SQLite file as a test database (for tests written against a path).
+pub fn sql(path: &Path, statements: &[&str]) {
+    file_db(path).sql(statements)
 }
 
 pub fn scalar_i64(path: &Path, query: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("connect");
-        let v: i64 = sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e}"));
-        conn.close().await.expect("close");
-        v
-    })
+    file_db(path).scalar_i64(query)
 }
 
 pub fn scalar_text(path: &Path, query: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("connect");
-        let v: String = sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e}"));
-        conn.close().await.expect("close");
-        v
-    })
+    file_db(path).scalar_text(query)
+}
+
+fn file_db(path: &Path) -> TestDb {
+    TestDb::sqlite_at(path.to_path_buf())
+}
+
+/// Runs the test body `$name(&TestDb)` twice: `$name::sqlite` on a SQLite
+/// file and `$name::postgres` on a fresh PostgreSQL database (skipped, and
+/// said so, when there is no server and `CLICKPROMPT_TEST_PG` is unset).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::store_support::TestDb::sqlite());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = super::store_support::TestDb::postgres(stringify!($name)) {
+                    super::$name(&db);
+                }
+            }
+        }
+    )+};
 }

@@ -45,7 +45,7 @@ impl GroupRef {
                     [] => Err(invalid(format!(
                         "no run group named `{name}` in {} (`clickprompt runs list --groups` lists them; \
                          run ids are numbers, groups `g<id>` or a name)",
-                        store.path().display()
+                        store.target()
                     ))),
                     many => {
                         let ids: Vec<String> = many

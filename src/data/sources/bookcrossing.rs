@@ -113,12 +113,24 @@ pub fn read(dir: &Path, skip_bad: bool) -> Result<(RawTable, SourceStats)> {
     table.push_column("user_id", user.finish());
     table.push_column("isbn", isbn.finish());
     table.push_column("rating", rating.finish());
+    let (users, books) = side_tables(dir, skip_bad, &mut stats)?;
+    stats.dropped_unjoined += join(&mut table, "user_id", users, OnMissing::Drop)?;
+    stats.dropped_unjoined += join(&mut table, "isbn", books, OnMissing::Drop)?;
+    Ok((table, stats))
+}
 
+/// The user and book attribute tables (`BX-Users.csv`, `BX-Books.csv`),
+/// keyed by user id and ISBN; skipped malformed lines are counted in `stats`.
+pub fn side_tables(
+    dir: &Path,
+    skip_bad: bool,
+    stats: &mut SourceStats,
+) -> Result<(AttrTable, AttrTable)> {
     let upath = dir.join(FILES[1]);
     let mut users = attr(&upath, vec!["location", "age"]);
     let mut ucols = [ColumnBuilder::default(), ColumnBuilder::default()];
     let mut dup = None;
-    read_file(&upath, "\"User-ID\"", 3, skip_bad, &mut stats, |no, f| {
+    read_file(&upath, "\"User-ID\"", 3, skip_bad, stats, |no, f| {
         let age = f[2].trim();
         if age != "NULL" && age.parse::<f64>().is_err() {
             return Err(format!("age \"{age}\" is not a number or NULL"));
@@ -145,7 +157,7 @@ pub fn read(dir: &Path, skip_bad: bool) -> Result<(RawTable, SourceStats)> {
     let bpath = dir.join(FILES[2]);
     let mut books = attr(&bpath, vec!["title", "author", "year", "publisher"]);
     let mut bcols: [ColumnBuilder; 4] = Default::default();
-    read_file(&bpath, "\"ISBN\"", 8, skip_bad, &mut stats, |_, f| {
+    read_file(&bpath, "\"ISBN\"", 8, skip_bad, stats, |_, f| {
         if f[3].trim().parse::<i32>().is_err() {
             return Err(format!("publication year \"{}\" is not an integer", f[3]));
         }
@@ -161,8 +173,5 @@ pub fn read(dir: &Path, skip_bad: bool) -> Result<(RawTable, SourceStats)> {
         Ok(())
     })?;
     books.columns = bcols.into_iter().map(ColumnBuilder::finish).collect();
-
-    stats.dropped_unjoined += join(&mut table, "user_id", users, OnMissing::Drop)?;
-    stats.dropped_unjoined += join(&mut table, "isbn", books, OnMissing::Drop)?;
-    Ok((table, stats))
+    Ok((users, books))
 }

@@ -164,7 +164,15 @@ fn add_key(t: &mut AttrTable, key: &str, path: &Path, no: u32, line: &str) -> Re
 pub fn read_100k(dir: &Path) -> Result<(RawTable, SourceStats)> {
     let source = format!("movielens_100k({})", dir.display());
     let mut table = read_ratings(&dir.join("u.data"), "\t", source)?;
+    let (users, items) = side_tables_100k(dir)?;
+    join(&mut table, "user_id", users, OnMissing::Error)?;
+    join(&mut table, "item_id", items, OnMissing::Error)?;
+    Ok((table, SourceStats::default()))
+}
 
+/// The user and item attribute tables of MovieLens 100K (`u.user`, `u.item`
+/// with the genre names of `u.genre`), keyed by user and item id.
+pub fn side_tables_100k(dir: &Path) -> Result<(AttrTable, AttrTable)> {
     // u.genre: `name|index`, gives the names of the 19 flag columns.
     let gpath = dir.join("u.genre");
     let gbytes = read_bytes(&gpath)?;
@@ -272,16 +280,21 @@ pub fn read_100k(dir: &Path) -> Result<(RawTable, SourceStats)> {
         }
     }
     items.columns = icols.into_iter().map(ColumnBuilder::finish).collect();
-
-    join(&mut table, "user_id", users, OnMissing::Error)?;
-    join(&mut table, "item_id", items, OnMissing::Error)?;
-    Ok((table, SourceStats::default()))
+    Ok((users, items))
 }
 
 pub fn read_1m(dir: &Path) -> Result<(RawTable, SourceStats)> {
     let source = format!("movielens_1m({})", dir.display());
     let mut table = read_ratings(&dir.join("ratings.dat"), "::", source)?;
+    let (users, items) = side_tables_1m(dir)?;
+    join(&mut table, "user_id", users, OnMissing::Error)?;
+    join(&mut table, "item_id", items, OnMissing::Error)?;
+    Ok((table, SourceStats::default()))
+}
 
+/// The user and item attribute tables of MovieLens 1M (`users.dat`,
+/// `movies.dat`), keyed by user and movie id.
+pub fn side_tables_1m(dir: &Path) -> Result<(AttrTable, AttrTable)> {
     // users.dat: `UserID::Gender::Age::Occupation::Zip-code`.
     let upath = dir.join("users.dat");
     let ubytes = read_bytes(&upath)?;
@@ -357,8 +370,5 @@ pub fn read_1m(dir: &Path) -> Result<(RawTable, SourceStats)> {
         }
     }
     items.columns = icols.into_iter().map(ColumnBuilder::finish).collect();
-
-    join(&mut table, "user_id", users, OnMissing::Error)?;
-    join(&mut table, "item_id", items, OnMissing::Error)?;
-    Ok((table, SourceStats::default()))
+    Ok((users, items))
 }

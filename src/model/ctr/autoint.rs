@@ -31,7 +31,7 @@ impl SelfAttention {
         att_dim: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if heads == 0 || att_dim == 0 || att_dim % heads != 0 {
+        if heads == 0 || att_dim == 0 || !att_dim.is_multiple_of(heads) {
             bail!("autoint: att_dim ({att_dim}) must be a positive multiple of heads ({heads})");
         }
         let mut out = Vec::with_capacity(layers);

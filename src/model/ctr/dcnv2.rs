@@ -23,6 +23,18 @@ impl CrossNetV2 {
         Ok(Self { layers })
     }
 
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Weight then bias of every layer, in order.
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight(), l.bias()])
+            .collect()
+    }
+
     /// (B, D) → (B, D).
     pub fn forward(&self, x0: &Tensor) -> Result<Tensor> {
         let mut x = x0.clone();

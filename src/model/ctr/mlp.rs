@@ -39,6 +39,23 @@ impl Mlp {
         self.out_dim
     }
 
+    /// Each layer's output width.
+    pub fn widths(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.weight().dims()[0]).collect()
+    }
+
+    pub fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    /// Weight then bias of every layer, in order.
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight(), l.bias()])
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }

@@ -16,6 +16,8 @@ pub mod dcn;
 pub mod dcnv2;
 pub mod fibinet;
 pub mod fm;
+mod fused;
+pub(crate) mod kernel;
 pub mod lr;
 pub mod mlp;
 pub mod xdeepfm;
@@ -26,9 +28,11 @@ use candle_nn::VarBuilder;
 
 use crate::data::{Batch, DatasetMeta};
 use crate::model::embedding::FieldEmbedding;
-use crate::model::linear::Linear;
+use crate::model::linear::{linear, Linear};
 use crate::model::nn::linear_xavier;
 use crate::plan::{Backbone, CtrPlan};
+use fused::BodyOp;
+use kernel::{BodyKind, BodyShape};
 
 use autoint::SelfAttention;
 use dcn::CrossNet;
@@ -37,6 +41,11 @@ use fibinet::{Bilinear, Senet};
 use lr::FirstOrder;
 use mlp::Mlp;
 use xdeepfm::Cin;
+
+/// The fused CPU lookup op (the embedding module sits outside `ctr`).
+pub(crate) fn fused_embed_op(shape: kernel::EmbedShape) -> impl candle_core::CustomOp2 {
+    fused::EmbedOp { shape }
+}
 
 /// Result of a forward pass.
 #[derive(Debug, Clone)]
@@ -73,6 +82,9 @@ pub struct CtrModel {
     fc_out: Option<Linear>,
     hidden_dim: Option<usize>,
     name: &'static str,
+    /// The whole-network CPU kernel's shape, for backbones it covers
+    /// (`dnn`, `deepfm`, `dcnv2`).
+    body_shape: Option<BodyShape>,
 }
 
 impl CtrModel {
@@ -182,12 +194,30 @@ impl CtrModel {
             Some(d) => Some(linear_xavier(d, 1, vb.pp("fc_out"))?),
             None => None,
         };
+        let body_shape = match &body {
+            Body::Dnn(m) => Some((BodyKind::Mlp, m)),
+            Body::DeepFm(m) => Some((
+                BodyKind::DeepFm {
+                    fields: f,
+                    embed: e,
+                },
+                m,
+            )),
+            Body::DcnV2(c, m) => Some((BodyKind::DcnV2 { depth: c.depth() }, m)),
+            _ => None,
+        }
+        .map(|(kind, m)| BodyShape {
+            kind,
+            input: flat,
+            mlp: m.widths(),
+        });
         Ok(Self {
             embedding,
             body,
             fc_out,
             hidden_dim,
             name: plan.backbone.name(),
+            body_shape,
         })
     }
 
@@ -208,11 +238,62 @@ impl CtrModel {
 
     /// h for a batch (None for `lr`, `fm`). Dropout is active only when `train`.
     pub fn hidden(&self, batch: &Batch, train: bool) -> Result<Option<Tensor>> {
+        self.hidden_impl(batch, train, false)
+    }
+
+    /// `hidden`, with the weights detached when `detach` (no graph: inference).
+    fn hidden_impl(&self, batch: &Batch, train: bool, detach: bool) -> Result<Option<Tensor>> {
         let emb = match &self.embedding {
-            Some(e) => e.forward(batch)?,
+            Some(e) => e.forward_impl(batch, detach)?,
             None => return Ok(None),
         };
+        if let Some(h) = self.fused_hidden(&emb, train, detach)? {
+            return Ok(Some(h));
+        }
         self.hidden_from_embeddings(&emb, train)
+    }
+
+    /// h through the whole-network kernel, where it applies: CPU f32/f64,
+    /// a backbone it covers, and no dropout to draw.
+    fn fused_hidden(&self, emb: &Tensor, train: bool, detach: bool) -> Result<Option<Tensor>> {
+        let Some(shape) = &self.body_shape else {
+            return Ok(None);
+        };
+        let (mlp, cross) = match &self.body {
+            Body::Dnn(m) | Body::DeepFm(m) => (m, None),
+            Body::DcnV2(c, m) => (m, Some(c)),
+            _ => return Ok(None),
+        };
+        if train && mlp.dropout() > 0.0 {
+            return Ok(None);
+        }
+        let mut weights: Vec<Tensor> = Vec::new();
+        for t in cross
+            .map(|c| c.params())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(mlp.params())
+        {
+            let t = t.flatten_all()?;
+            weights.push(if detach { t.detach() } else { t });
+        }
+        let (b, f, e) = emb.dims3()?;
+        let x0 = emb.reshape((b, f * e))?;
+        let mut all: Vec<&Tensor> = weights.iter().collect();
+        all.push(&x0);
+        if !fused::supported(&all) {
+            return Ok(None);
+        }
+        let packed = if weights.is_empty() {
+            // DeepFM / DNN without MLP layers: nothing to pack.
+            Tensor::zeros(0, x0.dtype(), x0.device())?
+        } else {
+            Tensor::cat(&weights, 0)?
+        };
+        let save = x0.track_op() || packed.track_op();
+        Ok(Some(
+            x0.apply_op2(&packed, BodyOp::new(shape.clone(), save))?,
+        ))
     }
 
     /// h from (B, F, E) field embeddings (None for `lr`, `fm`).
@@ -266,6 +347,22 @@ impl CtrModel {
     pub fn logit_from_hidden(&self, h: &Tensor) -> Result<Tensor> {
         match &self.fc_out {
             Some(fc) => Ok(fc.forward(h)?.squeeze(1)?),
+            None => bail!("{} has no hidden representation", self.name),
+        }
+    }
+
+    /// (B,) logits for inference: no dropout and, for the backbones the
+    /// whole-network kernel covers, no autograd graph (detached weights).
+    pub fn predict_logits(&self, batch: &Batch) -> Result<Tensor> {
+        if self.body_shape.is_none() {
+            return Ok(self.forward(batch, false)?.logit);
+        }
+        let h = match self.hidden_impl(batch, false, true)? {
+            Some(h) => h,
+            None => bail!("{} produced no hidden representation", self.name),
+        };
+        match &self.fc_out {
+            Some(fc) => Ok(linear(&h, &fc.weight().detach(), &fc.bias().detach())?.squeeze(1)?),
             None => bail!("{} has no hidden representation", self.name),
         }
     }

@@ -401,7 +401,7 @@ fn parse_not_expr(p: Pair<Rule>, stages: &mut Vec<StageRef>) -> Res<Sql> {
     let inner = parse_unary(q, stages)?;
     // NULL comparisons count as false, so NOT of them is true.
     Ok(Sql {
-        sql: format!("NOT COALESCE({}, 0)", inner.sql),
+        sql: format!("NOT COALESCE({}, FALSE)", inner.sql),
         binds: inner.binds,
     })
 }
