@@ -230,11 +230,15 @@ fn run_phase(phase: &str) -> Result<()> {
     let d = s.cfg.hidden_size as f64;
     match phase {
         "pa_mlm" => {
-            let m = train_phase(&s, StageKind::PaMlm {
-                mask: 0.15,
-                mask_unit: MaskUnit::Token,
-                head_warmup: 0,
-            }, steps)?;
+            let m = train_phase(
+                &s,
+                StageKind::PaMlm {
+                    mask: 0.15,
+                    mask_unit: MaskUnit::Token,
+                    head_warmup: 0,
+                },
+                steps,
+            )?;
             let t = m.tokens_per_row;
             // fwd + 2× for backward; the last layer after attention and the
             // decoder on the ~15% masked tokens only.

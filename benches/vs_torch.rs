@@ -452,11 +452,14 @@ fn export_phase(s: &Setup, dir: &Path) -> Result<()> {
         masked.targets.to_dtype(DType::I64)?,
     );
     for (name, kind) in [
-        ("pa_mlm", StageKind::PaMlm {
+        (
+            "pa_mlm",
+            StageKind::PaMlm {
                 mask: 0.15,
                 mask_unit: MaskUnit::Token,
                 head_warmup: 0,
-            }),
+            },
+        ),
         ("joint", StageKind::Joint),
     ] {
         let (varmap, model) = build(s, kind)?;
@@ -568,11 +571,15 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|| common::root().join(".cache/vs-torch"));
             export_phase(&s, &dir)
         }
-        "pa_mlm" => plm_train_phase(&s, "pa_mlm", StageKind::PaMlm {
+        "pa_mlm" => plm_train_phase(
+            &s,
+            "pa_mlm",
+            StageKind::PaMlm {
                 mask: 0.15,
                 mask_unit: MaskUnit::Token,
                 head_warmup: 0,
-            }),
+            },
+        ),
         "joint" => plm_train_phase(&s, "joint", StageKind::Joint),
         "joint_infer" => joint_infer_phase(&s),
         "ctr_train_dcnv2" => ctr_train_phase(&s, "ctr_train_dcnv2", &dcnv2()),
