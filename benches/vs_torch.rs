@@ -31,7 +31,7 @@ use clickprompt::data::{
 };
 use clickprompt::model::ctr::CtrModel;
 use clickprompt::model::vars::{seeded_var_builder, sorted_vars};
-use clickprompt::plan::types::{CtrPlan, StageKind};
+use clickprompt::plan::types::{CtrPlan, MaskUnit, StageKind};
 use clickprompt::train::optim::{AdamW, AdamWConfig};
 use clickprompt::train::pa_mlm::mask_tokens;
 use clickprompt::train::plm_stages::PlmStageModel;
@@ -436,7 +436,7 @@ fn export_phase(s: &Setup, dir: &Path) -> Result<()> {
     let plm_batch = train.batch(&plm_rows)?;
     let text_b = plm_batch.text.as_ref().context("text")?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let masked = mask_tokens(&text_b.ids, &text_b.mask, text, 0.15, &mut rng)?
+    let masked = mask_tokens(text_b, text, 0.15, MaskUnit::Token, &mut rng)?
         .context("the check batch drew no masked token")?;
     check.insert(
         "pa_mlm.rows".to_string(),
