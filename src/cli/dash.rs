@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use clickprompt_tui::event::{self, Cadence};
+use clickprompt_tui::event::{self, Cadence, Exit};
 use clickprompt_tui::{terminal, App, DataSource, Follow, View};
 
 use crate::dashfeed::StoreSource;
@@ -38,9 +38,10 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         }
         None => (Follow::Auto, View::Runs),
     };
-    // In raw mode Ctrl-C is a key; a SIGINT from elsewhere must still restore
-    // the terminal. Another handler may already be installed (tests): fine.
-    let _ = ctrlc::set_handler(terminal::request_quit);
+    // In raw mode Ctrl-C is a key; a SIGINT, SIGTERM or SIGHUP from elsewhere
+    // must still restore the terminal and end the process. Another handler
+    // may already be installed (tests): fine.
+    let _ = ctrlc::set_handler(quit_or_exit);
     let mut app = App::new(follow, view);
     app.source_label = db.to_string();
     let mut term = terminal::init().context("setting up the terminal")?;
@@ -53,8 +54,69 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
         &mut |_| false,
     );
     drop(guard);
-    res.context("running the dashboard")?;
-    Ok(())
+    match res.context("running the dashboard")? {
+        Exit::Quit | Exit::Interrupted | Exit::Panicked => Ok(()),
+        Exit::Signalled => {
+            let _ = writeln!(std::io::stderr(), "dashboard: stopped by a signal");
+            std::process::exit(EXIT_STOPPED);
+        }
+        Exit::TerminalLost(_) => {
+            // Nobody is left to read a message.
+            detach_from_terminal();
+            std::process::exit(EXIT_STOPPED);
+        }
+    }
+}
+
+/// Exit code when a signal or a lost terminal ended the dashboard, as for
+/// an interrupted `clickprompt run`.
+const EXIT_STOPPED: i32 = 130;
+
+/// Signal handler of `clickprompt dash`: asks the loop to quit, and if the
+/// terminal is still held a second later (the loop is stuck in a write or a
+/// database read), restores what it can and exits from here. The dashboard
+/// only reads the database, so leaving at any point loses nothing.
+fn quit_or_exit() {
+    terminal::request_quit();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        if !terminal::is_active() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = terminal::restore();
+    let _ = writeln!(std::io::stderr(), "dashboard: stopped by a signal");
+    std::process::exit(EXIT_STOPPED);
+}
+
+/// Asks a running dashboard to close, restoring the terminal (the run
+/// command's SIGTERM/SIGHUP handler calls it). No-op without a dashboard.
+pub fn request_quit() {
+    terminal::request_quit();
+}
+
+/// Points standard input, output and error at /dev/null once the terminal is
+/// gone: a later `println!` or `eprintln!` (the run summary, a handler's
+/// message) would otherwise panic on EIO.
+pub fn detach_from_terminal() {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        else {
+            return;
+        };
+        for fd in 0..=2 {
+            // SAFETY: dup2 onto the standard descriptors from an open file.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), fd);
+            }
+        }
+    }
 }
 
 /// Why no dashboard can be shown here (stdout/stdin not a terminal,
@@ -91,7 +153,10 @@ pub enum Dashboard<T, F> {
 ///   after the terminal is restored.
 /// * Leaving early (q) waits for training to finish (it keeps recording).
 ///   Ctrl-C restores the terminal and raises SIGINT, so whatever Ctrl-C does
-///   without the dashboard (the run command's handler) happens.
+///   without the dashboard (the run command's handler) happens. Losing the
+///   terminal (hangup, EOF, I/O error) does the same after pointing the
+///   standard streams at /dev/null; SIGTERM/SIGHUP reach the run command's
+///   handler, which stops training and closes the view (`request_quit`).
 /// * A panic on either thread restores the terminal first.
 /// * Call it from a plain thread, not inside a tokio runtime (the database
 ///   reader blocks on its own runtime), like `store::Store`.
@@ -153,14 +218,27 @@ where
         let mut app = App::new(follow, View::Live);
         app.source_label = db.to_string();
         let shown = show_until_quit(&mut app, &mut src, &|| handle.is_finished());
-        if app.interrupted && !handle.is_finished() {
-            let _ = writeln!(std::io::stderr(), "interrupted: stopping the run…");
-            raise_sigint();
-        } else if !handle.is_finished() && !terminal::panicked() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "dashboard closed; training continues until it finishes (Ctrl-C interrupts)"
-            );
+        let running = !handle.is_finished();
+        match &shown {
+            Ok(Exit::Interrupted) if running => {
+                let _ = writeln!(std::io::stderr(), "interrupted: stopping the run…");
+                raise_sigint();
+            }
+            // The run command's handler got the signal first and has asked
+            // training to stop; it ends at the next step and is marked.
+            Ok(Exit::Signalled) if running => {
+                let _ = writeln!(std::io::stderr(), "interrupted: stopping the run…");
+            }
+            // Nobody is watching any more: stop training as Ctrl-C would, so
+            // the run is marked INTERRUPTED instead of running unattended.
+            Ok(Exit::TerminalLost(_)) if running => raise_sigint(),
+            Ok(Exit::Quit) if running => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "dashboard closed; training continues until it finishes (Ctrl-C interrupts)"
+                );
+            }
+            _ => {}
         }
         let out = match handle.join() {
             Ok(out) => out,
@@ -173,11 +251,13 @@ where
 }
 
 /// The terminal part of `run_with_dashboard`: set up, loop, always restore.
+/// When the terminal is gone, standard streams are pointed at /dev/null
+/// before returning (see `detach_from_terminal`).
 fn show_until_quit(
     app: &mut App,
     src: &mut StoreSource,
     finished: &dyn Fn() -> bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Exit> {
     let capture = stderr_hold::Held::start();
     let mut term = terminal::init().context("setting up the terminal")?;
     let guard = terminal::Guard;
@@ -202,7 +282,14 @@ fn show_until_quit(
         },
     );
     drop(guard);
-    drop(capture);
+    if let Ok(Exit::TerminalLost(_)) = &res {
+        if let Some(held) = capture {
+            held.discard();
+        }
+        detach_from_terminal();
+    } else {
+        drop(capture);
+    }
     res.context("running the dashboard")
 }
 
@@ -221,6 +308,7 @@ mod stderr_hold {
     pub struct Held {
         saved: libc::c_int,
         file: std::fs::File,
+        discarded: bool,
     }
 
     #[cfg(unix)]
@@ -251,8 +339,18 @@ mod stderr_hold {
                     libc::close(saved);
                     return None;
                 }
-                Some(Held { saved, file })
+                Some(Held {
+                    saved,
+                    file,
+                    discarded: false,
+                })
             }
+        }
+
+        /// The terminal is gone: drops the held text and leaves stderr where
+        /// it is (the caller points it at /dev/null).
+        pub fn discard(mut self) {
+            self.discarded = true;
         }
     }
 
@@ -260,6 +358,13 @@ mod stderr_hold {
     impl Drop for Held {
         fn drop(&mut self) {
             use std::io::{Read, Seek, SeekFrom, Write};
+            if self.discarded {
+                // SAFETY: `saved` is the descriptor dup'ed in `start`.
+                unsafe {
+                    libc::close(self.saved);
+                }
+                return;
+            }
             // SAFETY: `saved` is the descriptor dup'ed in `start`.
             unsafe {
                 libc::dup2(self.saved, 2);
@@ -294,5 +399,7 @@ mod stderr_hold {
         pub fn start() -> Option<Held> {
             None
         }
+
+        pub fn discard(self) {}
     }
 }

@@ -9,6 +9,7 @@
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -185,10 +186,13 @@ fn interrupts() -> &'static Interrupts {
                     }
                 }
                 super::dash::restore_terminal();
-                eprintln!("\ninterrupted");
+                // eprintln! would panic if the terminal is gone.
+                let _ = writeln!(std::io::stderr(), "\ninterrupted");
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupted (Ctrl-C or SIGTERM): stopping after the current step or evaluation batch (again to stop now)");
+            // A dashboard (`--dash`) closes and restores the terminal.
+            super::dash::request_quit();
+            let _ = writeln!(std::io::stderr(), "\ninterrupted (Ctrl-C, SIGTERM or SIGHUP): stopping after the current step or evaluation batch (again to stop now)");
         });
         Interrupts {
             cancel: Arc::new(AtomicBool::new(false)),

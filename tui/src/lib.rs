@@ -2,12 +2,13 @@
 //!
 //! Rendering and interaction over plain data (`model`); the caller provides a
 //! `DataSource` (the root crate maps its run database into these types).
-//! `app` is the pure state machine, `ui` draws it, `event` runs the loop and
-//! `terminal` sets up and always restores the terminal.
+//! `app` is the pure state machine, `ui` draws it, `event` runs the loop over
+//! keys from `input`, and `terminal` sets up and always restores the terminal.
 
 pub mod app;
 pub mod event;
 pub mod format;
+pub mod input;
 pub mod model;
 pub mod smooth;
 pub mod terminal;

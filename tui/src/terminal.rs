@@ -1,7 +1,8 @@
 //! Terminal setup and restore. The terminal is restored on every way out:
 //! normal return (also via `Guard`'s drop), a panic on any thread (the hook
 //! restores before the message prints), and Ctrl-C (a key in raw mode; a
-//! SIGINT from outside is forwarded by the caller through `request_quit`).
+//! SIGINT, SIGTERM or SIGHUP is forwarded by the caller through
+//! `request_quit`). On a terminal that is gone the restore fails quietly.
 
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +89,12 @@ pub fn request_quit() {
 
 pub(crate) fn quit_requested() -> bool {
     QUIT.load(Ordering::SeqCst)
+}
+
+/// True while the dashboard owns the terminal (set up and not yet restored):
+/// a signal handler waits on it to see whether the loop honoured a quit.
+pub fn is_active() -> bool {
+    ACTIVE.load(Ordering::SeqCst)
 }
 
 fn install_panic_hook() {
