@@ -3,7 +3,10 @@
 # run with `clickprompt run FILE.cp --dash` in a detached tmux pane, capture
 # the pane, and require the run's name and an AUC value on screen; then leave
 # with q and require a clean exit and the summary after the restore. Finally
-# open `clickprompt dash` on the database the run wrote.
+# open `clickprompt dash` on the database the run wrote. Hostile endings:
+# the terminal going away (tmux kill-session) after ? and q, SIGTERM
+# (terminal restored, exit 130), and `run --dash` losing its terminal (run
+# marked INTERRUPTED); each process must be gone within its limit.
 # The panic and never-started cases drive `run_with_dashboard` through
 # tests/dash_live.rs. Skips (exit 0) when tmux is missing.
 set -euo pipefail
@@ -112,6 +115,83 @@ tmux send-keys -t "$SESSION" q
 wait_for "E2E-EXIT=0" 10 || fail "clickprompt dash did not exit cleanly"
 
 tmux kill-session -t "$SESSION"
+
+# The process running in the pane (the shell's child), for signals and
+# liveness checks.
+pane_child() {
+  local shell
+  shell="$(tmux display -p -t "$SESSION" '#{pane_pid}')"
+  pgrep -P "$shell" | head -1
+}
+
+# gone_within PID SECONDS: waits for PID to exit; prints the time it took.
+gone_within() {
+  local pid="$1" limit_ms=$(( $2 * 1000 )) start now
+  start=$(date +%s%N)
+  while kill -0 "$pid" 2>/dev/null; do
+    now=$(date +%s%N)
+    if (( (now - start) / 1000000 > limit_ms )); then
+      echo "   still running after $2 s: $(ps -o pid=,stat=,%cpu=,cmd= -p "$pid" || true)" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.05
+  done
+  now=$(date +%s%N)
+  echo "   gone after $(( (now - start) / 1000000 )) ms"
+}
+
+# The reported hang: open the help, close it with q, then lose the
+# terminal (tmux kill-session, like a dropped SSH link). The dashboard
+# must exit at once instead of spinning on the dead terminal.
+echo "== e2e-dash: clickprompt dash exits when its terminal goes away"
+start_pane "'$BIN' dash --db '$WORK/runs.db'"
+wait_for "Runs · 1 of 1" 30 || fail "clickprompt dash did not start"
+tmux send-keys -t "$SESSION" '?'
+wait_for "any key closes" 5 || fail "? did not open the help"
+tmux send-keys -t "$SESSION" q
+sleep 0.5
+pane | grep -q "any key closes" && fail "q did not close the help"
+PID="$(pane_child)"
+[[ -n "$PID" ]] || fail "no dashboard process in the pane"
+tmux kill-session -t "$SESSION"
+gone_within "$PID" 2 || fail "clickprompt dash kept running after its terminal went away"
+
+# SIGTERM: the terminal is restored (no alternate screen, cooked mode with
+# echo) and the process exits 130 with a message.
+echo "== e2e-dash: clickprompt dash honours SIGTERM"
+tmux new-session -d -s "$SESSION" -x 120 -y 40 -c "$WORK" \
+  "'$BIN' dash --db '$WORK/runs.db'; echo E2E-EXIT=\$?; stty -a | tr ' ;' '\n\n' | grep -xE -- '-?(icanon|echo)' | tr '\n' ' '; echo; sleep 600"
+wait_for "Runs · 1 of 1" 30 || fail "clickprompt dash did not start"
+tmux send-keys -t "$SESSION" '?'
+wait_for "any key closes" 5 || fail "? did not open the help"
+tmux send-keys -t "$SESSION" q
+sleep 0.5
+PID="$(pane_child)"
+[[ -n "$PID" ]] || fail "no dashboard process in the pane"
+kill -TERM "$PID"
+gone_within "$PID" 2 || fail "clickprompt dash ignored SIGTERM"
+wait_for "E2E-EXIT=" 5 || fail "no exit status after SIGTERM"
+pane | grep -q "E2E-EXIT=130" || fail "SIGTERM: exit status is not 130"
+pane | grep -q "dashboard: stopped by a signal" || fail "SIGTERM: no message"
+pane | grep -q "Live   Compare" && fail "SIGTERM: the dashboard is still on screen"
+pane | grep -Eq "^icanon echo" || fail "SIGTERM: the terminal was left in raw mode"
+tmux kill-session -t "$SESSION"
+
+# `run --dash` losing its terminal mid-training: training stops and the run
+# is marked INTERRUPTED (as with Ctrl-C), not left RUNNING.
+echo "== e2e-dash: run --dash whose terminal goes away marks the run INTERRUPTED"
+sed -e 's/rows 8000/rows 60000/' -e 's/epochs 3, batch 256/epochs 20, batch 64/' \
+  -e 's/dash_e2e/dash_hup/' "$WORK/e2e.cp" > "$WORK/hup.cp"
+start_pane "env CLICKPROMPT_DB='$WORK/hup.db' '$BIN' run '$WORK/hup.cp' --dash"
+wait_for "RUNNING" 120 || fail "the live view never showed the run"
+PID="$(pane_child)"
+[[ -n "$PID" ]] || fail "no run process in the pane"
+tmux kill-session -t "$SESSION"
+gone_within "$PID" 10 || fail "run --dash kept running after its terminal went away"
+STATUS="$("$BIN" runs list --db "$WORK/hup.db" | grep dash_hup || true)"
+echo "   $STATUS"
+grep -q INTERRUPTED <<<"$STATUS" || fail "the run is not marked INTERRUPTED: $STATUS"
 
 # A panic on the training thread restores the terminal and is reported.
 echo "== e2e-dash: a training panic restores the terminal"

@@ -73,14 +73,15 @@ pub fn run(args: DashArgs) -> anyhow::Result<()> {
 const EXIT_STOPPED: i32 = 130;
 
 /// Signal handler of `clickprompt dash`: asks the loop to quit, and if the
-/// terminal is still held a second later (the loop is stuck in a write or a
-/// database read), restores what it can and exits from here. The dashboard
-/// only reads the database, so leaving at any point loses nothing.
+/// loop has not taken the request a second later (it is stuck in a write to
+/// a stalled terminal, or a slow database read, or not started yet),
+/// restores what it can and exits from here. The dashboard only reads the
+/// database, so leaving at any point loses nothing.
 fn quit_or_exit() {
     terminal::request_quit();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     while std::time::Instant::now() < deadline {
-        if !terminal::is_active() {
+        if !terminal::quit_pending() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

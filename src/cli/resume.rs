@@ -159,3 +159,59 @@ fn epoch_file(a: &Artifact) -> Option<i64> {
 fn is_best(a: &Artifact) -> bool {
     Path::new(&a.path).file_name().is_some_and(|n| n == BEST)
 }
+
+/// Checks every checkpoint the resumed run will load against what was
+/// recorded when it was written (size and SHA-256): a file cut short (a full
+/// disk, a copy stopped half-way) or overwritten since must stop the resume
+/// with its name, not load garbage or fail deep inside a stage. Finished
+/// stages' files are checked when present; a missing one is reported by the
+/// stage that needs it.
+pub fn verify_checkpoints(info: &ResumeInfo, resume: &RunResume) -> anyhow::Result<()> {
+    let mut stages: Vec<&String> = resume.partial.keys().collect();
+    stages.sort();
+    for stage in stages {
+        let r = &resume.partial[stage];
+        verify_file(info, &r.last_checkpoint)?;
+        if let Some((_, best)) = &r.best {
+            verify_file(info, best)?;
+        }
+    }
+    let mut finished: Vec<&StageSummary> = resume.finished.values().collect();
+    finished.sort_by(|a, b| a.stage.cmp(&b.stage));
+    for s in finished {
+        if let Some(p) = s.best_checkpoint.as_deref().filter(|p| p.exists()) {
+            verify_file(info, p)?;
+        }
+    }
+    Ok(())
+}
+
+fn verify_file(info: &ResumeInfo, path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use sha2::{Digest, Sha256};
+    let Some(rec) = info
+        .checkpoints
+        .iter()
+        .rfind(|a| Path::new(&a.path) == path)
+    else {
+        return Ok(());
+    };
+    let advice = "the run cannot continue from it; restore the file or start the experiment again";
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("checkpoint {}: cannot be read; {advice}", path.display()))?;
+    if i64::try_from(bytes.len()).ok() != Some(rec.bytes) {
+        anyhow::bail!(
+            "checkpoint {} is damaged: {} bytes on disk, {} when it was written (truncated?); {advice}",
+            path.display(),
+            bytes.len(),
+            rec.bytes
+        );
+    }
+    if hex::encode(Sha256::digest(&bytes)) != rec.sha256 {
+        anyhow::bail!(
+            "checkpoint {} is damaged: its contents differ from what was written (SHA-256 mismatch); {advice}",
+            path.display()
+        );
+    }
+    Ok(())
+}

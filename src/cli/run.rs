@@ -242,6 +242,15 @@ pub fn run_file(args: &RunArgs, db: &DbTarget, sink: &dyn EventSink) -> Result<O
             .1
             .clone()
             .unwrap_or_else(|| run_checkpoint_root(&args.checkpoints, id));
+        if let Err(e) = super::resume::verify_checkpoints(&info, &resume.0) {
+            let closed = recorder.finish(RunStatus::Failed(format!("{e:#}")));
+            let e = match closed {
+                Ok(()) => e,
+                Err(c) => e.context(format!("also recording the failure: {c:#}")),
+            };
+            outcome.failures.push((plan.name.clone(), Some(id), e));
+            return Ok(outcome);
+        }
         execute(
             args,
             &plan,

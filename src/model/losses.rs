@@ -58,18 +58,29 @@ fn check_targets(targets: &[u32], rows: usize, vocab: usize) -> Result<()> {
     Ok(())
 }
 
+/// Rows per partial sum of the loss.
+const LOSS_BAND: usize = 64;
+
 fn loss<T: WithDType>(x: &[T], targets: &[u32], vocab: usize) -> Result<f64> {
     let rows = x.len() / vocab.max(1);
     check_targets(targets, rows, vocab)?;
     if rows == 0 {
         candle_core::bail!("cross entropy of zero rows");
     }
-    let total: f64 = x
-        .par_chunks(vocab)
-        .zip(targets.par_iter())
-        .map(|(row, &t)| row_lse(row) - row[t as usize].to_f64())
-        .sum();
-    Ok(total / rows as f64)
+    // Partial sums over fixed bands of rows, added in order: rayon's own
+    // `sum` splits the work by thread count and stealing, so the last bits
+    // of the loss would change from run to run.
+    let parts: Vec<f64> = x
+        .par_chunks(vocab * LOSS_BAND)
+        .zip(targets.par_chunks(LOSS_BAND))
+        .map(|(xs, ts)| {
+            xs.chunks(vocab)
+                .zip(ts)
+                .map(|(row, &t)| row_lse(row) - row[t as usize].to_f64())
+                .sum::<f64>()
+        })
+        .collect();
+    Ok(parts.iter().sum::<f64>() / rows as f64)
 }
 
 fn grad<T: WithDType>(x: &[T], targets: &[u32], vocab: usize, scale: f64) -> Result<Vec<T>> {

@@ -73,34 +73,80 @@ pub fn save(varmap: &VarMap, path: &Path) -> Result<Saved> {
 
 /// Writes named tensors to `path` (parents created) and hashes the file.
 pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<Saved> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // Write to a temporary name first so a crash never leaves a torn checkpoint.
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(tensors, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    create_parent(path)?;
+    let tmp = temp_path(path);
+    let written = candle_core::safetensors::save(tensors, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()));
+    written.and_then(|()| persist(&tmp, path))?;
     describe(path)
 }
 
 /// Writes `bytes` to `path` (parents created) through a temporary name, and hashes them.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<Saved> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    create_parent(path)?;
+    let tmp = temp_path(path);
+    std::fs::write(&tmp, bytes)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| persist(&tmp, path))?;
     Ok(Saved {
         path: path.to_path_buf(),
         bytes: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(bytes)),
     })
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// `<path>.tmp`, in the same directory: a rename within one file system is
+/// atomic, across file systems it is a copy.
+fn temp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Makes the fully written `tmp` the file at `path`: its data flushed to
+/// disk, renamed over `path`, and the directory flushed so that the rename
+/// itself survives a power cut. A crash at any point leaves the old file or
+/// the new one under `path`, never a torn one. On failure `tmp` is removed.
+fn persist(tmp: &Path, path: &Path) -> Result<()> {
+    let done = (|| -> Result<()> {
+        std::fs::File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("flushing {} to disk", tmp.display()))?;
+        std::fs::rename(tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        sync_dir(path);
+        Ok(())
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    done
+}
+
+/// Flushes the directory entry of `path`. Best effort: some platforms and
+/// file systems cannot open or sync a directory, and the file itself is
+/// already on disk by then.
+fn sync_dir(path: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Size and hash of a checkpoint already on disk.
@@ -117,10 +163,11 @@ pub fn describe(path: &Path) -> Result<Saved> {
 /// temporary name like [`save_tensors`]: a kill mid-copy must not leave a
 /// torn file under the name the next stage loads.
 pub fn copy(from: &Saved, to: &Path) -> Result<Saved> {
-    let tmp = to.with_extension("safetensors.tmp");
-    std::fs::copy(&from.path, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, to)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    create_parent(to)?;
+    let tmp = temp_path(to);
+    std::fs::copy(&from.path, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|_| persist(&tmp, to))?;
     Ok(Saved {
         path: to.to_path_buf(),
         bytes: from.bytes,

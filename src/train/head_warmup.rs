@@ -80,9 +80,18 @@ pub fn warm_up_head(
                 continue;
             };
             let loss = model.head_loss(&b, &m)?;
+            let value = scalar(&loss)?;
+            let step = losses.len() + 1;
+            if !value.is_finite() {
+                bail!("head warm-up, pass {}, step {step}: loss became {value}; try a lower warm-up learning rate", epoch + 1);
+            }
             let grads = loss.backward()?;
+            let norm = opt.grad_norm(&grads)?;
+            if !norm.is_finite() {
+                bail!("head warm-up, pass {}, step {step}: gradient norm became {norm}; try a lower warm-up learning rate", epoch + 1);
+            }
             opt.step(&grads, 1.0, 1.0)?;
-            losses.push(scalar(&loss)?);
+            losses.push(value);
         }
         epoch += 1;
     }
@@ -114,7 +123,13 @@ pub fn run_head_warmup(
     stage: &str,
 ) -> Result<()> {
     let start = std::time::Instant::now();
-    let w = warm_up_head(model, varmap, train, steps, batch, lr, seed, cancel)?;
+    let w = warm_up_head(model, varmap, train, steps, batch, lr, seed, cancel).map_err(|e| {
+        if e.is::<Interrupted>() {
+            e
+        } else {
+            e.context(format!("stage {stage}"))
+        }
+    })?;
     sink.emit(Event::Log {
         level: LogLevel::Info,
         message: format!(

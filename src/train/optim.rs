@@ -127,13 +127,28 @@ impl AdamW {
         self.params.iter().map(|p| (p.name.as_str(), &p.var))
     }
 
-    /// Global L2 norm of the gradients present in `grads`.
+    /// Global L2 norm of the gradients present in `grads` (NaN or Inf when
+    /// any gradient holds one). Gradients off the host are summed on their
+    /// device and read back once, not once per tensor.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
         let mut total = 0f64;
+        let mut on_device: Option<Tensor> = None;
         for p in &self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
-                total += sum_sq(g)?;
+                match sum_sq_host(g)? {
+                    Some(v) => total += v,
+                    None => {
+                        let s = g.to_dtype(DType::F64)?.sqr()?.sum_all()?;
+                        on_device = Some(match on_device {
+                            Some(acc) => (acc + s)?,
+                            None => s,
+                        });
+                    }
+                }
             }
+        }
+        if let Some(acc) = on_device {
+            total += acc.to_scalar::<f64>()?;
         }
         Ok(total.sqrt())
     }
@@ -208,29 +223,48 @@ impl AdamW {
 
 /// Σ g² of one tensor; host-side on CPU (no graph ops), a reduction elsewhere.
 pub fn sum_sq(g: &Tensor) -> Result<f64> {
-    if g.device().is_cpu() && g.is_contiguous() {
-        let (storage, layout) = g.storage_and_layout();
-        if let Storage::Cpu(cpu) = &*storage {
-            let (start, end) = match layout.contiguous_offsets() {
-                Some(o) => o,
-                None => bail!("gradient is not contiguous"),
-            };
-            match cpu {
-                CpuStorage::F32(v) => {
-                    return Ok(v[start..end]
-                        .par_iter()
-                        .map(|&x| (x as f64) * (x as f64))
-                        .sum())
-                }
-                CpuStorage::F64(v) => return Ok(v[start..end].par_iter().map(|&x| x * x).sum()),
-                _ => {}
-            }
-        }
+    match sum_sq_host(g)? {
+        Some(v) => Ok(v),
+        None => Ok(g
+            .to_dtype(DType::F64)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f64>()?),
     }
-    Ok(g.to_dtype(DType::F64)?
-        .sqr()?
-        .sum_all()?
-        .to_scalar::<f64>()?)
+}
+
+/// Elements per partial sum in `sum_sq_host`: fixed, so the order of the
+/// additions (and so the bits of the result) does not depend on the number
+/// of threads or on how rayon splits the work.
+const SUM_CHUNK: usize = 1 << 14;
+
+/// Sum of squares of a contiguous f32/f64 tensor in host memory, or None for
+/// anything else (device memory, other dtypes, strided views).
+fn sum_sq_host(g: &Tensor) -> Result<Option<f64>> {
+    fn fixed_order<T: Copy + Sync>(v: &[T], sq: impl Fn(T) -> f64 + Sync) -> f64 {
+        let parts: Vec<f64> = v
+            .par_chunks(SUM_CHUNK)
+            .map(|c| c.iter().map(|&x| sq(x)).sum::<f64>())
+            .collect();
+        parts.iter().sum()
+    }
+    if !(g.device().is_cpu() && g.is_contiguous()) {
+        return Ok(None);
+    }
+    let (storage, layout) = g.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Ok(None);
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Ok(None);
+    };
+    Ok(match cpu {
+        CpuStorage::F32(v) => Some(fixed_order(&v[start..end], |x| {
+            (x as f64) * (x as f64)
+        })),
+        CpuStorage::F64(v) => Some(fixed_order(&v[start..end], |x| x * x)),
+        _ => None,
+    })
 }
 
 /// Parallel chunk size of the fused kernels.

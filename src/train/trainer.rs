@@ -477,7 +477,7 @@ fn train_epoch<M: StageModel + ?Sized>(
                 .with_context(|| format!("stage {}: the loss must be a scalar", spec.name))?;
             if !value.is_finite() {
                 bail!(
-                    "stage {}: loss became {value} at step {} (epoch {epoch}); try a lower learning rate or gradient clipping",
+                    "stage {}, epoch {epoch}, step {}: loss became {value}; try a lower learning rate or gradient clipping",
                     spec.name,
                     optim.step + 1
                 );
@@ -499,16 +499,19 @@ fn train_epoch<M: StageModel + ?Sized>(
             Some(g) => g,
             None => continue,
         };
+        // Every step, clipped or not: one NaN or Inf in any gradient makes
+        // the global norm non-finite, and stepping on it would write NaN into
+        // the weights (and the next checkpoint). One reduction per step.
+        let norm = optim.opt.grad_norm(&grads)?;
+        if !norm.is_finite() {
+            bail!(
+                "stage {}, epoch {epoch}, step {}: gradient norm became {norm}; try a lower learning rate or gradient clipping",
+                spec.name,
+                optim.step + 1
+            );
+        }
         let mut grad_scale = 1.0;
         if let Some(clip) = tp.grad_clip {
-            let norm = optim.opt.grad_norm(&grads)?;
-            if !norm.is_finite() {
-                bail!(
-                    "stage {}: gradient norm became {norm} at step {} (epoch {epoch})",
-                    spec.name,
-                    optim.step + 1
-                );
-            }
             if norm > clip {
                 grad_scale = clip / (norm + 1e-6);
             }

@@ -48,7 +48,6 @@ pub enum Exit {
 }
 
 /// Runs on the process's terminal until one of `Exit`'s reasons.
-#[cfg(unix)]
 pub fn run(
     term: &mut Term,
     app: &mut App,
@@ -56,7 +55,10 @@ pub fn run(
     cadence: Cadence,
     on_tick: &mut dyn FnMut(&mut App) -> bool,
 ) -> io::Result<Exit> {
+    #[cfg(unix)]
     let mut input = crate::input::TtyInput::open()?;
+    #[cfg(not(unix))]
+    let mut input = crate::input::CrosstermInput;
     Ok(run_with_input(term, &mut input, app, src, cadence, on_tick))
 }
 
@@ -79,7 +81,7 @@ pub fn run_with_input<B: Backend>(
         if terminal::panicked() {
             return Exit::Panicked;
         }
-        if terminal::quit_requested() {
+        if terminal::take_quit_request() {
             app.quit = true;
             app.interrupted = true;
             return Exit::Signalled;
@@ -135,7 +137,7 @@ pub fn run_with_input<B: Backend>(
                     // An input that returns at once without waiting (a
                     // broken poll, a signal) must not turn the loop into a
                     // spin: sleep out the tick unless asked to stop.
-                    if timeout > Duration::ZERO && !terminal::quit_requested() {
+                    if timeout > Duration::ZERO && !terminal::quit_pending() {
                         std::thread::sleep(wait.saturating_sub(waited.elapsed()));
                     }
                     break;

@@ -228,6 +228,25 @@ fn decode_csi(s: &[u8]) -> Step {
 #[cfg(unix)]
 pub use tty::TtyInput;
 
+/// crossterm's reader, where there is no file descriptor to poll (Windows
+/// consoles do not hang up like a Unix terminal).
+#[cfg(not(unix))]
+pub struct CrosstermInput;
+
+#[cfg(not(unix))]
+impl InputSource for CrosstermInput {
+    fn next(&mut self, timeout: Duration) -> Input {
+        use crossterm::event::{self, Event};
+        match event::poll(timeout).and_then(|ready| ready.then(event::read).transpose()) {
+            Ok(None) => Input::Idle,
+            Ok(Some(Event::Key(k))) => Input::Key(k),
+            Ok(Some(Event::Resize(_, _))) => Input::Resize,
+            Ok(Some(_)) => Input::Idle,
+            Err(e) => Input::Closed(format!("reading the console: {e}")),
+        }
+    }
+}
+
 #[cfg(unix)]
 mod tty {
     use std::fs::OpenOptions;

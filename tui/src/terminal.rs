@@ -39,7 +39,6 @@ pub fn unavailable_reason() -> Option<&'static str> {
 /// Raw mode, alternate screen, hidden cursor; installs the panic hook once.
 pub fn init() -> io::Result<Term> {
     install_panic_hook();
-    QUIT.store(false, Ordering::SeqCst);
     PANICKED.store(false, Ordering::SeqCst);
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
@@ -87,14 +86,16 @@ pub fn request_quit() {
     QUIT.store(true, Ordering::SeqCst);
 }
 
-pub(crate) fn quit_requested() -> bool {
+/// True while a quit request waits for the loop to take it: a signal handler
+/// watches it to tell a loop that honoured the request from a stuck one.
+pub fn quit_pending() -> bool {
     QUIT.load(Ordering::SeqCst)
 }
 
-/// True while the dashboard owns the terminal (set up and not yet restored):
-/// a signal handler waits on it to see whether the loop honoured a quit.
-pub fn is_active() -> bool {
-    ACTIVE.load(Ordering::SeqCst)
+/// Takes a pending quit request. A request made before the loop started
+/// (a signal during setup) is kept for it rather than dropped by `init`.
+pub(crate) fn take_quit_request() -> bool {
+    QUIT.swap(false, Ordering::SeqCst)
 }
 
 fn install_panic_hook() {
