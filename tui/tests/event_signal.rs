@@ -51,5 +51,6 @@ fn a_quit_request_from_a_signal_handler_ends_the_loop() {
     let at = requested.join().expect("the signalling thread");
     assert_eq!(exit, Exit::Signalled);
     let lag = at.elapsed();
-    assert!(lag < Duration::from_millis(500), "loop took {lag:?} to stop");
+    // A tick is 100 ms; the bound leaves room for a loaded machine.
+    assert!(lag < Duration::from_secs(2), "loop took {lag:?} to stop");
 }
