@@ -5,7 +5,7 @@
 //! implementation: at CTR sizes the optimiser would otherwise cost as much as
 //! the model. Other devices use the composed tensor-op update (same maths).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor, Var};
 use candle_core::{InplaceOp2, Shape};
@@ -259,9 +259,7 @@ fn sum_sq_host(g: &Tensor) -> Result<Option<f64>> {
         return Ok(None);
     };
     Ok(match cpu {
-        CpuStorage::F32(v) => Some(fixed_order(&v[start..end], |x| {
-            (x as f64) * (x as f64)
-        })),
+        CpuStorage::F32(v) => Some(fixed_order(&v[start..end], |x| (x as f64) * (x as f64))),
         CpuStorage::F64(v) => Some(fixed_order(&v[start..end], |x| x * x)),
         _ => None,
     })

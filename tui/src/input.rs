@@ -91,10 +91,7 @@ fn decode(s: &[u8]) -> Step {
         b'\t' => Step::Key(key(KeyCode::Tab, KeyModifiers::NONE), 1),
         0x7f | 0x08 => Step::Key(key(KeyCode::Backspace, KeyModifiers::NONE), 1),
         0x01..=0x1a => Step::Key(
-            key(
-                KeyCode::Char((b'a' + b - 1) as char),
-                KeyModifiers::CONTROL,
-            ),
+            key(KeyCode::Char((b'a' + b - 1) as char), KeyModifiers::CONTROL),
             1,
         ),
         0x00 | 0x1c..=0x1f => Step::Skip(1),
