@@ -7,7 +7,9 @@ fn main() {
         Ok(()) => {}
         Err(err) => {
             let code = clickprompt::error::exit_code(&err);
-            if code == 2 {
+            if let Some(fault) = clickprompt::error::db_fault(&err) {
+                eprintln!("error: {err:#}\nhint: {}", fault.hint());
+            } else if code == 2 {
                 // Invalid input carries a message already rendered for people.
                 eprintln!("{err}");
             } else {

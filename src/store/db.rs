@@ -436,7 +436,7 @@ async fn migrate(pool: &AnyPool, dialect: Dialect, shown: &str) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(MigrateError::VersionMissing(v)) => {
                 let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-                return Err(crate::error::invalid(format!(
+                return Err(crate::error::db_fault_error(crate::error::DbFault::NewerSchema, format!(
                     "the run database {shown} was written by a newer clickprompt: it has schema migration {v}, \
                      this build knows migrations up to {known}; upgrade clickprompt or use another --db"
                 )));
