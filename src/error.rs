@@ -129,18 +129,22 @@ fn io_fault(io: &std::io::Error) -> Option<DbFault> {
 /// sqlx renders SQLite errors as `(code: N) message`, N the extended code
 /// whose low byte is the primary result code.
 fn sqlite_code_in(text: &str) -> Option<DbFault> {
-    // Only sqlx's own wording: a user's text quoting `(code: 5)` is no fault.
-    const PREFIX: &str = "error returned from database: (code: ";
-    let at = text.find(PREFIX)? + PREFIX.len();
-    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
-    let code: u32 = digits.parse().ok()?;
-    match code & 0xff {
+    match sqlite_primary_code(text)? {
         5 | 6 => Some(DbFault::Locked),
         8 => Some(DbFault::ReadOnly),
         11 | 26 => Some(DbFault::NotADatabase),
         13 => Some(DbFault::Full),
         _ => None,
     }
+}
+
+/// The primary SQLite result code in an sqlx error's text, if any. Only
+/// sqlx's own wording counts: a user's text quoting `(code: 5)` is no fault.
+pub fn sqlite_primary_code(text: &str) -> Option<u32> {
+    const PREFIX: &str = "error returned from database: (code: ";
+    let at = text.find(PREFIX)? + PREFIX.len();
+    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse::<u32>().ok().map(|c| c & 0xff)
 }
 
 /// The process exit code for `err`: a database fault's own code (3–7),

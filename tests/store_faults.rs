@@ -30,14 +30,17 @@ fn cli(args: &[&str]) -> (i32, String) {
     )
 }
 
-/// A database holding one finished run with 40 steps (120 metric rows).
-fn db_with_one_run(path: &Path) -> i64 {
+/// A database holding one finished run of 40 steps: its id and metric rows.
+fn db_with_one_run(path: &Path) -> (i64, i64) {
     let store = Store::open(path).expect("open");
     let rec = start(&store, &plan("before", dcnv2(), 3));
     full_run(&rec, [0.7, 0.5], 0.71, 0.5, 40);
     let id = rec.run_id();
     finish_ok(rec);
-    id
+    drop(store);
+    let rows = metric_rows(path, id);
+    assert!(rows >= 120, "{rows} metric rows");
+    (id, rows)
 }
 
 fn metric_rows(path: &Path, id: i64) -> i64 {
@@ -72,20 +75,20 @@ fn a_file_that_is_not_sqlite_is_refused_with_exit_code_3() {
 fn a_newer_schema_is_refused_with_exit_code_4_and_left_alone() {
     let dir = tempdir();
     let db = db_in(&dir);
-    let id = db_with_one_run(&db);
+    let (id, rows) = db_with_one_run(&db);
     sql(&db, &["INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
                 VALUES (9999, 'from the future', '2030-01-01', TRUE, x'00', 1)"]);
     let (code, stderr) = cli(&["runs", "list", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("runs.db") && stderr.contains("newer clickprompt"), "{stderr}");
-    assert_eq!(metric_rows(&db, id), 120);
+    assert_eq!(metric_rows(&db, id), rows);
 }
 
 #[test]
 fn a_lock_held_past_the_busy_timeout_gives_exit_code_7_and_loses_nothing() {
     let dir = tempdir();
     let db = db_in(&dir);
-    let id = db_with_one_run(&db);
+    let (id, rows) = db_with_one_run(&db);
     let store = Store::open(&db).expect("open while unlocked");
     // Another connection takes the write lock and keeps it.
     let (rt, mut holder) = connect(&clickprompt::store::DbTarget::Sqlite(db.clone()));
@@ -113,12 +116,13 @@ fn a_lock_held_past_the_busy_timeout_gives_exit_code_7_and_loses_nothing() {
         holder.execute("ROLLBACK").await.expect("unlock");
     });
     drop(store);
-    assert_eq!(metric_rows(&db, id), 120);
+    assert_eq!(metric_rows(&db, id), rows);
     assert_eq!(scalar_i64(&db, "SELECT COUNT(*) FROM runs"), 1);
 }
 
-/// A tmpfs of `size` mounted at a fresh folder, unmounted on drop.
-struct Tmpfs(PathBuf, tempfile::TempDir);
+/// A tmpfs of `size` mounted at a fresh folder, unmounted on drop (before
+/// the folder holding the mount point is removed).
+struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
@@ -167,7 +171,7 @@ fn a_read_only_database_gives_exit_code_5_to_writers_and_keeps_its_runs() {
         }
     };
     let db = folder.join("runs.db");
-    let id = db_with_one_run(&db);
+    let (id, rows) = db_with_one_run(&db);
     match &fs {
         Some(t) => t.remount("ro"),
         None => {
@@ -200,7 +204,7 @@ fn a_read_only_database_gives_exit_code_5_to_writers_and_keeps_its_runs() {
     if let Some(t) = &fs {
         t.remount("rw");
     }
-    assert_eq!(metric_rows(&db, id), 120);
+    assert_eq!(metric_rows(&db, id), rows);
 }
 
 #[test]
@@ -210,7 +214,7 @@ fn a_full_disk_gives_exit_code_6_and_the_committed_runs_stay_readable() {
         return;
     };
     let db = fs.0.join("runs.db");
-    let id = db_with_one_run(&db);
+    let (id, rows) = db_with_one_run(&db);
     // Fill the rest of the file system.
     let filler = fs.0.join("filler");
     {
@@ -220,27 +224,34 @@ fn a_full_disk_gives_exit_code_6_and_the_committed_runs_stay_readable() {
         while f.write_all(&block).is_ok() {}
         let _ = f.sync_all();
     }
-    let store = Store::open(&db).expect("opening needs no space");
-    let started = store.start_run(clickprompt::store::NewRun::new(
-        &plan("full", dcnv2(), 3),
-        Path::new("exp/movielens.cp"),
-        &"x".repeat(1 << 20),
-        "cpu",
-    ));
-    let err = match started {
+    // Opening may already fail (the WAL index cannot grow); else the new
+    // run's row, or its steps, do not fit.
+    let err = match Store::open(&db) {
         Err(e) => e,
-        Ok(rec) => {
-            // The run row fitted; its steps cannot.
-            full_run(&rec, [0.7, 0.5], 0.7, 0.5, 4000);
-            rec.finish(RunStatus::Finished).err().expect("steps on a full disk fail")
+        Ok(store) => {
+            let started = store.start_run(clickprompt::store::NewRun::new(
+                &plan("full", dcnv2(), 3),
+                Path::new("exp/movielens.cp"),
+                &"x".repeat(1 << 20),
+                "cpu",
+            ));
+            match started {
+                Err(e) => e,
+                Ok(rec) => {
+                    full_run(&rec, [0.7, 0.5], 0.7, 0.5, 4000);
+                    rec.finish(RunStatus::Finished)
+                        .err()
+                        .expect("steps on a full disk fail")
+                }
+            }
         }
     };
     assert_eq!(db_fault(&err), Some(DbFault::Full), "{err:#}");
     assert_eq!(exit_code(&err), 6);
-    drop(store);
+    assert!(format!("{err:#}").contains("runs.db"), "{err:#}");
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(scalar_text(&db, "PRAGMA integrity_check"), "ok");
-    assert_eq!(metric_rows(&db, id), 120);
+    assert_eq!(metric_rows(&db, id), rows);
     let (code, stderr) = cli(&["runs", "list", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
 }

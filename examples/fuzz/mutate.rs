@@ -75,7 +75,8 @@ fn edit(rng: &mut Rng, out: &mut Vec<u8>, others: &[Vec<u8>], extra: &[&str]) {
             out.splice(at..at, std::iter::repeat_n(open, n));
         }
         8 => {
-            let digits = 1 + rng.below(if rng.one_in(8) { 5000 } else { 40 });
+            let cap = if rng.one_in(8) { 5000 } else { 40 };
+            let digits = 1 + rng.below(cap);
             let num: Vec<u8> = (0..digits).map(|_| b'0' + rng.below(10) as u8).collect();
             out.splice(at..at, num);
         }

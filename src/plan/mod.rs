@@ -24,6 +24,8 @@ use std::path::Path;
 use anyhow::Context as _;
 
 pub use flatten::flatten_params;
+pub use seeds::MAX_SEEDS;
+pub use sweep::MAX_SWEEP_POINTS;
 pub use points::{pick, PointSet};
 pub use types::*;
 
@@ -160,8 +162,9 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
 }
 
 /// The most runs one file may describe (experiments × seeds + sweep points);
-/// the checker resolves every one, so this bounds its time too.
-pub const MAX_RUNS: usize = 10_000;
+/// the checker resolves every one, so this bounds its time too (see
+/// [`sweep::MAX_SWEEP_POINTS`]).
+pub const MAX_RUNS: usize = 2_000;
 
 fn too_many_runs(at: dsl::Span) -> Diagnostic {
     Diagnostic::new(
