@@ -143,7 +143,10 @@ fn sqlite_code_in(text: &str) -> Option<DbFault> {
 pub fn sqlite_primary_code(text: &str) -> Option<u32> {
     const PREFIX: &str = "error returned from database: (code: ";
     let at = text.find(PREFIX)? + PREFIX.len();
-    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse::<u32>().ok().map(|c| c & 0xff)
 }
 
@@ -167,12 +170,40 @@ mod tests {
     #[test]
     fn sqlite_codes_map_to_faults_and_exit_codes() {
         let e = |s: &str| anyhow::anyhow!("{s}").context("writing run 3 to runs.db");
-        assert_eq!(exit_code(&e("error returned from database: (code: 8) attempt to write a readonly database")), 5);
-        assert_eq!(exit_code(&e("error returned from database: (code: 1032) attempt to write a readonly database")), 5);
-        assert_eq!(exit_code(&e("error returned from database: (code: 13) database or disk is full")), 6);
-        assert_eq!(exit_code(&e("error returned from database: (code: 5) database is locked")), 7);
-        assert_eq!(exit_code(&e("error returned from database: (code: 26) file is not a database")), 3);
-        assert_eq!(exit_code(&e("error returned from database: (code: 1) no such table")), 1);
+        assert_eq!(
+            exit_code(&e(
+                "error returned from database: (code: 8) attempt to write a readonly database"
+            )),
+            5
+        );
+        assert_eq!(
+            exit_code(&e(
+                "error returned from database: (code: 1032) attempt to write a readonly database"
+            )),
+            5
+        );
+        assert_eq!(
+            exit_code(&e(
+                "error returned from database: (code: 13) database or disk is full"
+            )),
+            6
+        );
+        assert_eq!(
+            exit_code(&e(
+                "error returned from database: (code: 5) database is locked"
+            )),
+            7
+        );
+        assert_eq!(
+            exit_code(&e(
+                "error returned from database: (code: 26) file is not a database"
+            )),
+            3
+        );
+        assert_eq!(
+            exit_code(&e("error returned from database: (code: 1) no such table")),
+            1
+        );
         let full = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC));
         assert_eq!(exit_code(&full), 6);
         assert_eq!(exit_code(&db_fault_error(DbFault::NewerSchema, "newer")), 4);

@@ -38,11 +38,17 @@ fn movielens_titles_with_multibyte_endings_are_read() {
     w("u.user", b"1|24|M|technician|85711\n");
     w("u.item", "1|Am\u{e9}lie (\u{e9})|01-Jan-1995||http://x|0|1|1|0\n2|x(\u{e9}\u{e9}\u{e9})|01-Jan-1995||http://x|0|0|0|0\n".as_bytes());
     w("u.genre", b"unknown|0\nAction|1\nComedy|2\nDrama|3\n");
-    let rows = read(SourcePlan::MovieLens100k { dir: d.path().into() }).expect("read");
+    let rows = read(SourcePlan::MovieLens100k {
+        dir: d.path().into(),
+    })
+    .expect("read");
     assert_eq!(rows, 2);
     w("movies.dat", "1::x(\u{e9}\u{e9}\u{e9})::Drama\n".as_bytes());
     w("ratings.dat", b"1::1::5::978300760\n");
     w("users.dat", b"1::F::1::10::48067\n");
-    let rows = read(SourcePlan::MovieLens1m { dir: d.path().into() }).expect("read 1m");
+    let rows = read(SourcePlan::MovieLens1m {
+        dir: d.path().into(),
+    })
+    .expect("read 1m");
     assert_eq!(rows, 1);
 }

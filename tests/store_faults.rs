@@ -44,14 +44,21 @@ fn db_with_one_run(path: &Path) -> (i64, i64) {
 }
 
 fn metric_rows(path: &Path, id: i64) -> i64 {
-    scalar_i64(path, &format!("SELECT COUNT(*) FROM metrics WHERE run_id = {id}"))
+    scalar_i64(
+        path,
+        &format!("SELECT COUNT(*) FROM metrics WHERE run_id = {id}"),
+    )
 }
 
 #[test]
 fn a_file_that_is_not_sqlite_is_refused_with_exit_code_3() {
     let dir = tempdir();
     let junk = dir.path().join("notes.db");
-    std::fs::write(&junk, "plain text, not a database; long enough to fill a header ....").unwrap();
+    std::fs::write(
+        &junk,
+        "plain text, not a database; long enough to fill a header ....",
+    )
+    .unwrap();
     let err = Store::open(&junk).err().expect("refused");
     assert_eq!(db_fault(&err), Some(DbFault::NotADatabase), "{err:#}");
     assert_eq!(exit_code(&err), 3);
@@ -65,10 +72,15 @@ fn a_file_that_is_not_sqlite_is_refused_with_exit_code_3() {
         assert_eq!(code, 3, "{a:?}: {stderr}");
         assert!(stderr.contains("notes.db"), "{stderr}");
         assert!(stderr.contains("not a database"), "{stderr}");
-        assert!(stderr.contains("hint: the run database is not a SQLite database"), "{stderr}");
+        assert!(
+            stderr.contains("hint: the run database is not a SQLite database"),
+            "{stderr}"
+        );
     }
     // The file is left as it was.
-    assert!(std::fs::read_to_string(&junk).unwrap().starts_with("plain text"));
+    assert!(std::fs::read_to_string(&junk)
+        .unwrap()
+        .starts_with("plain text"));
 }
 
 #[test]
@@ -80,7 +92,10 @@ fn a_newer_schema_is_refused_with_exit_code_4_and_left_alone() {
                 VALUES (9999, 'from the future', '2030-01-01', TRUE, x'00', 1)"]);
     let (code, stderr) = cli(&["runs", "list", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 4, "{stderr}");
-    assert!(stderr.contains("runs.db") && stderr.contains("newer clickprompt"), "{stderr}");
+    assert!(
+        stderr.contains("runs.db") && stderr.contains("newer clickprompt"),
+        "{stderr}"
+    );
     assert_eq!(metric_rows(&db, id), rows);
 }
 
@@ -107,7 +122,10 @@ fn a_lock_held_past_the_busy_timeout_gives_exit_code_7_and_loses_nothing() {
         .err()
         .expect("the lock outlasts the busy timeout");
     let waited = t0.elapsed();
-    assert!(waited >= BUSY_TIMEOUT - Duration::from_millis(500), "gave up after {waited:?}");
+    assert!(
+        waited >= BUSY_TIMEOUT - Duration::from_millis(500),
+        "gave up after {waited:?}"
+    );
     assert_eq!(db_fault(&err), Some(DbFault::Locked), "{err:#}");
     assert_eq!(exit_code(&err), 7);
     assert!(format!("{err:#}").contains("runs.db"), "{err:#}");

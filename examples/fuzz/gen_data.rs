@@ -19,8 +19,19 @@ pub struct DataCase {
 }
 
 const TITLES: &[&str] = &[
-    "Toy Story (1995)", "Misérables, Les (1995)", "Amélie (é)", "x(ééé)", "(1999)", "Kolya (1996) ",
-    "日本 (2000)", "Plain", "", "A (19é9)", "B (12345)", "🦀)", "Ten (1)",
+    "Toy Story (1995)",
+    "Misérables, Les (1995)",
+    "Amélie (é)",
+    "x(ééé)",
+    "(1999)",
+    "Kolya (1996) ",
+    "日本 (2000)",
+    "Plain",
+    "",
+    "A (19é9)",
+    "B (12345)",
+    "🦀)",
+    "Ten (1)",
 ];
 
 fn ml100k(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
@@ -28,17 +39,32 @@ fn ml100k(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
     let items = 1 + r.below(5);
     let mut data = String::new();
     for _ in 0..1 + r.below(20) {
-        data.push_str(&format!("{}\t{}\t{}\t{}\n", 1 + r.below(users), 1 + r.below(items), 1 + r.below(5), 881250949 + r.below(1000)));
+        data.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            1 + r.below(users),
+            1 + r.below(items),
+            1 + r.below(5),
+            881250949 + r.below(1000)
+        ));
     }
     let mut user = String::new();
     for u in 1..=users {
-        user.push_str(&format!("{u}|{}|{}|{}|{}\n", 10 + r.below(60), r.pick(&["M", "F"]), r.pick(&["other", "writer", "é"]), 10000 + r.below(9999)));
+        user.push_str(&format!(
+            "{u}|{}|{}|{}|{}\n",
+            10 + r.below(60),
+            r.pick(&["M", "F"]),
+            r.pick(&["other", "writer", "é"]),
+            10000 + r.below(9999)
+        ));
     }
     let mut item = Vec::new();
     for i in 1..=items {
         let title = r.pick(TITLES);
-        let flags: Vec<&str> = (0..4).map(|_| if r.one_in(2) { "1" } else { "0" }).collect();
-        let mut line = format!("{i}|{title}|01-Jan-1995||http://x|{}\n", flags.join("|")).into_bytes();
+        let flags: Vec<&str> = (0..4)
+            .map(|_| if r.one_in(2) { "1" } else { "0" })
+            .collect();
+        let mut line =
+            format!("{i}|{title}|01-Jan-1995||http://x|{}\n", flags.join("|")).into_bytes();
         if r.one_in(4) {
             // MovieLens 100K is Latin-1: a raw 0xe9 is `é`.
             line.splice(2..2, b"\xe9".iter().copied());
@@ -49,7 +75,10 @@ fn ml100k(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
         ("u.data", data.into_bytes()),
         ("u.user", user.into_bytes()),
         ("u.item", item),
-        ("u.genre", b"unknown|0\nAction|1\nComedy|2\nDrama|3\n".to_vec()),
+        (
+            "u.genre",
+            b"unknown|0\nAction|1\nComedy|2\nDrama|3\n".to_vec(),
+        ),
     ]
 }
 
@@ -58,15 +87,30 @@ fn ml1m(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
     let items = 1 + r.below(5);
     let mut ratings = String::new();
     for _ in 0..1 + r.below(20) {
-        ratings.push_str(&format!("{}::{}::{}::{}\n", 1 + r.below(users), 1 + r.below(items), 1 + r.below(5), 978300760 + r.below(1000)));
+        ratings.push_str(&format!(
+            "{}::{}::{}::{}\n",
+            1 + r.below(users),
+            1 + r.below(items),
+            1 + r.below(5),
+            978300760 + r.below(1000)
+        ));
     }
     let mut users_s = String::new();
     for u in 1..=users {
-        users_s.push_str(&format!("{u}::{}::{}::{}::48067\n", r.pick(&["M", "F"]), r.pick(&["1", "18", "25", "56", "7"]), r.below(22)));
+        users_s.push_str(&format!(
+            "{u}::{}::{}::{}::48067\n",
+            r.pick(&["M", "F"]),
+            r.pick(&["1", "18", "25", "56", "7"]),
+            r.below(22)
+        ));
     }
     let mut movies = String::new();
     for i in 1..=items {
-        movies.push_str(&format!("{i}::{}::{}\n", r.pick(TITLES), r.pick(&["Drama", "Animation|Children's", "", "|"])));
+        movies.push_str(&format!(
+            "{i}::{}::{}\n",
+            r.pick(TITLES),
+            r.pick(&["Drama", "Animation|Children's", "", "|"])
+        ));
     }
     vec![
         ("ratings.dat", ratings.into_bytes()),
@@ -78,15 +122,27 @@ fn ml1m(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
 fn bx(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
     let mut ratings = String::from("\"User-ID\";\"ISBN\";\"Book-Rating\"\n");
     for _ in 0..1 + r.below(20) {
-        ratings.push_str(&format!("\"{}\";\"A{}\";\"{}\"\n", 1 + r.below(4), r.below(4), r.below(11)));
+        ratings.push_str(&format!(
+            "\"{}\";\"A{}\";\"{}\"\n",
+            1 + r.below(4),
+            r.below(4),
+            r.below(11)
+        ));
     }
     let mut users = String::from("\"User-ID\";\"Location\";\"Age\"\n");
     for u in 1..=4 {
-        users.push_str(&format!("\"{u}\";\"porto, portugal\";\"{}\"\n", r.pick(&["NULL", "33", "x"])));
+        users.push_str(&format!(
+            "\"{u}\";\"porto, portugal\";\"{}\"\n",
+            r.pick(&["NULL", "33", "x"])
+        ));
     }
     let mut books = String::from("\"ISBN\";\"Book-Title\";\"Book-Author\";\"Year-Of-Publication\";\"Publisher\";\"Image-URL-S\";\"Image-URL-M\";\"Image-URL-L\"\n");
     for b in 0..4 {
-        books.push_str(&format!("\"A{b}\";\"{}\";\"Ann\";\"{}\";\"Pub\";\"s\";\"m\";\"l\"\n", r.pick(&["The \"\"Best\"\" Book; Vol. 1", "Plain", "x"]), r.pick(&["2001", "0", "x"])));
+        books.push_str(&format!(
+            "\"A{b}\";\"{}\";\"Ann\";\"{}\";\"Pub\";\"s\";\"m\";\"l\"\n",
+            r.pick(&["The \"\"Best\"\" Book; Vol. 1", "Plain", "x"]),
+            r.pick(&["2001", "0", "x"])
+        ));
     }
     vec![
         ("BX-Book-Ratings.csv", ratings.into_bytes()),
@@ -95,7 +151,12 @@ fn bx(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn csv(r: &mut Rng) -> (Vec<(&'static str, Vec<u8>)>, (String, bool, Vec<String>, bool)) {
+fn csv(
+    r: &mut Rng,
+) -> (
+    Vec<(&'static str, Vec<u8>)>,
+    (String, bool, Vec<String>, bool),
+) {
     let sep = r.pick(&[",", ";", "\t", "::", "|"]).to_string();
     let header = !r.one_in(4);
     let ncol = 1 + r.below(5);
@@ -116,8 +177,15 @@ fn csv(r: &mut Rng) -> (Vec<(&'static str, Vec<u8>)>, (String, bool, Vec<String>
         text.push_str(&row.join(&sep));
         text.push_str(if r.one_in(5) { "\r\n" } else { "\n" });
     }
-    let declared = if header && r.one_in(2) { Vec::new() } else { names };
-    (vec![("rows.csv", text.into_bytes())], (sep, header, declared, r.one_in(3)))
+    let declared = if header && r.one_in(2) {
+        Vec::new()
+    } else {
+        names
+    };
+    (
+        vec![("rows.csv", text.into_bytes())],
+        (sep, header, declared, r.one_in(3)),
+    )
 }
 
 /// Damage aimed at delimited rows (on top of the generic byte edits).
@@ -131,8 +199,15 @@ fn damage(r: &mut Rng, bytes: &mut Vec<u8>, others: &[Vec<u8>]) {
             // A huge field: up to a mebibyte on one line. (Larger inputs
             // only measure reading speed, ~100 MB/s, not a pathology.)
             let at = r.below(bytes.len() + 1);
-            let n = if r.one_in(4) { 1 << 20 } else { 1 + r.below(200_000) };
-            bytes.splice(at..at, std::iter::repeat_n(*r.pick(&[b'x', b'"', b'9', b'(']), n));
+            let n = if r.one_in(4) {
+                1 << 20
+            } else {
+                1 + r.below(200_000)
+            };
+            bytes.splice(
+                at..at,
+                std::iter::repeat_n(*r.pick(&[b'x', b'"', b'9', b'(']), n),
+            );
         }
         2 => {
             // Many short lines.
@@ -143,7 +218,9 @@ fn damage(r: &mut Rng, bytes: &mut Vec<u8>, others: &[Vec<u8>]) {
             }
         }
         _ => {
-            let extra = ["\t", "|", "::", ";", "\"", "\"\"", "\n", "\r", "\u{feff}", "é", ")"];
+            let extra = [
+                "\t", "|", "::", ";", "\"", "\"\"", "\n", "\r", "\u{feff}", "é", ")",
+            ];
             *bytes = mutate(r, bytes, others, &extra);
         }
     }
@@ -167,7 +244,12 @@ pub fn case(r: &mut Rng) -> DataCase {
         damage(r, &mut files[second].1, &others);
     }
     let damaged = files[which].0;
-    DataCase { kind, files, damaged, csv }
+    DataCase {
+        kind,
+        files,
+        damaged,
+        csv,
+    }
 }
 
 impl DataCase {

@@ -52,7 +52,12 @@ fn parse_args() -> Result<Args, String> {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--target" => a.target = val()?,
-            "--inputs" => a.inputs = val()?.replace('_', "").parse().map_err(|e| format!("--inputs: {e}"))?,
+            "--inputs" => {
+                a.inputs = val()?
+                    .replace('_', "")
+                    .parse()
+                    .map_err(|e| format!("--inputs: {e}"))?
+            }
             "--seed" => a.seed = val()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--out" => a.out = PathBuf::from(val()?),
             other => return Err(format!("unknown argument {other}")),
@@ -67,7 +72,10 @@ fn parse_args() -> Result<Args, String> {
 /// CPU time of this thread in seconds: what the input cost, whatever else
 /// the (shared) machine is doing.
 fn cpu_now() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -135,7 +143,10 @@ fn load_corpus() -> (Vec<Vec<u8>>, Vec<String>) {
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     paths.sort();
-    for p in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "cp")) {
+    for p in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cp"))
+    {
         if let Ok(b) = std::fs::read(p) {
             let text = String::from_utf8_lossy(&b);
             let mut words = text.split_whitespace();
@@ -180,7 +191,11 @@ fn run(args: Args) -> bool {
         let input = f.generate();
         f.exercise(input);
         if (i + 1) % report_every == 0 {
-            eprintln!("{} after {:.0} s", f.summary(), wall.elapsed().as_secs_f64());
+            eprintln!(
+                "{} after {:.0} s",
+                f.summary(),
+                wall.elapsed().as_secs_f64()
+            );
         }
     }
     if f.args.target == "data" {
@@ -215,7 +230,10 @@ impl Fuzzer {
                     0 | 1 => ("generated", gen_cp::file(r).into_bytes()),
                     2 => {
                         let g = gen_cp::file(r).into_bytes();
-                        ("generated+mutated", mutate::mutate(r, &g, &self.corpus, gen_cp::WORDS))
+                        (
+                            "generated+mutated",
+                            mutate::mutate(r, &g, &self.corpus, gen_cp::WORDS),
+                        )
                     }
                     3 => {
                         // An example file with generated declarations after it,
@@ -227,7 +245,9 @@ impl Fuzzer {
                             let decl = gen_cp::file(r);
                             let decl = match names.is_empty() {
                                 true => decl,
-                                false => decl.replace(" over ", &format!(" over {} #", r.pick(&names))),
+                                false => {
+                                    decl.replace(" over ", &format!(" over {} #", r.pick(&names)))
+                                }
                             };
                             b.extend(decl.into_bytes());
                         }
@@ -235,24 +255,42 @@ impl Fuzzer {
                     }
                     _ => {
                         let base = r.pick(&self.corpus).clone();
-                        ("example mutated", mutate::mutate(r, &base, &self.corpus, gen_cp::WORDS))
+                        (
+                            "example mutated",
+                            mutate::mutate(r, &base, &self.corpus, gen_cp::WORDS),
+                        )
                     }
                 };
-                Input { bytes, kind, data: None }
+                Input {
+                    bytes,
+                    kind,
+                    data: None,
+                }
             }
             "where" => {
                 let e = gen_where::expr(r, 0).into_bytes();
                 let (kind, bytes) = if r.one_in(3) {
                     let others = vec![gen_where::expr(r, 0).into_bytes()];
-                    ("where mutated", mutate::mutate(r, &e, &others, gen_where::FIELDS))
+                    (
+                        "where mutated",
+                        mutate::mutate(r, &e, &others, gen_where::FIELDS),
+                    )
                 } else {
                     ("where generated", e)
                 };
-                Input { bytes, kind, data: None }
+                Input {
+                    bytes,
+                    kind,
+                    data: None,
+                }
             }
             _ => {
                 let c = gen_data::case(r);
-                Input { bytes: Vec::new(), kind: c.kind, data: Some(c) }
+                Input {
+                    bytes: Vec::new(),
+                    kind: c.kind,
+                    data: Some(c),
+                }
             }
         }
     }
@@ -273,7 +311,9 @@ impl Fuzzer {
                 }
             }
             _ => {
-                let Some(case) = &input.data else { return Outcome::Ok };
+                let Some(case) = &input.data else {
+                    return Outcome::Ok;
+                };
                 let plan = clickprompt::plan::DatasetPlan::new(
                     "fuzz",
                     case.source(&self.scratch),
@@ -366,7 +406,10 @@ impl Fuzzer {
             _ => "data",
         };
         let _ = std::fs::write(self.args.out.join(format!("{stem}.{ext}")), bytes);
-        let _ = std::fs::write(self.args.out.join(format!("{stem}.txt")), format!("{}\n{msg}\n", input.kind));
+        let _ = std::fs::write(
+            self.args.out.join(format!("{stem}.txt")),
+            format!("{}\n{msg}\n", input.kind),
+        );
         if let Some(c) = &input.data {
             // The files themselves, ready for `clickprompt data` or a test.
             let dir = self.args.out.join(&stem);
@@ -397,11 +440,15 @@ fn check_cp_error(e: &anyhow::Error, bytes: &[u8]) -> Outcome {
     let lines: Vec<&str> = text.split('\n').collect();
     let mut positions = 0;
     for l in msg.lines() {
-        let Some(rest) = l.strip_prefix("fuzz.cp:") else { continue };
+        let Some(rest) = l.strip_prefix("fuzz.cp:") else {
+            continue;
+        };
         let mut parts = rest.splitn(3, ':');
         let line = parts.next().and_then(|x| x.parse::<usize>().ok());
         let col = parts.next().and_then(|x| x.parse::<usize>().ok());
-        let (Some(line), Some(col)) = (line, col) else { continue };
+        let (Some(line), Some(col)) = (line, col) else {
+            continue;
+        };
         positions += 1;
         let ok = line >= 1
             && line <= lines.len()

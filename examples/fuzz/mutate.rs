@@ -6,10 +6,46 @@ use crate::rng::Rng;
 /// Tokens worth inserting: brackets, separators, quotes, keywords, huge and
 /// odd numbers, multibyte characters.
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", "(", ")", ",", ":", "=", "\"", "\\", "#", "//", "\n", "\t", " ", ".",
-    "-", "_", "é", "日本", "🦀", "\u{200b}", "\r\n", "1e309", "-0", "99999999999999999999999",
-    "1_000_000_000_000", "0.0000000001", "NaN", "inf", "-1", "1e-400", "4294967297", "none",
-    "env(\"X\")", "hub(\"a/b\")", "\\u{10ffff}", "\\u{d800}", "\\u{110000}",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    ",",
+    ":",
+    "=",
+    "\"",
+    "\\",
+    "#",
+    "//",
+    "\n",
+    "\t",
+    " ",
+    ".",
+    "-",
+    "_",
+    "é",
+    "日本",
+    "🦀",
+    "\u{200b}",
+    "\r\n",
+    "1e309",
+    "-0",
+    "99999999999999999999999",
+    "1_000_000_000_000",
+    "0.0000000001",
+    "NaN",
+    "inf",
+    "-1",
+    "1e-400",
+    "4294967297",
+    "none",
+    "env(\"X\")",
+    "hub(\"a/b\")",
+    "\\u{10ffff}",
+    "\\u{d800}",
+    "\\u{110000}",
 ];
 
 /// Applies 1–8 random edits to `input`; `others` are splice partners.
@@ -40,7 +76,11 @@ fn edit(rng: &mut Rng, out: &mut Vec<u8>, others: &[Vec<u8>], extra: &[&str]) {
         1 => {
             let (a, b) = span(rng, out.len());
             let copy = out[a..b].to_vec();
-            let times = if rng.one_in(16) { 1 + rng.below(200) } else { 1 };
+            let times = if rng.one_in(16) {
+                1 + rng.below(200)
+            } else {
+                1
+            };
             for _ in 0..times {
                 out.splice(at.min(out.len())..at.min(out.len()), copy.iter().copied());
             }
@@ -52,7 +92,14 @@ fn edit(rng: &mut Rng, out: &mut Vec<u8>, others: &[Vec<u8>], extra: &[&str]) {
         }
         3 => {
             // Bytes that are never valid UTF-8, or a truncated sequence.
-            let bad: &[&[u8]] = &[b"\xff", b"\xc3", b"\xe2\x82", b"\xf0\x9f\xa6", b"\x80", b"\xed\xa0\x80"];
+            let bad: &[&[u8]] = &[
+                b"\xff",
+                b"\xc3",
+                b"\xe2\x82",
+                b"\xf0\x9f\xa6",
+                b"\x80",
+                b"\xed\xa0\x80",
+            ];
             out.splice(at..at, rng.pick(bad).iter().copied());
         }
         4 => {
@@ -71,7 +118,11 @@ fn edit(rng: &mut Rng, out: &mut Vec<u8>, others: &[Vec<u8>], extra: &[&str]) {
         }
         7 => {
             let open = *rng.pick(&[b'[', b'(', b'{']);
-            let n = if rng.one_in(4) { 10_000 } else { 1 + rng.below(80) };
+            let n = if rng.one_in(4) {
+                10_000
+            } else {
+                1 + rng.below(80)
+            };
             out.splice(at..at, std::iter::repeat_n(open, n));
         }
         8 => {

@@ -24,9 +24,9 @@ use std::path::Path;
 use anyhow::Context as _;
 
 pub use flatten::flatten_params;
+pub use points::{pick, PointSet};
 pub use seeds::MAX_SEEDS;
 pub use sweep::MAX_SWEEP_POINTS;
-pub use points::{pick, PointSet};
 pub use types::*;
 
 use crate::dsl::diagnostic::{did_you_mean, list_names};

@@ -81,7 +81,11 @@ pub fn check_axes(sw: &SweepDecl, base: &Spec, d: &mut Diags) -> bool {
                 format!(
                     "sweep `{}` has {} points ({}), more than the {MAX_SWEEP_POINTS} allowed",
                     sw.name.name,
-                    if points == usize::MAX { "too many".to_string() } else { points.to_string() },
+                    if points == usize::MAX {
+                        "too many".to_string()
+                    } else {
+                        points.to_string()
+                    },
                     sizes.join(" × ")
                 ),
             )

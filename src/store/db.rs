@@ -451,7 +451,9 @@ fn open_error(target: &DbTarget, e: sqlx::Error) -> anyhow::Error {
 /// No free block left on the file system holding the database.
 fn disk_full(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Some(dir) = std::path::absolute(path).ok().and_then(|p| p.parent().map(Path::to_path_buf))
+    let Some(dir) = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
     else {
         return false;
     };

@@ -182,7 +182,11 @@ pub fn title_year(title: &str) -> &str {
     // they are ASCII digits after an ASCII `(`, the slice is on char boundaries.
     let b = t.as_bytes();
     let n = b.len();
-    if n >= 6 && b[n - 1] == b')' && b[n - 6] == b'(' && b[n - 5..n - 1].iter().all(u8::is_ascii_digit) {
+    if n >= 6
+        && b[n - 1] == b')'
+        && b[n - 6] == b'('
+        && b[n - 5..n - 1].iter().all(u8::is_ascii_digit)
+    {
         return &t[n - 5..n - 1];
     }
     ""
