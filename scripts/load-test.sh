@@ -72,12 +72,13 @@ runs=$(sqlite3 "$DB" "SELECT COUNT(*) FROM runs")
 finished=$(sqlite3 "$DB" "SELECT COUNT(*) FROM runs WHERE status = 'FINISHED'")
 unequal=$(sqlite3 "$DB" "SELECT COUNT(*) FROM runs r WHERE (SELECT COUNT(*) FROM metrics m WHERE m.run_id = r.id) != $ref")
 locks=$(cat "$WORK"/*.err "$WORK"/*.out 2>/dev/null | grep -ciE 'database is locked|busy|code: 5\)' || true)
-failures=$(wc -l <"$WORK/failures" 2>/dev/null || echo 0)
+failures=0
+[ -f "$WORK/failures" ] && failures=$(wc -l <"$WORK/failures")
 writes=0
 for w in $(seq 1 "$WRITERS"); do writes=$((writes + $(cat "$WORK/w$w.count"))); done
 echo "LOAD writers=$WRITERS seconds=$SECONDS_ runs_started=$writes runs_stored=$runs finished=$finished" \
   "metric_rows_per_run=$ref runs_with_other_row_counts=$unequal lock_errors=$locks failed_commands=$failures" \
   "reader_queries=$(cat "$WORK/reader.count") dash_exit=$dash_code"
-[ -s "$WORK/failures" ] && sed 's/^/  | /' "$WORK/failures" | head >&2
+[ ! -s "$WORK/failures" ] || sed 's/^/  | /' "$WORK/failures" | head >&2
 grep -q "tiny" "$WORK/dash.screen" || { echo "dashboard screen shows no run:" >&2; head -20 "$WORK/dash.screen" >&2; }
 [ "$locks" -eq 0 ] && [ "$unequal" -eq 0 ] && [ "$failures" -eq 0 ] && [ "$finished" -eq "$runs" ]
