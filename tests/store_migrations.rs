@@ -185,7 +185,7 @@ fn a_newer_schema_is_refused_clearly(db: &TestDb) {
     let msg = err.to_string();
     assert!(msg.contains("written by a newer clickprompt"), "{msg}");
     assert!(msg.contains("migration 9999"), "{msg}");
-    assert_eq!(clickprompt::error::exit_code(&err), 2);
+    assert_eq!(clickprompt::error::exit_code(&err), 4);
 }
 
 fn not_a_run_database(db: &TestDb) {

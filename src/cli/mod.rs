@@ -14,7 +14,10 @@ pub mod runs;
 
 /// Run and compare ClickPrompt experiments described in `.cp` files.
 ///
-/// Exit codes: 0 success, 1 run failure, 2 invalid input.
+/// Exit codes: 0 success, 1 run failure, 2 invalid input; a run database
+/// that cannot be used: 3 not a SQLite database (or damaged), 4 written by a
+/// newer clickprompt, 5 read-only, 6 disk full, 7 locked by another process
+/// past the busy timeout.
 #[derive(Debug, Parser)]
 #[command(name = "clickprompt", version, about, long_about = None)]
 pub struct Cli {

@@ -47,7 +47,11 @@ group's mean ± sd. `--experiment NAME` runs every seed, `--experiment
 'NAME[seed=2]'` one of them (`runs list --groups`, `runs compare gA gB` compare
 groups later).
 
-Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130 interrupted.
+Exit codes: 0 all runs finished, 1 a run failed, 2 invalid input, 130
+interrupted; the run database: 3 not SQLite (or damaged), 4 newer schema,
+5 read-only, 6 disk full, 7 locked past the busy timeout (runs already
+committed stay intact; a run cut off is marked FAILED, or INTERRUPTED by the
+next command that opens the database when it could not be written at all).
 
 Examples:
   clickprompt run experiments/quickstart.cp

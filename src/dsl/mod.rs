@@ -2,6 +2,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod nesting;
 pub mod parser;
 mod syntax;
 

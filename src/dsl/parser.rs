@@ -15,6 +15,7 @@ type Res<T> = Result<T, Diagnostic>;
 
 /// Parses a whole file. A syntax error stops parsing; it is returned as one diagnostic.
 pub fn parse_file(source: &str) -> Res<File> {
+    super::nesting::check_nesting(source)?;
     pest::set_error_detail(true);
     let mut pairs =
         CpParser::parse(Rule::file, source).map_err(|e| syntax::to_diagnostic(&e, source))?;

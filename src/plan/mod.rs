@@ -25,6 +25,8 @@ use anyhow::Context as _;
 
 pub use flatten::flatten_params;
 pub use points::{pick, PointSet};
+pub use seeds::MAX_SEEDS;
+pub use sweep::MAX_SWEEP_POINTS;
 pub use types::*;
 
 use crate::dsl::diagnostic::{did_you_mean, list_names};
@@ -93,6 +95,10 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
     let specs = spec::build_specs(&exps, &mut d);
     let mut plans = Vec::new();
     for e in &exps {
+        if plans.len() > MAX_RUNS {
+            d.push(too_many_runs(e.name.span));
+            break;
+        }
         if let Some(s) = specs.get(&e.name.name) {
             let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut d));
             if let Some(p) = experiment::resolve(s, &ctx, &mut d) {
@@ -123,6 +129,10 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
             continue;
         }
         for point in sweep::points(sw) {
+            if plans.len() > MAX_RUNS {
+                d.push(too_many_runs(sw.name.span));
+                break;
+            }
             let mut s = base.clone();
             let mut assignments = Vec::new();
             for (path, value) in &point {
@@ -151,6 +161,19 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
     }
 }
 
+/// The most runs one file may describe (experiments × seeds + sweep points);
+/// the checker resolves every one, so this bounds its time too (see
+/// [`sweep::MAX_SWEEP_POINTS`]).
+pub const MAX_RUNS: usize = 2_000;
+
+fn too_many_runs(at: dsl::Span) -> Diagnostic {
+    Diagnostic::new(
+        at,
+        format!("the file describes more than {MAX_RUNS} runs from here on"),
+    )
+    .with_hint("split the experiments and sweeps over several files")
+}
+
 /// Parse, check and resolve `source`; on any error an `InvalidInput` with
 /// every diagnostic rendered against `file_name`.
 pub fn load_str(source: &str, file_name: &str) -> anyhow::Result<Vec<ExperimentPlan>> {
@@ -158,8 +181,8 @@ pub fn load_str(source: &str, file_name: &str) -> anyhow::Result<Vec<ExperimentP
 }
 
 pub fn load_file(path: &Path) -> anyhow::Result<Vec<ExperimentPlan>> {
-    let source = match std::fs::read_to_string(path) {
-        Ok(s) => s,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) => {
             return Err(invalid(format!(
                 "{}: cannot read experiment file: {e}",
@@ -167,7 +190,26 @@ pub fn load_file(path: &Path) -> anyhow::Result<Vec<ExperimentPlan>> {
             )))
         }
     };
-    load_str(&source, &path.display().to_string())
+    load_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`load_str`] on a file's bytes: text that is not UTF-8 is an error at the
+/// line and column of the first bad byte.
+pub fn load_bytes(bytes: &[u8], file_name: &str) -> anyhow::Result<Vec<ExperimentPlan>> {
+    match std::str::from_utf8(bytes) {
+        Ok(source) => load_str(source, file_name),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let (line, col) = match std::str::from_utf8(good) {
+                Ok(text) => dsl::diagnostic::line_col(text, text.len()),
+                Err(_) => (1, 1),
+            };
+            Err(invalid(format!(
+                "{file_name}:{line}:{col}: error: the file is not valid UTF-8 (byte 0x{:02x})\n  = hint: save it as UTF-8",
+                bytes[e.valid_up_to()]
+            )))
+        }
+    }
 }
 
 /// The plans of experiment or sweep `name` (all points of a sweep, all seeds

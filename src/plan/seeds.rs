@@ -11,6 +11,9 @@ use crate::dsl::{Diagnostic, Value, ValueKind};
 /// The sweep path (and assignment key) that names the replicate seed.
 pub const SEED_KEY: &str = "seed";
 
+/// The most seeds one experiment may repeat over.
+pub const MAX_SEEDS: usize = 1_000;
+
 /// Reads `seeds [..]`: a non-empty list of distinct whole numbers.
 pub fn read_seeds(v: &Value, d: &mut Diags) -> Option<Vec<u64>> {
     let ValueKind::List(items) = &v.kind else {
@@ -33,11 +36,25 @@ pub fn read_seeds(v: &Value, d: &mut Diags) -> Option<Vec<u64>> {
         );
         return None;
     }
+    if items.len() > MAX_SEEDS {
+        d.push(
+            Diagnostic::new(
+                v.span,
+                format!(
+                    "`seeds` lists {} seeds, more than the {MAX_SEEDS} allowed",
+                    items.len()
+                ),
+            )
+            .with_hint("every seed is a run; a few seeds are enough for a mean and spread"),
+        );
+        return None;
+    }
     let mut out: Vec<u64> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
     let mut ok = true;
     for it in items {
         match read_usize(it, "seeds", 0, d) {
-            Some(s) if out.contains(&(s as u64)) => {
+            Some(s) if !seen.insert(s) => {
                 d.push(
                     Diagnostic::new(it.span, format!("seed {s} is listed twice"))
                         .with_hint("the seeds of one experiment must be distinct"),

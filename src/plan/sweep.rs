@@ -24,6 +24,12 @@ pub const SWEEP_PATHS: [&str; 13] = [
     "metrics",
 ];
 
+/// The most points one sweep may expand to. Every point is a run (hours of
+/// training), and the checker resolves each (~13 µs): 2000 keeps `check`
+/// under 30 ms while a grid typed by mistake (`[1, …, 1000]` twice) is
+/// refused before it is expanded.
+pub const MAX_SWEEP_POINTS: usize = 2_000;
+
 /// Checks the axes of a sweep against its base spec (paths, empty lists,
 /// repeats). Returns false when the sweep cannot be expanded.
 pub fn check_axes(sw: &SweepDecl, base: &Spec, d: &mut Diags) -> bool {
@@ -54,12 +60,37 @@ pub fn check_axes(sw: &SweepDecl, base: &Spec, d: &mut Diags) -> bool {
                 format!("sweep axis `{path}` has no values"),
             );
         }
-        for (j, v) in axis.values.iter().enumerate() {
-            if axis.values[..j].iter().any(|w| w.display() == v.display()) {
-                d.err(v.span, format!("value `{}` is listed twice", v.display()));
+        let mut seen = std::collections::HashSet::new();
+        for v in &axis.values {
+            let shown = v.display();
+            if !seen.insert(shown.clone()) {
+                d.err(v.span, format!("value `{shown}` is listed twice"));
             }
         }
         check_path(&axis.path, base, d);
+    }
+    let points = sw
+        .axes
+        .iter()
+        .fold(1usize, |n, a| n.saturating_mul(a.values.len()));
+    if points > MAX_SWEEP_POINTS {
+        let sizes: Vec<String> = sw.axes.iter().map(|a| a.values.len().to_string()).collect();
+        d.push(
+            Diagnostic::new(
+                sw.name.span,
+                format!(
+                    "sweep `{}` has {} points ({}), more than the {MAX_SWEEP_POINTS} allowed",
+                    sw.name.name,
+                    if points == usize::MAX {
+                        "too many".to_string()
+                    } else {
+                        points.to_string()
+                    },
+                    sizes.join(" × ")
+                ),
+            )
+            .with_hint("split it into several sweeps or drop values"),
+        );
     }
     d.len() == before
 }

@@ -411,6 +411,26 @@ async fn mark_stopped(
 /// PostgreSQL the usual causes.
 fn open_error(target: &DbTarget, e: sqlx::Error) -> anyhow::Error {
     let text = e.to_string();
+    if let DbTarget::Sqlite(path) = target {
+        // SQLite says only "unable to open database file" (code 14) when it
+        // cannot create the WAL's `-shm`/`-wal` files next to the database.
+        // A full disk shows as an I/O error (code 10, e.g. 4874 when the
+        // `-shm` file cannot grow) when opening; SQLite's own FULL comes later.
+        if crate::error::sqlite_primary_code(&text) == Some(10) && disk_full(path) {
+            return crate::error::db_fault_error(
+                crate::error::DbFault::Full,
+                format!("opening the run database {target}: the disk is full ({text})"),
+            );
+        }
+        if text.contains("(code: 14)") || text.contains("(code: 8)") {
+            if let Some(why) = not_writable(path) {
+                return crate::error::db_fault_error(
+                    crate::error::DbFault::ReadOnly,
+                    format!("opening the run database {target}: {why} ({text})"),
+                );
+            }
+        }
+    }
     if let DbTarget::Postgres(_) = target {
         if text.contains("does not exist") && text.contains("database") {
             return crate::error::invalid(format!(
@@ -428,6 +448,49 @@ fn open_error(target: &DbTarget, e: sqlx::Error) -> anyhow::Error {
     anyhow::Error::new(e).context(format!("opening the run database {target}"))
 }
 
+/// No free block left on the file system holding the database.
+fn disk_full(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(dir) = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    else {
+        return false;
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs fills the zeroed struct we own from a valid C path.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_bavail == 0
+    }
+}
+
+/// Why the database file or its folder cannot be written, if so: a
+/// read-only file system (root too), or modes that deny this user.
+fn not_writable(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path).ok()?;
+    let dir = abs.parent()?.to_path_buf();
+    for (p, what) in [(&abs, "the file"), (&dir, "its folder")] {
+        if !p.exists() {
+            continue;
+        }
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            let err = std::io::Error::last_os_error();
+            return Some(if err.raw_os_error() == Some(libc::EROFS) {
+                "it is on a read-only file system".to_string()
+            } else {
+                format!("{what} {} is not writable ({err})", p.display())
+            });
+        }
+    }
+    None
+}
+
 async fn migrate(pool: &AnyPool, dialect: Dialect, shown: &str) -> Result<()> {
     let migrator = dialect.migrator();
     let mut attempt = 0;
@@ -436,7 +499,7 @@ async fn migrate(pool: &AnyPool, dialect: Dialect, shown: &str) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(MigrateError::VersionMissing(v)) => {
                 let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-                return Err(crate::error::invalid(format!(
+                return Err(crate::error::db_fault_error(crate::error::DbFault::NewerSchema, format!(
                     "the run database {shown} was written by a newer clickprompt: it has schema migration {v}, \
                      this build knows migrations up to {known}; upgrade clickprompt or use another --db"
                 )));

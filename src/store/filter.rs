@@ -365,6 +365,9 @@ pub(crate) fn fields_help() -> String {
 }
 
 pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    if name.len() > crate::dsl::diagnostic::MAX_SUGGEST_LEN {
+        return String::new();
+    }
     candidates
         .map(|c| (strsim::levenshtein(&name.to_ascii_lowercase(), c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
@@ -548,6 +551,11 @@ fn render(src: &str, at: &At) -> String {
     )
 }
 
+/// Longer expressions are refused before parsing: lexing costs ~0.4 µs a
+/// character, so a 700 000-character paste took 300 ms (found by fuzzing),
+/// and no filter a person writes comes near this.
+pub const MAX_WHERE_CHARS: usize = 4096;
+
 /// A compiled `--where` expression and the stages its fields name.
 pub(crate) struct Where {
     pub sql: Sql,
@@ -564,6 +572,13 @@ pub(crate) fn parse_where(src: &str) -> anyhow::Result<Sql> {
 /// Compiles a `--where` expression and lists the stages it names; errors are
 /// `crate::error::invalid` with a caret under the offending token.
 pub(crate) fn compile_where(src: &str) -> anyhow::Result<Where> {
+    let chars = src.chars().count();
+    if chars > MAX_WHERE_CHARS {
+        return Err(invalid(format!(
+            "invalid --where expression: it is {chars} characters long, more than the {MAX_WHERE_CHARS} allowed \
+             (filters are a few conditions; use `--experiment`, `--sweep` or several commands)"
+        )));
+    }
     match parse::compile(src) {
         Ok(Some(c)) => Ok(Where {
             sql: c.sql,

@@ -104,3 +104,10 @@ pub fn field_better(field: &str) -> anyhow::Result<Better> {
 pub fn suggest_name(name: &str, known: &[String]) -> String {
     filter::suggest(name, known.iter().map(String::as_str))
 }
+
+/// Compiles a `runs list --where` expression to its SQL text (SQLite
+/// placeholders) without opening a database: what the command checks before
+/// it queries. Errors are invalid input with a caret under the token at fault.
+pub fn where_sql(expr: &str) -> anyhow::Result<String> {
+    filter::compile_where(expr).map(|w| w.sql.render(Placeholders::Question))
+}

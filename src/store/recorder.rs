@@ -120,7 +120,7 @@ pub struct RunRecorder {
     run_id: i64,
     tx: mpsc::UnboundedSender<Msg>,
     // Keeps the runtime (and so the writer task) alive while recording.
-    _inner: Arc<Inner>,
+    inner: Arc<Inner>,
     error: Arc<Mutex<Option<String>>>,
     finished: bool,
 }
@@ -225,8 +225,9 @@ impl RunRecorder {
     fn take_error(&self) -> Result<()> {
         match self.error.lock().ok().and_then(|mut e| e.take()) {
             Some(e) => Err(anyhow::anyhow!(
-                "writing run {} to the database: {e}",
-                self.run_id
+                "writing run {} to the run database {}: {e}",
+                self.run_id,
+                self.inner.target
             )),
             None => Ok(()),
         }
@@ -304,7 +305,7 @@ impl Store {
         RunRecorder {
             run_id,
             tx,
-            _inner: self.inner.clone(),
+            inner: self.inner.clone(),
             error,
             finished: false,
         }
@@ -736,6 +737,15 @@ impl Writer {
         if self.final_set {
             return Ok(());
         }
+        // A run whose events could not all be written is not FINISHED: its
+        // record has gaps. Say why (when the database takes writes again).
+        let lost = self.error.lock().ok().and_then(|e| e.clone());
+        let status = match (status, lost) {
+            (RunStatus::Finished, Some(e)) => {
+                RunStatus::Failed(format!("the run database refused writes: {e}"))
+            }
+            (s, _) => s.clone(),
+        };
         let (name, default_note) = status.parts();
         let note = note.or(default_note);
         let ts = now();

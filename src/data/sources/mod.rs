@@ -177,11 +177,17 @@ pub fn filter_rows(table: &mut RawTable, mask: &[bool]) {
 /// The year in parentheses at the end of a title (`Toy Story (1995)` → `1995`).
 pub fn title_year(title: &str) -> &str {
     let t = title.trim_end();
-    if t.len() >= 6 && t.ends_with(')') {
-        let y = &t[t.len() - 5..t.len() - 1];
-        if t.as_bytes()[t.len() - 6] == b'(' && y.bytes().all(|b| b.is_ascii_digit()) {
-            return y;
-        }
+    // Compare bytes before slicing: the four bytes before `)` may sit inside
+    // a multibyte character (`…é)`), where a `str` slice would panic. Once
+    // they are ASCII digits after an ASCII `(`, the slice is on char boundaries.
+    let b = t.as_bytes();
+    let n = b.len();
+    if n >= 6
+        && b[n - 1] == b')'
+        && b[n - 6] == b'('
+        && b[n - 5..n - 1].iter().all(u8::is_ascii_digit)
+    {
+        return &t[n - 5..n - 1];
     }
     ""
 }
@@ -194,5 +200,9 @@ mod tests {
         assert_eq!(super::title_year("Kolya (1996) "), "1996");
         assert_eq!(super::title_year("unknown"), "");
         assert_eq!(super::title_year("(abcd)"), "");
+        // Multibyte characters just before the parenthesis (a panic once).
+        assert_eq!(super::title_year("Amélie (é)"), "");
+        assert_eq!(super::title_year("x(ééé)"), "");
+        assert_eq!(super::title_year("Am\u{e9}lie (2001)"), "2001");
     }
 }
