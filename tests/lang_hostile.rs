@@ -12,7 +12,7 @@ const BASE: &str = include_str!("../experiments/quickstart.cp");
 /// the fuzzer, `examples/fuzz`, not here: these pin the behaviour that
 /// keeps it bounded.)
 fn error_of(bytes: &[u8]) -> String {
-    let err = load_bytes(bytes, "h.cp").err().expect("an error");
+    let err = load_bytes(bytes, "h.cp").expect_err("an error");
     assert_eq!(exit_code(&err), 2, "{err:#}");
     format!("{err:#}")
 }
@@ -138,7 +138,7 @@ fn a_huge_unknown_name_is_reported_quickly_without_a_suggestion() {
 #[test]
 fn an_over_long_where_expression_is_refused_quickly() {
     let huge = format!("test_auc > 0.7 and {}", "[".repeat(700_000));
-    let err = where_sql(&huge).err().expect("refused");
+    let err = where_sql(&huge).expect_err("refused");
     assert_eq!(exit_code(&err), 2);
     assert!(
         err.to_string()
@@ -149,8 +149,7 @@ fn an_over_long_where_expression_is_refused_quickly() {
     assert!(where_sql(&chain).is_ok());
     let long_word = format!("{} = 1", "x".repeat(4000));
     let msg = where_sql(&long_word)
-        .err()
-        .expect("unknown field")
+        .expect_err("unknown field")
         .to_string();
     assert!(
         msg.contains("unknown field") && !msg.contains("did you mean"),

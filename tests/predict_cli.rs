@@ -75,13 +75,13 @@ fn write_log(path: &Path, rows: usize) {
             1 => format!("{g1} | {g2}"),
             _ => format!("{g1}|{g2}|{g1}"),
         };
-        let age = if u % 7 == 0 {
+        let age = if u.is_multiple_of(7) {
             "NA".to_string()
         } else {
             format!("{}", 15 + (u * 37) % 55)
         };
         let price = format!("{:.2}", 5.0 + (i as f64) * 1.25);
-        let title = if i % 5 == 0 {
+        let title = if i.is_multiple_of(5) {
             format!("\"Item {i}, the \"\"best\"\"\"")
         } else {
             format!("Item {i}")
@@ -149,7 +149,7 @@ fn train_shop(dir: &Path) -> i64 {
     write_log(&dir.join("log.csv"), 3000);
     std::fs::write(dir.join("shop.cp"), EXPERIMENT).unwrap();
     run_ok(dir, &["run", "shop.cp", "--db", "runs.db"]);
-    let store = Store::open(&dir.join("runs.db")).unwrap();
+    let store = Store::open(dir.join("runs.db")).unwrap();
     let runs = store.list_runs(&RunFilter::default()).unwrap();
     assert_eq!(runs.len(), 1);
     runs[0].id

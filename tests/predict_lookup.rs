@@ -59,7 +59,7 @@ fn message(r: anyhow::Result<TrainedRun>) -> String {
 #[test]
 fn unscorable_runs_say_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("runs.db")).unwrap();
+    let store = Store::open(tmp.path().join("runs.db")).unwrap();
     let plan = clickprompt::plan::load_str(SOURCE, "e.cp")
         .unwrap()
         .remove(0);

@@ -90,7 +90,7 @@ fn joint_scores_reproduce_the_recorded_test_metrics() {
     tiny_plm(&dir.join("tiny"), "");
     std::fs::write(dir.join("chain.cp"), SOURCE).unwrap();
     run_ok(dir, &["run", "chain.cp", "--db", "runs.db"]);
-    let store = Store::open(&dir.join("runs.db")).unwrap();
+    let store = Store::open(dir.join("runs.db")).unwrap();
     let id = store.list_runs(&RunFilter::default()).unwrap()[0].id;
     let id_s = id.to_string();
 

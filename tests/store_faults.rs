@@ -210,8 +210,7 @@ fn a_read_only_database_gives_exit_code_5_to_writers_and_keeps_its_runs() {
             ))
             .map(|_| ())
         })
-        .err()
-        .expect("writing to a read-only database fails");
+        .expect_err("writing to a read-only database fails");
     assert_eq!(db_fault(&err), Some(DbFault::ReadOnly), "{err:#}");
     assert_eq!(exit_code(&err), 5);
     assert!(format!("{err:#}").contains("runs.db"), "{err:#}");
@@ -258,8 +257,7 @@ fn a_full_disk_gives_exit_code_6_and_the_committed_runs_stay_readable() {
                 Ok(rec) => {
                     full_run(&rec, [0.7, 0.5], 0.7, 0.5, 4000);
                     rec.finish(RunStatus::Finished)
-                        .err()
-                        .expect("steps on a full disk fail")
+                        .expect_err("steps on a full disk fail")
                 }
             }
         }

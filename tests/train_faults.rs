@@ -188,8 +188,11 @@ experiment blowup {
     assert_failed_and_kept(dir, &out, "pretrain", "joint");
 }
 
+/// (stage, step, key, value bits) of one stored step metric.
+type MetricBits = (String, i64, String, Option<u64>);
+
 /// Every stored value of run `id` but timings, in insertion order.
-fn stored_values(store: &Store, id: i64) -> (Vec<(String, i64, String, Option<u64>)>, Vec<String>) {
+fn stored_values(store: &Store, id: i64) -> (Vec<MetricBits>, Vec<String>) {
     let metrics = store
         .metric_series(id, None, None)
         .unwrap()

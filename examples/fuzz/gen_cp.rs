@@ -224,7 +224,7 @@ pub fn value(r: &mut Rng, depth: usize) -> String {
     match r.below(if depth > 3 { 6 } else { 8 }) {
         0 | 1 => number(r),
         2 => string(r),
-        3 | 4 | 5 => ident(r),
+        3..=5 => ident(r),
         6 => {
             let n = if r.one_in(30) {
                 1 + r.below(400)

@@ -151,12 +151,14 @@ fn bx(r: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn csv(
-    r: &mut Rng,
-) -> (
+/// A CSV source's files and its declaration: separator, header, declared
+/// column names, and whether quoting is on.
+type CsvCase = (
     Vec<(&'static str, Vec<u8>)>,
     (String, bool, Vec<String>, bool),
-) {
+);
+
+fn csv(r: &mut Rng) -> CsvCase {
     let sep = r.pick(&[",", ";", "\t", "::", "|"]).to_string();
     let header = !r.one_in(4);
     let ncol = 1 + r.below(5);
@@ -204,10 +206,7 @@ fn damage(r: &mut Rng, bytes: &mut Vec<u8>, others: &[Vec<u8>]) {
             } else {
                 1 + r.below(200_000)
             };
-            bytes.splice(
-                at..at,
-                std::iter::repeat_n(*r.pick(&[b'x', b'"', b'9', b'(']), n),
-            );
+            bytes.splice(at..at, std::iter::repeat_n(*r.pick(b"x\"9("), n));
         }
         2 => {
             // Many short lines.

@@ -117,7 +117,7 @@ fn edit(rng: &mut Rng, out: &mut Vec<u8>, others: &[Vec<u8>], extra: &[&str]) {
             out.splice(c..d, other[a..b].iter().copied());
         }
         7 => {
-            let open = *rng.pick(&[b'[', b'(', b'{']);
+            let open = *rng.pick(b"[({");
             let n = if rng.one_in(4) {
                 10_000
             } else {

@@ -3,8 +3,9 @@
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
 use sqlx::AnyPool;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Connection, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -491,7 +492,20 @@ impl Writer {
         &self,
         batch: &[(Event, chrono::DateTime<chrono::Utc>)],
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let mut conn = self.pool.acquire().await?;
+        let result = self.write_on(&mut conn, batch).await;
+        if result.is_err() {
+            discard(conn).await;
+        }
+        result
+    }
+
+    async fn write_on(
+        &self,
+        conn: &mut PoolConnection<Any>,
+        batch: &[(Event, chrono::DateTime<chrono::Utc>)],
+    ) -> sqlx::Result<()> {
+        let mut tx = conn.begin_with(self.dialect.begin_write()).await?;
         let mut i = 0;
         while i < batch.len() {
             // Consecutive steps go in multi-row INSERTs: one round trip for
@@ -518,7 +532,7 @@ impl Writer {
     /// Step events (only) as one INSERT of three rows each.
     async fn write_steps(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Transaction<'_, Any>,
         steps: &[(Event, chrono::DateTime<chrono::Utc>)],
     ) -> sqlx::Result<()> {
         let mut sql = String::from(
@@ -573,7 +587,7 @@ impl Writer {
 
     async fn write_event(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Transaction<'_, Any>,
         event: &Event,
         ts: &str,
     ) -> sqlx::Result<()> {
@@ -748,12 +762,28 @@ impl Writer {
         };
         let (name, default_note) = status.parts();
         let note = note.or(default_note);
+        let mut conn = self.pool.acquire().await?;
+        let result = self.finish_on(&mut conn, name, note.as_deref()).await;
+        if result.is_ok() {
+            self.final_set = true;
+        } else {
+            discard(conn).await;
+        }
+        result
+    }
+
+    async fn finish_on(
+        &self,
+        conn: &mut PoolConnection<Any>,
+        name: &str,
+        note: Option<&str>,
+    ) -> sqlx::Result<()> {
         let ts = now();
-        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let mut tx = conn.begin_with(self.dialect.begin_write()).await?;
         sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
             .bind(name)
             .bind(&ts)
-            .bind(&note)
+            .bind(note)
             .bind(self.run_id)
             .execute(&mut *tx)
             .await?;
@@ -765,10 +795,17 @@ impl Writer {
         .bind(self.run_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        self.final_set = true;
-        Ok(())
+        tx.commit().await
     }
+}
+
+/// Closes a connection whose write failed instead of returning it to the
+/// pool. A COMMIT that fails (SQLite: the disk is full) leaves the connection
+/// inside its transaction, and the pool would hand it to the retry, whose
+/// BEGIN then fails with "non-zero transaction depth" and hides the real
+/// cause; a fresh connection starts clean.
+async fn discard(conn: PoolConnection<Any>) {
+    let _ = conn.close().await;
 }
 
 fn finite(v: f64) -> Option<f64> {
