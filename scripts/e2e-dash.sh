@@ -124,11 +124,20 @@ pane_child() {
   pgrep -P "$shell" | head -1
 }
 
+# alive PID: the process exists and has not exited. An exited process whose
+# parent died with the tmux session stays a zombie until PID 1 reaps it
+# (seconds in some containers), and `kill -0` still succeeds on a zombie.
+alive() {
+  local stat
+  stat="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "$stat" && "$stat" != Z* ]]
+}
+
 # gone_within PID SECONDS: waits for PID to exit; prints the time it took.
 gone_within() {
   local pid="$1" limit_ms=$(( $2 * 1000 )) start now
   start=$(date +%s%N)
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     now=$(date +%s%N)
     if (( (now - start) / 1000000 > limit_ms )); then
       echo "   still running after $2 s: $(ps -o pid=,stat=,%cpu=,cmd= -p "$pid" || true)" >&2
