@@ -4,13 +4,11 @@
 //! evaluation does) to exactly its recorded test AUC and LogLoss. The plan
 //! keeps one of the PLM's two layers (`layers 1`), as scoring must too.
 
+mod plm_support;
+use plm_support::tiny_plm;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use clickprompt::model::plm::{Config, PlmEncoder};
-use clickprompt::plan::types::PlmFamily;
 use clickprompt::store::{RunFilter, Store};
 use clickprompt::train::metrics::{auc, logloss};
 
@@ -32,33 +30,6 @@ fn run_ok(dir: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// A 2-layer BERT with random weights and a character-level WordPiece vocab.
-fn tiny_plm(dir: &Path, extra: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for c in 'a'..='z' {
-        vocab.push(c.to_string());
-        vocab.push(format!("##{c}"));
-    }
-    if !extra.is_empty() {
-        vocab.push(extra.to_string());
-    }
-    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
-    let cfg = Config::tiny(vocab.len(), 16, 2, 2);
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
-    vm.save(dir.join("model.safetensors")).unwrap();
 }
 
 const SOURCE: &str = r#"
@@ -87,7 +58,7 @@ experiment chain {
 fn joint_scores_reproduce_the_recorded_test_metrics() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    tiny_plm(&dir.join("tiny"), "");
+    tiny_plm(&dir.join("tiny"), &[]);
     std::fs::write(dir.join("chain.cp"), SOURCE).unwrap();
     run_ok(dir, &["run", "chain.cp", "--db", "runs.db"]);
     let store = Store::open(dir.join("runs.db")).unwrap();
@@ -156,7 +127,7 @@ fn joint_scores_reproduce_the_recorded_test_metrics() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not clicks"));
 
     // Another tokenizer would change the ids: refused.
-    tiny_plm(&dir.join("other"), "zebra");
+    tiny_plm(&dir.join("other"), &["zebra"]);
     let out = cp(dir)
         .args([
             "predict", "--run", &id_s, "--stage", "joint", "--plm", "other", "test.csv", "--db",

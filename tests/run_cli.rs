@@ -2,14 +2,12 @@
 //! stages run and chain (pa_mlm → joint → ctr_only from pretrain), Ctrl-C
 //! marks a run INTERRUPTED with its progress kept, and `--resume` finishes it.
 
+mod plm_support;
+use plm_support::tiny_plm;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use clickprompt::model::plm::{Config, PlmEncoder};
-use clickprompt::plan::types::PlmFamily;
 use clickprompt::store::{RunFilter, Store};
 
 fn cp(dir: &Path) -> Command {
@@ -32,30 +30,6 @@ fn run_ok(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// A 2-layer BERT with random weights and a character-level WordPiece vocab.
-fn tiny_plm(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for c in 'a'..='z' {
-        vocab.push(c.to_string());
-        vocab.push(format!("##{c}"));
-    }
-    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
-    let cfg = Config::tiny(vocab.len(), 16, 2, 2);
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
-    vm.save(dir.join("model.safetensors")).unwrap();
-}
-
 const DATASET: &str = r#"
 dataset syn {
   source synthetic { users 40, items 60, rows ROWS, seed 3 }
@@ -72,7 +46,7 @@ dataset syn {
 fn plm_stages_chain_and_are_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    tiny_plm(&dir.join("tiny"));
+    tiny_plm(&dir.join("tiny"), &[]);
     let src = DATASET.replace("ROWS", "400")
         + r#"
 template t = "taste {user_taste}. title {title}."

@@ -3,6 +3,8 @@
 //! work kept; the same file and seed give bit-identical metrics; `--resume`
 //! refuses damaged checkpoints by name; checkpoint writes are atomic.
 
+mod plm_support;
+use plm_support::tiny_plm;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -10,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use clickprompt::model::plm::{Config, PlmEncoder};
-use clickprompt::plan::types::PlmFamily;
 use clickprompt::store::{RunFilter, Store};
 use clickprompt::train::checkpoint;
 
@@ -34,30 +34,6 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A 2-layer BERT with random weights and a character-level WordPiece vocab.
-fn tiny_plm(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for c in 'a'..='z' {
-        vocab.push(c.to_string());
-        vocab.push(format!("##{c}"));
-    }
-    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
-    let cfg = Config::tiny(vocab.len(), 16, 2, 2);
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
-    vm.save(dir.join("model.safetensors")).unwrap();
 }
 
 const DATASET: &str = r#"
@@ -170,7 +146,7 @@ experiment blowup {
 fn lr_1e30_fails_a_plm_stage_at_the_bad_step_and_keeps_earlier_work() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    tiny_plm(&dir.join("tiny"));
+    tiny_plm(&dir.join("tiny"), &[]);
     let src = DATASET.replace("ROWS", "300")
         + r#"
 template t = "taste {user_taste}. title {title}."
@@ -226,7 +202,7 @@ fn stored_values(store: &Store, id: i64) -> (Vec<MetricBits>, Vec<String>) {
 fn the_same_file_and_seed_give_bit_identical_metrics_on_cpu() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    tiny_plm(&dir.join("tiny"));
+    tiny_plm(&dir.join("tiny"), &[]);
     let src = DATASET.replace("ROWS", "600")
         + r#"
 template t = "taste {user_taste}. title {title}."
