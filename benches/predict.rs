@@ -80,7 +80,7 @@ fn plan() -> ExperimentPlan {
 
 /// Fresh rows (another seed than training's) as the synthetic source's CSV.
 fn write_rows(path: &Path, rows: usize) -> Result<()> {
-    let mut d = plan().dataset;
+    let mut d = (*plan().dataset).clone();
     d.source = source(rows, 99);
     let (table, _) = clickprompt::data::sources::read(&d)?;
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);

@@ -201,6 +201,10 @@ gone_within "$PID" 10 || fail "run --dash kept running after its terminal went a
 STATUS="$("$BIN" runs list --db "$WORK/hup.db" | grep dash_hup || true)"
 echo "   $STATUS"
 grep -q INTERRUPTED <<<"$STATUS" || fail "the run is not marked INTERRUPTED: $STATUS"
+# By the process itself as it stopped, not found dead later by `runs list`.
+WHY="$("$BIN" runs show 1 --db "$WORK/hup.db" | grep -E '^ *error' || true)"
+echo "   $WHY"
+grep -q "stopped without finishing" <<<"$WHY" && fail "the run was left RUNNING and only found dead later: $WHY"
 
 # A panic on the training thread restores the terminal and is reported.
 echo "== e2e-dash: a training panic restores the terminal"

@@ -363,7 +363,7 @@ fn cache_hits_misses_and_rebuilds() {
     assert!(!data::load(&plan, &opts(true)).unwrap().cache.hit);
     assert!(data::load(&plan, &opts(false)).unwrap().cache.hit);
     // The declaration is part of the key.
-    plan.dataset.min_count = 2;
+    std::sync::Arc::make_mut(&mut plan.dataset).min_count = 2;
     let changed = data::load(&plan, &opts(false)).unwrap();
     assert!(!changed.cache.hit);
     assert_ne!(changed.cache.key, first.cache.key);

@@ -96,7 +96,7 @@ fn plan(stages: Vec<StagePlan>, fusion: FusionPlan) -> ExperimentPlan {
         experiment: "t".into(),
         sweep: None,
         group: String::new(),
-        dataset: DatasetPlan {
+        dataset: std::sync::Arc::new(DatasetPlan {
             name: "hand".into(),
             source: SourcePlan::Synthetic(SyntheticSource {
                 users: USERS,
@@ -118,7 +118,7 @@ fn plan(stages: Vec<StagePlan>, fusion: FusionPlan) -> ExperimentPlan {
             min_count: 1,
             skip_bad_rows: false,
             fields: vec![],
-        },
+        }),
         template: None,
         plm: Some(PlmPlan {
             name: "tiny".into(),

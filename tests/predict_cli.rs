@@ -161,7 +161,7 @@ fn write_test_rows(dir: &Path, file: &str) -> Vec<f32> {
         .unwrap()
         .remove(0);
     // The plan's csv path is relative to the run's directory.
-    if let SourcePlan::Csv(c) = &mut plan.dataset.source {
+    if let SourcePlan::Csv(c) = &mut std::sync::Arc::make_mut(&mut plan.dataset).source {
         c.path = dir.join(&c.path);
     }
     let (table, splits) = data::read_splits(&plan.dataset).unwrap();

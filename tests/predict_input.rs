@@ -269,7 +269,7 @@ fn row_encoder_matches_the_training_encoding() {
             latin1: false,
         })),
     );
-    plan.dataset.fields = fields;
+    std::sync::Arc::make_mut(&mut plan.dataset).fields = fields;
     let meta = DatasetMeta {
         fields: enc.meta.clone(),
         text: None,

@@ -189,6 +189,39 @@ fn sigterm_marks_the_run_interrupted() {
     assert!(!store.evaluations(id).unwrap().is_empty());
 }
 
+/// A second signal soon after the first (a terminal that goes away sends
+/// SIGHUP and the dashboard then raises SIGINT; a user presses Ctrl-C twice)
+/// exits at once, yet must not leave the run RUNNING: whatever the gap, the
+/// stopping run is marked INTERRUPTED before the process leaves.
+#[test]
+fn a_second_signal_while_stopping_still_marks_the_run() {
+    for gap_ms in [0u64, 2, 8, 30] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (child, id) = start_long_run(dir);
+        let pid = child.id() as i32;
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(gap_ms));
+        // SAFETY: as above; the child may have exited already (ESRCH is fine).
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "gap {gap_ms} ms: {stderr}");
+        let store = Store::open(dir.join("runs.db")).unwrap();
+        let run = store.run_summary(id).unwrap();
+        assert_eq!(run.status, "INTERRUPTED", "gap {gap_ms} ms: {stderr}");
+        // Marked by the process itself, not by a later liveness check
+        // (which a slowly reaped zombie can defeat).
+        let why = run.error.unwrap_or_default();
+        assert!(
+            !why.contains("stopped without finishing"),
+            "gap {gap_ms} ms: left RUNNING, found dead later: {why}"
+        );
+        assert!(!store.evaluations(id).unwrap().is_empty());
+    }
+}
+
 #[test]
 fn ctrl_c_marks_the_run_interrupted_and_resume_finishes_it() {
     let tmp = tempfile::tempdir().unwrap();

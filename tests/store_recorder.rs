@@ -200,7 +200,10 @@ fn final_statuses_and_interrupt_handle(db: &TestDb) {
         .expect("interrupt");
     let i = store.run_summary(iid).expect("i");
     assert_eq!(i.status, "INTERRUPTED");
-    assert_eq!(i.error.as_deref(), Some("interrupted by the user (Ctrl-C)"));
+    assert_eq!(
+        i.error.as_deref(),
+        Some("interrupted by a signal (Ctrl-C, SIGTERM or SIGHUP)")
+    );
     assert_eq!(
         store
             .metric_series(iid, None, Some("loss"))

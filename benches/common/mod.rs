@@ -105,7 +105,7 @@ pub fn plan(data: &Path, plm: &Path) -> ExperimentPlan {
         experiment: "bench".into(),
         group: "bench".into(),
         sweep: None,
-        dataset: DatasetPlan {
+        dataset: std::sync::Arc::new(DatasetPlan {
             name: "ml100k".into(),
             source: SourcePlan::MovieLens100k {
                 dir: data.to_path_buf(),
@@ -131,8 +131,8 @@ pub fn plan(data: &Path, plm: &Path) -> ExperimentPlan {
                 field("title", "title", "Title", FieldKind::Text, vec![]),
                 field("genre", "genre", "Film genre", FieldKind::Category, vec![]),
             ],
-        },
-        template: Some(TemplatePlan {
+        }),
+        template: Some(std::sync::Arc::new(TemplatePlan {
             name: "t".into(),
             form: TemplateForm::Each {
                 pattern: "{name} is {value}.".into(),
@@ -144,7 +144,7 @@ pub fn plan(data: &Path, plm: &Path) -> ExperimentPlan {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        }),
+        })),
         plm: Some(PlmPlan {
             name: "minilm".into(),
             family: PlmFamily::Bert,

@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! cargo run --release --example fuzz -- --target checker|where|data --inputs N --seed S [--out DIR]
+//! cargo run --release --example fuzz -- --target checker|where --replay FILE...
 //! ```
+//!
+//! `--replay` checks saved inputs (a finding, or any file) and prints each
+//! one's best CPU time of five and what the check said.
 //!
 //! * `checker`: random derivations of the experiment language and mutations
 //!   of `experiments/*.cp`, through `plan::load_bytes` (what `clickprompt
@@ -38,6 +42,7 @@ struct Args {
     inputs: u64,
     seed: u64,
     out: PathBuf,
+    replay: Vec<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         inputs: 100_000,
         seed: 1,
         out: PathBuf::from("fuzz-out"),
+        replay: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,11 +66,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seed" => a.seed = val()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--out" => a.out = PathBuf::from(val()?),
+            "--replay" => a.replay.extend(it.by_ref().map(PathBuf::from)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if !["checker", "where", "data"].contains(&a.target.as_str()) {
         return Err("--target must be checker, where or data".into());
+    }
+    if !a.replay.is_empty() && a.target == "data" {
+        return Err("--replay takes checker or where inputs".into());
     }
     Ok(a)
 }
@@ -185,6 +195,9 @@ fn run(args: Args) -> bool {
         scratch,
         stats: Stats::default(),
     };
+    if !f.args.replay.is_empty() {
+        return f.replay();
+    }
     let wall = Instant::now();
     let report_every = (f.args.inputs / 50).max(1);
     for i in 0..f.args.inputs {
@@ -206,6 +219,46 @@ fn run(args: Args) -> bool {
 }
 
 impl Fuzzer {
+    /// Times each `--replay` file; true when one panics, is wrong or slow.
+    fn replay(&self) -> bool {
+        let mut found = false;
+        for path in &self.args.replay {
+            let bytes = match std::fs::read(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    found = true;
+                    continue;
+                }
+            };
+            let input = Input {
+                bytes,
+                kind: "replay",
+                data: None,
+            };
+            let mut best = f64::INFINITY;
+            let mut said = String::new();
+            for _ in 0..5 {
+                let t0 = cpu_now();
+                let out = catch_unwind(AssertUnwindSafe(|| self.check(&input)));
+                best = best.min(cpu_now() - t0);
+                said = match out {
+                    Ok(Outcome::Ok) => "ok".into(),
+                    Ok(Outcome::Wrong(m)) => format!("WRONG: {}", first_line(&m)),
+                    Err(_) => "PANIC".into(),
+                };
+            }
+            found |= said != "ok" || best * 1e3 > SLOW_MS;
+            println!(
+                "{:>9.2} ms  {:>8} B  {}  {said}",
+                best * 1e3,
+                input.bytes.len(),
+                path.display()
+            );
+        }
+        found
+    }
+
     fn summary(&self) -> String {
         let s = &self.stats;
         format!(
@@ -491,4 +544,8 @@ fn check_data_error(e: &anyhow::Error, case: &gen_data::DataCase) -> Outcome {
     } else {
         Outcome::Wrong(format!("names no file (damaged {}): {msg}", case.damaged))
     }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
 }

@@ -44,6 +44,14 @@ fn load_plans(file: &Path, experiment: Option<&str>) -> Result<Vec<ExperimentPla
     crate::plan::select(crate::plan::load_file(file)?, experiment)
 }
 
+/// What a dataset's processing depends on: its declaration, the template
+/// (when a PLM reads the text) and the PLM's `max_len`.
+type TextSetup = (
+    std::sync::Arc<crate::plan::DatasetPlan>,
+    Option<std::sync::Arc<crate::plan::TemplatePlan>>,
+    Option<usize>,
+);
+
 /// The inspect report for every selected experiment (one per distinct
 /// dataset/template/tokenizer combination).
 pub fn inspect(a: &InspectArgs) -> Result<String> {
@@ -51,11 +59,7 @@ pub fn inspect(a: &InspectArgs) -> Result<String> {
     let mut out = String::new();
     let plans = load_plans(&a.file, a.experiment.as_deref())?;
     // Sweep points and experiments often share one dataset declaration: inspect each once.
-    let mut seen: Vec<(
-        crate::plan::DatasetPlan,
-        Option<crate::plan::TemplatePlan>,
-        Option<usize>,
-    )> = Vec::new();
+    let mut seen: Vec<TextSetup> = Vec::new();
     for plan in &plans {
         let id = (
             plan.dataset.clone(),

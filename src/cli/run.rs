@@ -396,9 +396,6 @@ fn execute(
         });
         run_experiment(plan, &loaded.dataset, &opts, &both)
     })();
-    if let Ok(mut g) = st.current.lock() {
-        *g = None;
-    }
     let interrupted = st.cancel.load(Ordering::SeqCst);
     let status = match &result {
         Ok(_) => RunStatus::Finished,
@@ -414,6 +411,12 @@ fn execute(
         }
     }
     let closed = recorder.finish(status);
+    // Only now: a second signal arriving while training winds down (the
+    // first one stopped it) must still find the run to mark, not exit past
+    // an unmarked RUNNING record.
+    if let Ok(mut g) = st.current.lock() {
+        *g = None;
+    }
     match (result, closed) {
         (Ok(s), Ok(())) => outcome.summaries.push(s),
         (Ok(_), Err(e)) => {

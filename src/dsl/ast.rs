@@ -2,7 +2,7 @@
 //! of a diagnostic carries the byte span it was parsed from.
 
 /// Byte range `[start, end)` in the source text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Span {
     pub start: usize,
     pub end: usize,

@@ -20,7 +20,7 @@ impl ExperimentPlan {
             experiment: name.into(),
             group: name.into(),
             sweep: None,
-            dataset,
+            dataset: dataset.into(),
             template: None,
             plm: None,
             ctr: None,

@@ -1,5 +1,6 @@
 //! `dataset` declarations → [`DatasetPlan`].
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::types::*;
@@ -111,6 +112,7 @@ pub fn resolve_dataset(decl: &DatasetDecl, d: &mut Diags) -> Option<DatasetPlan>
     let mut split = None;
     let mut min_count = None;
     let mut fields: Vec<(FieldPlan, &FieldDecl)> = Vec::new();
+    let mut field_names = HashSet::new();
     let mut seen: Vec<(&str, Span)> = Vec::new();
 
     for item in &decl.items {
@@ -246,7 +248,7 @@ pub fn resolve_dataset(decl: &DatasetDecl, d: &mut Diags) -> Option<DatasetPlan>
             }
             DatasetItemKind::MinCount(v) => min_count = read_usize(v, "min_count", 1, d),
             DatasetItemKind::Field(f) => {
-                if fields.iter().any(|(p, _)| p.name == f.name.name) {
+                if !field_names.insert(f.name.name.as_str()) {
                     d.push(
                         Diagnostic::new(
                             f.name.span,
@@ -422,13 +424,14 @@ fn resolve_source(s: &SourceExpr, d: &mut Diags) -> Option<(SourcePlan, bool)> {
             };
             let header = block.bool_or("header", true, d);
             let mut columns = Vec::new();
+            let mut listed = HashSet::new();
             if let Some(p) = block.get("columns") {
                 match &p.value.kind {
                     ValueKind::List(items) => {
                         for it in items {
                             match &it.kind {
                                 ValueKind::Str(x) | ValueKind::Word(x) => {
-                                    if columns.contains(x) {
+                                    if !listed.insert(x.as_str()) {
                                         d.err(it.span, format!("column `{x}` is listed twice"));
                                     }
                                     columns.push(x.clone());
@@ -590,6 +593,7 @@ fn resolve_field(f: &FieldDecl, d: &mut Diags) -> Option<FieldPlan> {
         }
     };
     let mut map = Vec::new();
+    let mut keys = HashSet::new();
     if let Some(m) = &f.map {
         if matches!(kind, FieldKind::Bucket { .. } | FieldKind::Number) {
             d.push(
@@ -597,10 +601,7 @@ fn resolve_field(f: &FieldDecl, d: &mut Diags) -> Option<FieldPlan> {
             );
         }
         for (key, val) in &m.entries {
-            if map
-                .iter()
-                .any(|(k2, _): &(String, String)| *k2 == key.value)
-            {
+            if !keys.insert(key.value.as_str()) {
                 d.err(key.span, format!("map key `{}` is given twice", key.value));
                 continue;
             }

@@ -1,5 +1,6 @@
 //! `template` and `plm` declarations.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::types::*;
@@ -208,18 +209,19 @@ pub fn resolve_plm(decl: &PlmDecl, overrides: &[Param], d: &mut Diags) -> Option
     let keys = ["max_len", "pool", "layers"];
     Block::new(&decl.params, owner.clone()).check_keys(&keys, d, |_| None);
     Block::new(overrides, owner.clone()).check_keys(&keys, d, |_| None);
-    let mut params: Vec<Param> = decl.params.clone();
-    for o in overrides {
-        params.retain(|p| p.key.name != o.key.name);
-        params.push(o.clone());
-    }
-    // Duplicates were reported above; keep the last of each key.
-    let mut dedup: Vec<Param> = Vec::new();
-    for p in params.into_iter().rev() {
-        if !dedup.iter().any(|q| q.key.name == p.key.name) {
-            dedup.push(p);
-        }
-    }
+    // An experiment's key replaces the declaration's; duplicates were
+    // reported above, and the last of each key counts.
+    let overridden: HashSet<&str> = overrides.iter().map(|o| o.key.name.as_str()).collect();
+    let mut kept = HashSet::new();
+    let dedup: Vec<Param> = decl
+        .params
+        .iter()
+        .filter(|p| !overridden.contains(p.key.name.as_str()))
+        .chain(overrides)
+        .rev()
+        .filter(|p| kept.insert(p.key.name.as_str()))
+        .cloned()
+        .collect();
     let block = Block::new(&dedup, owner);
     let family = match decl.family.name.as_str() {
         "bert" => Some(PlmFamily::Bert),

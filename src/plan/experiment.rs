@@ -1,6 +1,9 @@
 //! An experiment [`Spec`] → [`ExperimentPlan`]: defaults, cross-checks.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use super::decls::{
     default_template, pooling, resolve_plm, resolve_template, MAX_POSITIONS, POOLINGS,
@@ -65,19 +68,78 @@ pub fn all_backbone_params() -> Vec<&'static str> {
 }
 
 pub struct Ctx<'a> {
-    pub datasets: HashMap<String, Option<DatasetPlan>>,
+    pub datasets: HashMap<String, Option<Arc<DatasetPlan>>>,
     pub templates: HashMap<String, &'a TemplateDecl>,
     pub plms: HashMap<String, &'a PlmDecl>,
+    /// Templates resolved against a dataset, by (template or `None` for the
+    /// default, dataset), with the diagnostics that gave: every run of a
+    /// sweep names the same pair, and a template may be long.
+    pub resolved: RefCell<HashMap<(Option<String>, String), ResolvedTemplate>>,
+    /// Declared names per kind, sorted once for hints.
+    names: RefCell<HashMap<&'static str, Rc<Vec<String>>>>,
 }
 
-fn unknown(d: &mut Diags, what: &str, id: &Ident, known: &[String]) {
-    let mut sorted: Vec<&str> = known.iter().map(String::as_str).collect();
-    sorted.sort();
-    let hint = did_you_mean(&id.name, sorted.iter().copied()).unwrap_or_else(|| {
+type ResolvedTemplate = (Option<Arc<TemplatePlan>>, Vec<Diagnostic>);
+
+impl<'a> Ctx<'a> {
+    pub fn new() -> Self {
+        Ctx {
+            datasets: HashMap::new(),
+            templates: HashMap::new(),
+            plms: HashMap::new(),
+            resolved: RefCell::new(HashMap::new()),
+            names: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The declared `dataset`, `plm` or `template` names, sorted (computed
+    /// once: a file may name thousands, and many experiments get one wrong).
+    fn sorted_names(&self, what: &'static str) -> Rc<Vec<String>> {
+        let mut names = self.names.borrow_mut();
+        names
+            .entry(what)
+            .or_insert_with(|| {
+                let mut v: Vec<String> = match what {
+                    "dataset" => self.datasets.keys().cloned().collect(),
+                    "plm" => self.plms.keys().cloned().collect(),
+                    _ => self.templates.keys().cloned().collect(),
+                };
+                v.sort();
+                Rc::new(v)
+            })
+            .clone()
+    }
+
+    /// `template` (or the default one) as used with `ds`, resolved once.
+    fn template_for(
+        &self,
+        template: Option<&TemplateDecl>,
+        ds: &DatasetPlan,
+        d: &mut Diags,
+    ) -> Option<Arc<TemplatePlan>> {
+        let key = (template.map(|t| t.name.name.clone()), ds.name.clone());
+        let mut memo = self.resolved.borrow_mut();
+        let (plan, diags) = memo.entry(key).or_insert_with(|| {
+            let mut td = Diags::default();
+            let plan = match template {
+                Some(t) => resolve_template(t, ds, &mut td),
+                None => Some(default_template(ds)),
+            };
+            (plan.map(Arc::new), td.into_vec())
+        });
+        for e in diags.iter() {
+            d.push(e.clone());
+        }
+        plan.clone()
+    }
+}
+
+fn unknown(d: &mut Diags, what: &str, id: &Ident, sorted: &[String]) {
+    let hint = did_you_mean(&id.name, sorted.iter().map(String::as_str)).unwrap_or_else(|| {
         if sorted.is_empty() {
             format!("this file declares no {what}")
         } else {
-            format!("known: {}", list_names(&sorted))
+            format!("known: {}", list_names(sorted))
         }
     });
     d.push(Diagnostic::new(id.span, format!("unknown {what} `{}`", id.name)).with_hint(hint));
@@ -102,8 +164,7 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
         Some(id) => match ctx.datasets.get(&id.name) {
             Some(ds) => ds.clone(),
             None => {
-                let known: Vec<String> = ctx.datasets.keys().cloned().collect();
-                unknown(d, "dataset", id, &known);
+                unknown(d, "dataset", id, &ctx.sorted_names("dataset"));
                 None
             }
         },
@@ -122,8 +183,7 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
             match ctx.plms.get(&id.name) {
                 Some(decl) => plm = resolve_plm(decl, overrides, d),
                 None => {
-                    let known: Vec<String> = ctx.plms.keys().cloned().collect();
-                    unknown(d, "plm", id, &known);
+                    unknown(d, "plm", id, &ctx.sorted_names("plm"));
                 }
             }
         }
@@ -132,19 +192,17 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
     if let (Some(ds), true) = (&dataset, plm_ident.is_some()) {
         template = match &spec.text {
             Some(id) => match ctx.templates.get(&id.name) {
-                Some(t) => resolve_template(t, ds, d),
+                Some(t) => ctx.template_for(Some(t), ds, d),
                 None => {
-                    let known: Vec<String> = ctx.templates.keys().cloned().collect();
-                    unknown(d, "template", id, &known);
+                    unknown(d, "template", id, &ctx.sorted_names("template"));
                     None
                 }
             },
-            None => Some(default_template(ds)),
+            None => ctx.template_for(None, ds, d),
         };
     } else if let Some(id) = &spec.text {
         if !ctx.templates.contains_key(&id.name) {
-            let known: Vec<String> = ctx.templates.keys().cloned().collect();
-            unknown(d, "template", id, &known);
+            unknown(d, "template", id, &ctx.sorted_names("template"));
         }
     }
 
@@ -233,10 +291,10 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
         );
     }
     let mut stages: Vec<StagePlan> = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names = Earlier::default();
     for st in &spec.stages {
         let name = st.name();
-        if names.contains(&name) {
+        if names.set.contains(name) {
             d.push(
                 Diagnostic::new(
                     st.name_span(),
@@ -523,9 +581,25 @@ fn resolve_backbone(id: &Ident, params: &[Param], d: &mut Diags) -> Option<CtrPl
     (d.len() == before).then_some(CtrPlan { embed, backbone })
 }
 
+/// The names of the stages before the one being resolved, in order and as
+/// a set: an experiment may have thousands, and each `from` and each name is
+/// looked up once.
+#[derive(Default)]
+struct Earlier<'a> {
+    list: Vec<&'a str>,
+    set: HashSet<&'a str>,
+}
+
+impl<'a> Earlier<'a> {
+    fn push(&mut self, name: &'a str) {
+        self.list.push(name);
+        self.set.insert(name);
+    }
+}
+
 fn resolve_stage(
     st: &StageDecl,
-    earlier: &[&str],
+    earlier: &Earlier,
     plm: Option<&PlmPlan>,
     d: &mut Diags,
 ) -> Option<StagePlan> {
@@ -714,10 +788,11 @@ fn resolve_stage(
 }
 
 /// Reports `from X` when X is not a stage before `name`.
-fn check_earlier(f: &Ident, name: &str, earlier: &[&str], d: &mut Diags) {
-    if earlier.contains(&f.name.as_str()) {
+fn check_earlier(f: &Ident, name: &str, earlier: &Earlier, d: &mut Diags) {
+    if earlier.set.contains(f.name.as_str()) {
         return;
     }
+    let earlier = &earlier.list;
     let hint = if f.name == name {
         "a stage cannot start from itself".to_string()
     } else if earlier.is_empty() {

@@ -6,6 +6,7 @@
 //! sweeps, fill defaults. Errors come back as one `InvalidInput` whose text
 //! renders each diagnostic with its line, caret and hint.
 
+mod budget;
 mod build;
 mod dataset;
 mod decls;
@@ -18,7 +19,7 @@ mod sweep;
 pub mod types;
 mod values;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -32,10 +33,38 @@ pub use types::*;
 use crate::dsl::diagnostic::{did_you_mean, list_names};
 use crate::dsl::{self, Diagnostic, Item};
 use crate::error::invalid;
+use budget::Budget;
 use values::Diags;
+
+/// The largest experiment file accepted, in bytes. Checking time grows with
+/// the file: a fuzzed 660 KB file took 223 ms, and at this size the slowest
+/// inputs found take 35–40 ms (a file cut off at its end is parsed twice,
+/// the second time recording what was expected for the message). A
+/// hand-written file is a few KB (the study with its ladders is 12 KB);
+/// many runs belong in a `sweep` or `seeds`, not in copies of an experiment.
+pub const MAX_SOURCE_BYTES: usize = 128 * 1024;
+
+fn too_large(source: &str, size: u64) -> Diagnostic {
+    let mut at = MAX_SOURCE_BYTES.min(source.len());
+    while !source.is_char_boundary(at) {
+        at -= 1;
+    }
+    Diagnostic::new(
+        dsl::Span::new(at, at),
+        format!(
+            "the file is {} KiB, past the {} KiB an experiment file may hold (here)",
+            size.div_ceil(1024),
+            MAX_SOURCE_BYTES / 1024
+        ),
+    )
+    .with_hint("describe many runs with `sweep` or `seeds`, or split the file")
+}
 
 /// Parses and checks `source`; every diagnostic on failure.
 pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(vec![too_large(source, source.len() as u64)]);
+    }
     let file = dsl::parse_file(source).map_err(|e| vec![e])?;
     let mut d = Diags::default();
 
@@ -66,17 +95,13 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
         }
     }
 
-    let mut ctx = experiment::Ctx {
-        datasets: HashMap::new(),
-        templates: HashMap::new(),
-        plms: HashMap::new(),
-    };
+    let mut ctx = experiment::Ctx::new();
     let mut exps = Vec::new();
     let mut sweeps = Vec::new();
     for item in &file.items {
         match item {
             Item::Dataset(x) => {
-                let plan = dataset::resolve_dataset(x, &mut d);
+                let plan = dataset::resolve_dataset(x, &mut d).map(std::sync::Arc::new);
                 ctx.datasets.entry(x.name.name.clone()).or_insert(plan);
             }
             Item::Template(x) => {
@@ -92,7 +117,8 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
         }
     }
 
-    let specs = spec::build_specs(&exps, &mut d);
+    let mut budget = Budget::default();
+    let specs = spec::build_specs(&exps, &mut budget, &mut d);
     let mut plans = Vec::new();
     for e in &exps {
         if plans.len() > MAX_RUNS {
@@ -100,21 +126,37 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
             break;
         }
         if let Some(s) = specs.get(&e.name.name) {
+            if !budget.spend(s.weight(), e.name.span, &mut d) {
+                break;
+            }
             let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut d));
             if let Some(p) = experiment::resolve(s, &ctx, &mut d) {
-                if let Some(None) = seeds {
+                let Some(seeds) = seeds.map_or(Some(None), |s| s.map(Some)) else {
                     continue;
+                };
+                let copies = seeds.as_ref().map_or(1, Vec::len);
+                if !budget.spend(s.copy_weight() * copies, e.name.span, &mut d) {
+                    break;
                 }
-                plans.extend(seeds::repeat_experiment(p, seeds.flatten().as_deref()));
+                plans.extend(seeds::repeat_experiment(p, seeds.as_deref()));
             }
         }
     }
+    let exp_names: HashSet<&str> = exps.iter().map(|e| e.name.name.as_str()).collect();
+    let mut sorted_exps: Option<Vec<&str>> = None;
     for sw in &sweeps {
+        if budget.stopped() {
+            break;
+        }
         let Some(base) = specs.get(&sw.base.name) else {
-            if !exps.iter().any(|e| e.name.name == sw.base.name) {
-                let names: Vec<&str> = exps.iter().map(|e| e.name.name.as_str()).collect();
+            if !exp_names.contains(sw.base.name.as_str()) {
+                let names = sorted_exps.get_or_insert_with(|| {
+                    let mut v: Vec<&str> = exp_names.iter().copied().collect();
+                    v.sort();
+                    v
+                });
                 let hint = did_you_mean(&sw.base.name, names.iter().copied())
-                    .unwrap_or_else(|| format!("experiments are {}", list_names(&names)));
+                    .unwrap_or_else(|| format!("experiments are {}", list_names(names)));
                 d.push(
                     Diagnostic::new(
                         sw.base.span,
@@ -147,10 +189,13 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
                 );
                 break;
             }
+            if !budget.spend(base.weight(), sw.name.span, &mut d) {
+                break;
+            }
             // The point's own diagnostics: `d` drops repeats, and a point
             // that only repeats the base's errors has still failed.
             let mut pd = Diags::default();
-            let mut s = base.clone();
+            let mut s = (**base).clone();
             let mut assignments = Vec::new();
             for (path, value) in &point {
                 sweep::apply(&mut s, path, value, &mut pd);
@@ -159,19 +204,23 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
             let seeds = s.seeds.as_ref().map(|v| seeds::read_seeds(v, &mut pd));
             if let Some(mut p) = experiment::resolve(&s, &ctx, &mut pd) {
                 // `Some(None)`: the seeds did not read (an error in `pd`).
-                if !matches!(seeds, Some(None)) {
+                if let Some(seeds) = seeds.map_or(Some(None), |s| s.map(Some)) {
+                    let copies = seeds.as_ref().map_or(1, Vec::len);
+                    if !budget.spend(s.copy_weight() * copies, sw.name.span, &mut d) {
+                        break;
+                    }
                     p.experiment = sw.base.name.clone();
                     plans.extend(seeds::repeat_sweep_point(
                         p,
                         &sw.name.name,
                         assignments,
-                        seeds.flatten().as_deref(),
+                        seeds.as_deref(),
                     ));
                 }
             }
             if !pd.is_empty() {
                 failed_points += 1;
-                for e in pd.0 {
+                for e in pd.into_vec() {
                     d.push(e);
                 }
             }
@@ -180,7 +229,7 @@ pub fn check_source(source: &str) -> Result<Vec<ExperimentPlan>, Vec<Diagnostic>
     if d.is_empty() {
         Ok(plans)
     } else {
-        Err(d.0)
+        Err(d.into_vec())
     }
 }
 
@@ -209,6 +258,24 @@ pub fn load_str(source: &str, file_name: &str) -> anyhow::Result<Vec<ExperimentP
 }
 
 pub fn load_file(path: &Path) -> anyhow::Result<Vec<ExperimentPlan>> {
+    // A huge file (a log or data file named by mistake) is not read whole:
+    // its first bytes are enough to say where it crosses the limit.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_file() && meta.len() > MAX_SOURCE_BYTES as u64 {
+            use std::io::Read as _;
+            let mut head = Vec::with_capacity(MAX_SOURCE_BYTES + 4);
+            if let Ok(f) = std::fs::File::open(path) {
+                let _ = f.take(MAX_SOURCE_BYTES as u64 + 4).read_to_end(&mut head);
+            }
+            let text = String::from_utf8_lossy(&head);
+            let d = too_large(&text, meta.len());
+            return Err(invalid(dsl::render(
+                &[d],
+                &text,
+                &path.display().to_string(),
+            )));
+        }
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One runnable experiment: a declared `experiment`, or one point of a `sweep`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,9 +25,11 @@ pub struct ExperimentPlan {
     /// Empty in plans stored before groups existed (see [`Self::group_name`]).
     #[serde(default)]
     pub group: String,
-    pub dataset: DatasetPlan,
+    /// Shared by every run of a file that names it: a sweep of 2 000 points
+    /// over a dataset with a 6 000-entry `map` must not copy it 2 000 times.
+    pub dataset: Arc<DatasetPlan>,
     /// Field-to-text template; present whenever a PLM is used.
-    pub template: Option<TemplatePlan>,
+    pub template: Option<Arc<TemplatePlan>>,
     pub plm: Option<PlmPlan>,
     /// The CTR backbone; absent only for PLM-only experiments.
     pub ctr: Option<CtrPlan>,

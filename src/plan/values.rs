@@ -2,31 +2,43 @@
 //! problem as a diagnostic and falling back to a default so checking goes on.
 
 use crate::dsl::diagnostic::{did_you_mean, list_names};
+use std::collections::HashSet;
+
 use crate::dsl::{Diagnostic, Ident, Param, Span, Value, ValueKind};
 
 /// Collected diagnostics, de-duplicated (a base experiment's mistakes are
 /// reached again through every experiment that extends it).
 #[derive(Debug, Default)]
-pub struct Diags(pub Vec<Diagnostic>);
+pub struct Diags {
+    list: Vec<Diagnostic>,
+    /// Every push, repeats included: what raising them cost.
+    raised: usize,
+    /// (span, message) of every diagnostic in `list`: a repeat is dropped in
+    /// constant time (a fuzzed file produced tens of thousands).
+    seen: HashSet<(Span, String)>,
+}
 
 impl Diags {
     pub fn push(&mut self, d: Diagnostic) {
-        if !self
-            .0
-            .iter()
-            .any(|e| e.span == d.span && e.message == d.message)
-        {
-            self.0.push(d);
+        self.raised += 1;
+        if self.seen.insert((d.span, d.message.clone())) {
+            self.list.push(d);
         }
     }
     pub fn err(&mut self, span: Span, msg: impl Into<String>) {
         self.push(Diagnostic::new(span, msg));
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list.len()
+    }
+    pub fn raised(&self) -> usize {
+        self.raised
+    }
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.list
     }
 }
 
@@ -53,9 +65,10 @@ impl<'a> Block<'a> {
         d: &mut Diags,
         misplaced: impl Fn(&str) -> Option<(String, String)>,
     ) {
-        for (i, p) in self.params.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for p in self.params {
             let k = p.key.name.as_str();
-            if self.params[..i].iter().any(|q| q.key.name == k) {
+            if !seen.insert(k) {
                 d.push(
                     Diagnostic::new(
                         p.key.span,

@@ -25,13 +25,28 @@ pub fn hostname() -> String {
 /// `None` where `/proc` is unavailable.
 pub fn start_token(pid: u32) -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let (_, ticks) = proc_stat(pid)?;
+    Some(format!("{}:{}", boot.trim(), ticks))
+}
+
+/// State letter (field 3) and start time in ticks (field 22) of
+/// `/proc/<pid>/stat`.
+fn proc_stat(pid: u32) -> Option<(char, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces or ')';
     // the fields after the last ')' are plain numbers.
-    let after = &stat[stat.rfind(')')? + 1..];
-    // after[0] is field 3 (state); start time is field 22 → index 19.
-    let ticks = after.split_whitespace().nth(19)?;
-    Some(format!("{}:{}", boot.trim(), ticks))
+    let mut after = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = after.next()?.chars().next()?;
+    // Start time is field 22: 18 fields after the state.
+    let ticks = after.nth(18)?;
+    Some((state, ticks.to_string()))
+}
+
+/// A process that has exited but not been reaped (zombie, or being torn
+/// down) still has a pid and answers `kill(pid, 0)`, yet will never write
+/// again. Its parent may be slow to reap it: a container's PID 1 often is.
+fn has_exited(pid: u32) -> bool {
+    matches!(proc_stat(pid), Some(('Z' | 'X' | 'x', _)))
 }
 
 /// The pid namespace this process lives in (the inode of `/proc/self/ns/pid`).
@@ -106,7 +121,7 @@ pub fn is_alive(pid: i64, token: Option<&str>) -> bool {
     let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
-    if pid == 0 {
+    if pid == 0 || has_exited(pid) {
         return false;
     }
     if let (Some(recorded), true) = (token, std::path::Path::new("/proc/self/stat").exists()) {
@@ -138,6 +153,30 @@ mod tests {
         assert_eq!(token, start_token(pid));
         assert!(is_alive(pid as i64, token.as_deref()));
         assert!(is_alive(pid as i64, None));
+    }
+
+    #[test]
+    fn an_exited_process_not_yet_reaped_is_dead() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawning `true`");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !matches!(proc_stat(pid), Some(('Z', _))) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`true` did not exit within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Still a pid until reaped: kill(pid, 0) succeeds on a zombie.
+        // SAFETY: signal 0 sends nothing.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, 0) }, 0);
+        assert!(!is_alive(pid as i64, None));
+        let token = start_token(pid);
+        assert!(!is_alive(pid as i64, token.as_deref()));
+        child.wait().expect("reaping the child");
+        assert!(!is_alive(pid as i64, None));
     }
 
     #[test]

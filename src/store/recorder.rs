@@ -152,7 +152,7 @@ impl InterruptHandle {
 
     /// Flushes queued events and marks the run INTERRUPTED; blocks until committed.
     pub fn interrupt(&self) -> Result<()> {
-        self.interrupt_with("interrupted by the user (Ctrl-C)")
+        self.interrupt_with("interrupted by a signal (Ctrl-C, SIGTERM or SIGHUP)")
     }
 
     /// Same with a custom note (stored in `runs.error`).

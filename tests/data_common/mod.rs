@@ -27,8 +27,8 @@ pub fn experiment(
         experiment: "t".into(),
         sweep: None,
         group: String::new(),
-        dataset,
-        template,
+        dataset: dataset.into(),
+        template: template.map(Into::into),
         plm: max_len.map(|max_len| PlmPlan {
             name: "plm".into(),
             family: PlmFamily::Bert,

@@ -30,7 +30,7 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
         experiment: "movielens".to_string(),
         sweep: None,
         group: String::new(),
-        dataset: DatasetPlan {
+        dataset: std::sync::Arc::new(DatasetPlan {
             name: "synthetic".into(),
             source: SourcePlan::Synthetic(SyntheticSource {
                 users: 100,
@@ -60,7 +60,7 @@ pub fn plan(name: &str, backbone: Backbone, prompts: usize) -> ExperimentPlan {
                 ctr: true,
                 text: false,
             }],
-        },
+        }),
         template: None,
         plm: None,
         ctr: Some(CtrPlan {
