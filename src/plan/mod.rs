@@ -40,7 +40,7 @@ use values::Diags;
 /// the file: a fuzzed 660 KB file took 223 ms, and at this size the slowest
 /// inputs found take 35–40 ms (a file cut off at its end is parsed twice,
 /// the second time recording what was expected for the message). A
-/// hand-written file is a few KB (the study with its ladders is 12 KB);
+/// hand-written file is a few KB (the study with its ladders is 5 KB);
 /// many runs belong in a `sweep` or `seeds`, not in copies of an experiment.
 pub const MAX_SOURCE_BYTES: usize = 128 * 1024;
 
