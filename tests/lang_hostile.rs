@@ -297,7 +297,7 @@ fn a_sweep_over_a_huge_experiment_stops_at_the_work_budget() {
         "{}",
         &msg[..msg.len().min(400)]
     );
-    assert!(msg.contains("hint: every run of a sweep or `seeds` resolves"));
+    assert!(msg.contains("hint: sweeps, `seeds` and `extends` repeat an experiment's settings"));
     // The same sweep over the experiment as written checks: 2 000 runs of a
     // typical experiment are well inside the budget.
     let src = BASE.to_string()
@@ -333,6 +333,14 @@ fn many_children_of_a_huge_base_stop_at_the_work_budget() {
         "stopped at child {child}: {first}"
     );
     assert!(msg.ends_with("h.cp: 1 error found"), "{msg}");
+    // A thousand children of the base as written are well inside it.
+    let mut src = BASE.to_string();
+    for i in 0..1_000 {
+        src.push_str(&format!(
+            "experiment k{i} extends quickstart {{ seed {i} }}\n"
+        ));
+    }
+    assert_eq!(load_str(&src, "h.cp").expect("checks").len(), 1_002);
 }
 
 /// A base with 6 000 unknown parameters extended 1 500 times took 15 s:

@@ -55,7 +55,7 @@ impl Budget {
         let hint = if d.raised() > MAX_RAISED {
             "fix the errors above and check again"
         } else {
-            "every run of a sweep or `seeds` resolves its experiment's settings again: \
+            "sweeps, `seeds` and `extends` repeat an experiment's settings in every run: \
              shorten long lists and stage chains, or split the file"
         };
         d.push(Diagnostic::new(at, message).with_hint(hint).pinned());
