@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions, Executor, Row};
 
 use super::groups;
 use super::rows;
-use crate::store::{connect_options, runtime, DbTarget, SqliteMode};
+use crate::store::{connect_options, read_only_snapshot, runtime, DbTarget, SqliteMode};
 
 /// Log lines kept per run (the view shows the last screenful).
 const LOG_KEEP: usize = 500;
@@ -111,22 +111,37 @@ impl StoreSource {
             return Ok(());
         }
         let shown = self.target.to_string();
-        let opts = connect_options(&self.target, SqliteMode::ReadOnly)
+        let conn = match self.connect_as(SqliteMode::ReadOnly) {
+            Ok(conn) => Ok(conn),
+            // On read-only storage SQLite cannot create the WAL's `-shm`
+            // file; with an empty WAL the file alone is the database.
+            Err(_) if self.target.sqlite_path().is_some_and(read_only_snapshot) => {
+                self.connect_as(SqliteMode::Snapshot)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| format!("opening {shown}: {e}"))?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    fn connect_as(&self, mode: SqliteMode) -> Result<AnyConnection, String> {
+        let opts = connect_options(&self.target, mode)
             .map_err(|e| e.to_string())?
             .disable_statement_logging();
         let sqlite = self.target.sqlite_path().is_some();
-        let conn = self
-            .rt
+        self.rt
             .block_on(async move {
                 let mut conn = opts.connect().await?;
                 if sqlite {
                     conn.execute("PRAGMA busy_timeout = 2000").await?;
+                    // Opening is lazy: reading the schema is what finds out
+                    // whether the WAL's `-shm` file can be had.
+                    conn.execute("SELECT COUNT(*) FROM sqlite_master").await?;
                 }
                 Ok::<_, sqlx::Error>(conn)
             })
-            .map_err(|e| format!("opening {shown}: {e}"))?;
-        self.conn = Some(conn);
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 
     fn query(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<AnyRow>, String> {

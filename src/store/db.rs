@@ -66,6 +66,9 @@ pub(crate) enum SqliteMode {
     Create,
     Existing,
     ReadOnly,
+    /// Read-only without locks or a `-shm` file: for a database on read-only
+    /// storage whose WAL is empty (see [`readable_as_snapshot`]).
+    Snapshot,
 }
 
 /// sqlx's `Any` driver takes a URL; the path is made absolute (a relative
@@ -91,6 +94,7 @@ pub(crate) fn sqlite_url(path: &Path, mode: SqliteMode) -> Result<String> {
         SqliteMode::Create => "?mode=rwc",
         SqliteMode::Existing => "?mode=rw",
         SqliteMode::ReadOnly => "?mode=ro",
+        SqliteMode::Snapshot => "?mode=ro&immutable=true",
     });
     Ok(url)
 }
@@ -179,8 +183,19 @@ impl Store {
         // One connection first: a pool retries failed connections until its
         // acquire timeout and then reports only that it timed out, hiding
         // "file is not a database" or "connection refused".
-        rt.block_on(probe(&options, dialect))
-            .map_err(|e| open_error(&target, e))?;
+        if let Err(e) = rt.block_on(probe(&options, dialect)) {
+            let e = open_error(&target, e);
+            return match target.sqlite_path() {
+                Some(path)
+                    if !create
+                        && crate::error::db_fault(&e) == Some(crate::error::DbFault::ReadOnly)
+                        && readable_as_snapshot(path) =>
+                {
+                    Self::open_snapshot(target, rt)
+                }
+                _ => Err(e),
+            };
+        }
         let pool = rt
             .block_on(async {
                 let pool = match dialect {
@@ -210,6 +225,33 @@ impl Store {
         };
         store.recover_dead_runs()?;
         Ok(store)
+    }
+
+    /// A SQLite database on read-only storage, for reading: nothing can be
+    /// written there (no migrations, no marking of dead runs), and SQLite
+    /// cannot create the `-shm` file its WAL mode needs, so it is opened
+    /// immutable — exact because its WAL is empty (checked by the caller).
+    fn open_snapshot(target: DbTarget, rt: tokio::runtime::Runtime) -> Result<Store> {
+        let options = connect_options(&target, SqliteMode::Snapshot)?;
+        let pool = rt
+            .block_on(
+                AnyPoolOptions::new()
+                    .max_connections(SQLITE_CONNECTIONS)
+                    .min_connections(0)
+                    .acquire_timeout(BUSY_TIMEOUT * 3)
+                    .connect_with(options),
+            )
+            .map_err(|e| open_error(&target, e))?;
+        let shown = target.to_string();
+        rt.block_on(check_schema_read_only(&pool, &shown))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                rt,
+                target,
+                dialect: Dialect::Sqlite,
+            }),
+        })
     }
 
     /// Where the runs are: the file path or the URL (`Display` hides a password).
@@ -489,6 +531,61 @@ fn not_writable(path: &Path) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a SQLite file that cannot be opened for writing can be read as an
+/// immutable snapshot: its WAL holds nothing (no `-wal` file, or an empty
+/// one), so the main file is the whole database. A clean close leaves it so.
+pub(crate) fn readable_as_snapshot(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::metadata(Path::new(&wal)) {
+        Ok(m) => m.len() == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Whether a reader that failed to open `path` should read it as a snapshot:
+/// it sits where nothing can be written, and its WAL is empty.
+pub(crate) fn read_only_snapshot(path: &Path) -> bool {
+    not_writable(path).is_some() && readable_as_snapshot(path)
+}
+
+/// A database that cannot be migrated must already have this build's schema.
+async fn check_schema_read_only(pool: &AnyPool, shown: &str) -> Result<()> {
+    let known = Dialect::Sqlite
+        .migrator()
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    let (applied,): (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .map_err(|e| {
+                crate::error::invalid(format!("{shown} is not a clickprompt run database ({e})"))
+            })?;
+    let applied = applied.unwrap_or(0);
+    if applied > known {
+        return Err(crate::error::db_fault_error(
+            crate::error::DbFault::NewerSchema,
+            format!(
+                "the run database {shown} was written by a newer clickprompt: it has schema migration {applied}, \
+                 this build knows migrations up to {known}; upgrade clickprompt or use another --db"
+            ),
+        ));
+    }
+    if applied < known {
+        return Err(crate::error::db_fault_error(
+            crate::error::DbFault::ReadOnly,
+            format!(
+                "the run database {shown} is read-only and has an older schema (migration {applied}, \
+                 this build needs {known}); copy it somewhere writable to read it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn migrate(pool: &AnyPool, dialect: Dialect, shown: &str) -> Result<()> {

@@ -91,7 +91,7 @@ pub use recorder::{
 };
 pub use target::{default_db, DbTarget};
 
-pub(crate) use db::{connect_options, runtime, SqliteMode};
+pub(crate) use db::{connect_options, read_only_snapshot, runtime, SqliteMode};
 
 /// Whether higher or lower values of a field are better (`test_auc`: higher;
 /// `test_logloss`: lower; `params.x`: neither), or an invalid-input error for
