@@ -1,6 +1,9 @@
 //! `plm … { layers N }`: the first N transformer layers of a checkpoint give
 //! exactly what those layers give inside the full model.
 
+mod plm_support;
+use plm_support::write_checkpoint;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clickprompt::model::plm::{load_checkpoint, Checkpoint, Config, PlmEncoder, Prompts};
@@ -10,15 +13,7 @@ fn checkpoint(dir: &std::path::Path, layers: usize) {
     let mut cfg = Config::tiny(50, 16, layers, 2);
     cfg.hidden_dropout_prob = 0.0;
     cfg.attention_probs_dropout_prob = 0.0;
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
-    vm.save(dir.join("model.safetensors")).unwrap();
+    write_checkpoint(dir, &cfg);
 }
 
 fn encoder(dir: &std::path::Path, layers: Option<usize>) -> PlmEncoder {

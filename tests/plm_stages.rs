@@ -3,15 +3,17 @@
 //! in the text is only predictable from the item id (so prompts must carry
 //! it), and the label depends on the item.
 
+mod plm_support;
+use plm_support::write_checkpoint;
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use clickprompt::data::{
     Column, ColumnLayout, Dataset, DatasetMeta, FieldMeta, Split, TextMeta, TokenColumn,
 };
 use clickprompt::data::{DeviceSplit, NO_WORD};
-use clickprompt::model::plm::{Config, PlmEncoder};
+use clickprompt::model::plm::Config;
 use clickprompt::model::vars::seeded_var_builder;
 use clickprompt::plan::types::*;
 use clickprompt::train::evaluation::{is_interrupted, EvalCtx};
@@ -78,15 +80,7 @@ fn tiny_plm(dir: &Path) {
     let mut cfg = Config::tiny(40, 16, 2, 2);
     cfg.hidden_dropout_prob = 0.0;
     cfg.attention_probs_dropout_prob = 0.0;
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
-    )
-    .unwrap();
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
-    vm.save(dir.join("model.safetensors")).unwrap();
+    write_checkpoint(dir, &cfg);
     std::fs::write(dir.join("vocab.txt"), "x\n").unwrap();
 }
 

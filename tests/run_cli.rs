@@ -2,22 +2,15 @@
 //! stages run and chain (pa_mlm → joint → ctr_only from pretrain), Ctrl-C
 //! marks a run INTERRUPTED with its progress kept, and `--resume` finishes it.
 
+mod cli_support;
 mod plm_support;
+use cli_support::{cp, start_long_run, DATASET};
 use plm_support::tiny_plm;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use clickprompt::store::{RunFilter, Store};
-
-fn cp(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clickprompt"));
-    c.current_dir(dir)
-        .env_remove("CLICKPROMPT_DB")
-        .env_remove("CLICKPROMPT_PLM")
-        .stdin(Stdio::null());
-    c
-}
 
 fn run_ok(dir: &Path, args: &[&str]) -> Output {
     let out = cp(dir).args(args).output().expect("run clickprompt");
@@ -29,18 +22,6 @@ fn run_ok(dir: &Path, args: &[&str]) -> Output {
     );
     out
 }
-
-const DATASET: &str = r#"
-dataset syn {
-  source synthetic { users 40, items 60, rows ROWS, seed 3 }
-  label  label
-  split  random 8:1:1 seed 1
-  field user_id    "User"  id
-  field user_taste "Taste" text
-  field item_id    "Item"  id
-  field title      "Title" text
-}
-"#;
 
 #[test]
 fn plm_stages_chain_and_are_recorded() {
@@ -124,61 +105,13 @@ experiment chain {
     assert!(dir.join("checkpoints").join(&ckpt).is_file());
 }
 
-/// Starts a CTR run long enough to interrupt (6 epochs) and returns the child
-/// and the run id once its first epoch has been evaluated.
-fn start_long_run(dir: &Path) -> (std::process::Child, i64) {
-    let src = DATASET.replace("ROWS", "30000")
-        + r#"
-experiment long {
-  data syn  plm none
-  ctr dnn { embed 8, mlp [16] }
-  device cpu  seed 1
-  stage finetune ctr_only { epochs 6, batch 16, lr 1e-3 }
-}
-"#;
-    std::fs::write(dir.join("long.cp"), src).unwrap();
-    let child = cp(dir)
-        .args(["run", "long.cp", "--db", "runs.db"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let db = dir.join("runs.db");
-    let start = Instant::now();
-    let id = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no epoch finished in time"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        if !db.exists() {
-            continue;
-        }
-        let Ok(store) = Store::open(&db) else {
-            continue;
-        };
-        let Some(run) = store.list_runs(&RunFilter::default()).unwrap().pop() else {
-            continue;
-        };
-        if store
-            .evaluations(run.id)
-            .unwrap()
-            .iter()
-            .any(|e| e.split == "valid")
-        {
-            break run.id;
-        }
-    };
-    (child, id)
-}
-
 /// SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: marked
 /// INTERRUPTED with its completed epochs kept, not left RUNNING.
 #[test]
 fn sigterm_marks_the_run_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (child, id) = start_long_run(dir);
+    let (child, id) = start_long_run(dir, Duration::from_secs(120));
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -198,7 +131,7 @@ fn a_second_signal_while_stopping_still_marks_the_run() {
     for gap_ms in [0u64, 2, 8, 30] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let (child, id) = start_long_run(dir);
+        let (child, id) = start_long_run(dir, Duration::from_secs(120));
         let pid = child.id() as i32;
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(pid, libc::SIGHUP) };
@@ -228,7 +161,7 @@ fn ctrl_c_marks_the_run_interrupted_and_resume_finishes_it() {
     let dir = tmp.path();
     let db = dir.join("runs.db");
     // Wait for the first completed epoch, then press Ctrl-C.
-    let (child, id) = start_long_run(dir);
+    let (child, id) = start_long_run(dir, Duration::from_secs(120));
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

@@ -3,30 +3,19 @@
 //! work kept; the same file and seed give bit-identical metrics; `--resume`
 //! refuses damaged checkpoints by name; checkpoint writes are atomic.
 
+mod cli_support;
 mod plm_support;
+use cli_support::{cp, start_long_run, DATASET};
 use plm_support::tiny_plm;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clickprompt::store::{RunFilter, Store};
 use clickprompt::train::checkpoint;
-
-/// The binary under test; `CLICKPROMPT_TEST_BIN` points at a copy when the
-/// target directory is shared with another checkout that may relink it.
-fn cp(dir: &Path) -> Command {
-    let bin = std::env::var_os("CLICKPROMPT_TEST_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_clickprompt").into());
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env_remove("CLICKPROMPT_DB")
-        .env_remove("CLICKPROMPT_PLM")
-        .stdin(Stdio::null());
-    c
-}
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     cp(dir).args(args).output().expect("run clickprompt")
@@ -36,17 +25,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const DATASET: &str = r#"
-dataset syn {
-  source synthetic { users 40, items 60, rows ROWS, seed 3 }
-  label  label
-  split  random 8:1:1 seed 1
-  field user_id    "User"  id
-  field user_taste "Taste" text
-  field item_id    "Item"  id
-  field title      "Title" text
-}
-"#;
 
 fn only_run(store: &Store) -> i64 {
     let runs = store.list_runs(&RunFilter::default()).unwrap();
@@ -244,45 +222,8 @@ experiment twice {
 /// A CTR run stopped with SIGINT after its first evaluated epoch: its id and
 /// the newest epoch checkpoint `--resume` will load.
 fn interrupted_run(dir: &Path) -> (i64, String) {
-    let src = DATASET.replace("ROWS", "30000")
-        + r#"
-experiment long {
-  data syn  plm none
-  ctr dnn { embed 8, mlp [16] }
-  device cpu  seed 1
-  stage finetune ctr_only { epochs 6, batch 16, lr 1e-3 }
-}
-"#;
-    std::fs::write(dir.join("long.cp"), src).unwrap();
-    let child = cp(dir)
-        .args(["run", "long.cp", "--db", "runs.db"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, id) = start_long_run(dir, Duration::from_secs(300));
     let db = dir.join("runs.db");
-    let start = Instant::now();
-    let id = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "no epoch finished in time"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        let Ok(store) = Store::open(&db) else {
-            continue;
-        };
-        let Some(run) = store.list_runs(&RunFilter::default()).unwrap().pop() else {
-            continue;
-        };
-        if store
-            .evaluations(run.id)
-            .unwrap()
-            .iter()
-            .any(|e| e.split == "valid")
-        {
-            break run.id;
-        }
-    };
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

@@ -1,5 +1,7 @@
 //! A tiny random BERT folder for the tests that run PLM stages through the
 //! command line: a 2-layer model with a character-level WordPiece vocabulary.
+// Each test binary uses part of this module.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -22,14 +24,19 @@ pub fn tiny_plm(dir: &Path, extra: &[&str]) {
     }
     vocab.extend(extra.iter().map(|s| s.to_string()));
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
-    let cfg = Config::tiny(vocab.len(), 16, 2, 2);
+    write_checkpoint(dir, &Config::tiny(vocab.len(), 16, 2, 2));
+}
+
+/// Writes `config.json` and randomly initialised BERT weights
+/// (`model.safetensors`) for `cfg` to `dir`.
+pub fn write_checkpoint(dir: &Path, cfg: &Config) {
     std::fs::write(
         dir.join("config.json"),
-        serde_json::to_string(&cfg).unwrap(),
+        serde_json::to_string(cfg).unwrap(),
     )
     .unwrap();
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    PlmEncoder::load(vb.pp("bert"), &cfg, PlmFamily::Bert).unwrap();
+    PlmEncoder::load(vb.pp("bert"), cfg, PlmFamily::Bert).unwrap();
     vm.save(dir.join("model.safetensors")).unwrap();
 }
