@@ -41,23 +41,24 @@ impl Budget {
             return false;
         }
         self.spent = self.spent.saturating_add(work);
-        let message = if d.raised() > MAX_RAISED {
-            format!("checking stops here after {MAX_RAISED} errors")
+        let (message, hint) = if d.raised() > MAX_RAISED {
+            (
+                format!("checking stops here after {MAX_RAISED} errors"),
+                "fix the errors above and check again",
+            )
         } else if self.spent > MAX_CHECK_WORK {
-            format!(
-                "checking stops here: the runs so far resolve more than {} MB of experiment settings",
-                MAX_CHECK_WORK >> 20
+            (
+                format!(
+                    "checking stops here: the runs so far resolve more than {} MB of experiment settings",
+                    MAX_CHECK_WORK >> 20
+                ),
+                "sweeps, `seeds` and `extends` repeat an experiment's settings in every run: \
+                 shorten long lists and stage chains, or split the file",
             )
         } else {
             return true;
         };
         self.stopped = true;
-        let hint = if d.raised() > MAX_RAISED {
-            "fix the errors above and check again"
-        } else {
-            "sweeps, `seeds` and `extends` repeat an experiment's settings in every run: \
-             shorten long lists and stage chains, or split the file"
-        };
         d.push(Diagnostic::new(at, message).with_hint(hint).pinned());
         false
     }

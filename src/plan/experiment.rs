@@ -1,8 +1,7 @@
 //! An experiment [`Spec`] → [`ExperimentPlan`]: defaults, cross-checks.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use super::decls::{
@@ -74,9 +73,11 @@ pub struct Ctx<'a> {
     /// Templates resolved against a dataset, by (template or `None` for the
     /// default, dataset), with the diagnostics that gave: every run of a
     /// sweep names the same pair, and a template may be long.
-    pub resolved: RefCell<HashMap<(Option<String>, String), ResolvedTemplate>>,
+    resolved: RefCell<HashMap<(Option<String>, String), ResolvedTemplate>>,
     /// Declared names per kind, sorted once for hints.
-    names: RefCell<HashMap<&'static str, Rc<Vec<String>>>>,
+    dataset_names: OnceCell<Vec<String>>,
+    template_names: OnceCell<Vec<String>>,
+    plm_names: OnceCell<Vec<String>>,
 }
 
 type ResolvedTemplate = (Option<Arc<TemplatePlan>>, Vec<Diagnostic>);
@@ -88,26 +89,10 @@ impl<'a> Ctx<'a> {
             templates: HashMap::new(),
             plms: HashMap::new(),
             resolved: RefCell::new(HashMap::new()),
-            names: RefCell::new(HashMap::new()),
+            dataset_names: OnceCell::new(),
+            template_names: OnceCell::new(),
+            plm_names: OnceCell::new(),
         }
-    }
-
-    /// The declared `dataset`, `plm` or `template` names, sorted (computed
-    /// once: a file may name thousands, and many experiments get one wrong).
-    fn sorted_names(&self, what: &'static str) -> Rc<Vec<String>> {
-        let mut names = self.names.borrow_mut();
-        names
-            .entry(what)
-            .or_insert_with(|| {
-                let mut v: Vec<String> = match what {
-                    "dataset" => self.datasets.keys().cloned().collect(),
-                    "plm" => self.plms.keys().cloned().collect(),
-                    _ => self.templates.keys().cloned().collect(),
-                };
-                v.sort();
-                Rc::new(v)
-            })
-            .clone()
     }
 
     /// `template` (or the default one) as used with `ds`, resolved once.
@@ -132,6 +117,16 @@ impl<'a> Ctx<'a> {
         }
         plan.clone()
     }
+}
+
+/// The keys of `map`, sorted once into `cell`: a file may declare thousands
+/// of names, and many experiments may get one wrong.
+fn sorted<'c, V>(cell: &'c OnceCell<Vec<String>>, map: &HashMap<String, V>) -> &'c [String] {
+    cell.get_or_init(|| {
+        let mut names: Vec<String> = map.keys().cloned().collect();
+        names.sort();
+        names
+    })
 }
 
 fn unknown(d: &mut Diags, what: &str, id: &Ident, sorted: &[String]) {
@@ -164,7 +159,7 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
         Some(id) => match ctx.datasets.get(&id.name) {
             Some(ds) => ds.clone(),
             None => {
-                unknown(d, "dataset", id, &ctx.sorted_names("dataset"));
+                unknown(d, "dataset", id, sorted(&ctx.dataset_names, &ctx.datasets));
                 None
             }
         },
@@ -183,7 +178,7 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
             match ctx.plms.get(&id.name) {
                 Some(decl) => plm = resolve_plm(decl, overrides, d),
                 None => {
-                    unknown(d, "plm", id, &ctx.sorted_names("plm"));
+                    unknown(d, "plm", id, sorted(&ctx.plm_names, &ctx.plms));
                 }
             }
         }
@@ -194,7 +189,12 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
             Some(id) => match ctx.templates.get(&id.name) {
                 Some(t) => ctx.template_for(Some(t), ds, d),
                 None => {
-                    unknown(d, "template", id, &ctx.sorted_names("template"));
+                    unknown(
+                        d,
+                        "template",
+                        id,
+                        sorted(&ctx.template_names, &ctx.templates),
+                    );
                     None
                 }
             },
@@ -202,7 +202,12 @@ pub fn resolve(spec: &Spec, ctx: &Ctx, d: &mut Diags) -> Option<ExperimentPlan> 
         };
     } else if let Some(id) = &spec.text {
         if !ctx.templates.contains_key(&id.name) {
-            unknown(d, "template", id, &ctx.sorted_names("template"));
+            unknown(
+                d,
+                "template",
+                id,
+                sorted(&ctx.template_names, &ctx.templates),
+            );
         }
     }
 

@@ -24,8 +24,12 @@ pub fn hostname() -> String {
 /// A pid reused by a later process, or after a reboot, gets a different token.
 /// `None` where `/proc` is unavailable.
 pub fn start_token(pid: u32) -> Option<String> {
+    token_of(&proc_stat(pid)?.1)
+}
+
+/// `<boot id>:<ticks>`.
+fn token_of(ticks: &str) -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let (_, ticks) = proc_stat(pid)?;
     Some(format!("{}:{}", boot.trim(), ticks))
 }
 
@@ -40,13 +44,6 @@ fn proc_stat(pid: u32) -> Option<(char, String)> {
     // Start time is field 22: 18 fields after the state.
     let ticks = after.nth(18)?;
     Some((state, ticks.to_string()))
-}
-
-/// A process that has exited but not been reaped (zombie, or being torn
-/// down) still has a pid and answers `kill(pid, 0)`, yet will never write
-/// again. Its parent may be slow to reap it: a container's PID 1 often is.
-fn has_exited(pid: u32) -> bool {
-    matches!(proc_stat(pid), Some(('Z' | 'X' | 'x', _)))
 }
 
 /// The pid namespace this process lives in (the inode of `/proc/self/ns/pid`).
@@ -121,12 +118,19 @@ pub fn is_alive(pid: i64, token: Option<&str>) -> bool {
     let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
-    if pid == 0 || has_exited(pid) {
+    if pid == 0 {
+        return false;
+    }
+    let stat = proc_stat(pid);
+    // A process that has exited but not been reaped (zombie, or being torn
+    // down) still has a pid and answers `kill(pid, 0)`, yet will never write
+    // again. Its parent may be slow to reap it: a container's PID 1 often is.
+    if let Some(('Z' | 'X' | 'x', _)) = stat {
         return false;
     }
     if let (Some(recorded), true) = (token, std::path::Path::new("/proc/self/stat").exists()) {
         // With /proc we can compare incarnations; a missing process has no token.
-        return start_token(pid).as_deref() == Some(recorded);
+        return stat.and_then(|(_, ticks)| token_of(&ticks)).as_deref() == Some(recorded);
     }
     // Without /proc (or without a recorded token): signal 0 checks existence only.
     let Ok(raw) = libc::pid_t::try_from(pid) else {

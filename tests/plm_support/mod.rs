@@ -30,11 +30,7 @@ pub fn tiny_plm(dir: &Path, extra: &[&str]) {
 /// Writes `config.json` and randomly initialised BERT weights
 /// (`model.safetensors`) for `cfg` to `dir`.
 pub fn write_checkpoint(dir: &Path, cfg: &Config) {
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(cfg).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(cfg).unwrap()).unwrap();
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     PlmEncoder::load(vb.pp("bert"), cfg, PlmFamily::Bert).unwrap();
